@@ -1,0 +1,1 @@
+"""The ``iaprune`` command line: one module per subcommand."""

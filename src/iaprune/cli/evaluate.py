@@ -1,0 +1,32 @@
+"""``iaprune evaluate RUN_DIR``: reload the pruned model and measure it again."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from iaprune.pipeline import Session
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("evaluate", help="reload a run's pruned model; accuracy and costs")
+    p.add_argument("run_dir")
+    p.add_argument("--split", default="test", choices=("test", "val"))
+    p.add_argument("--baseline", action="store_true", help="evaluate the unpruned model instead")
+    p.add_argument("--latency", action="store_true", help="also measure latency")
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Print accuracy and costs as JSON."""
+    from iaprune.train import evaluate
+
+    session = Session.open(a.run_dir)
+    model = session.baseline() if a.baseline else session.load_pruned()
+    metrics = evaluate(model, session.loaders[a.split], desc=a.split)
+    cost = session.measure(model, latency=a.latency)
+    out = {"split": a.split, "model": "baseline" if a.baseline else "pruned", **metrics,
+           **{k: v for k, v in cost.to_dict().items() if v is not None}}
+    print(json.dumps(out, indent=2, default=str))
+    return 0

@@ -1,0 +1,43 @@
+"""``iaprune finetune RUN_DIR``: prune the searched configuration, fine-tune, test, report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+from iaprune.pipeline import Session
+from iaprune.pruning import PruningSpec
+from iaprune.reports import build_report, print_table
+from iaprune.search import SearchResult
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("finetune", help="fine-tune the best searched configuration of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--epochs", type=int, help="override the run's fine-tuning epochs")
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Fine-tune and write report.json."""
+    t0 = time.perf_counter()
+    session = Session.open(a.run_dir)
+    if a.epochs is not None:
+        session.config = replace(session.config,
+                                 finetune=replace(session.config.finetune, epochs=a.epochs))
+    data = session.run.read_json("search.json")
+    data["spec"] = PruningSpec.from_dict(data["spec"])
+    result = SearchResult(**data)
+    base = session.baseline()
+    pruned, history = session.prune_and_finetune(base, result.spec)
+    session.run.write_json("finetune.json", history)
+    report = build_report(
+        session, result, base_test=session.test(base),
+        base_cost=session.measure(base, latency=True), pruned_test=session.test(pruned),
+        pruned_cost=session.measure(pruned, latency=True), seconds=time.perf_counter() - t0,
+    )
+    session.run.write_json("report.json", report)
+    print_table(report)
+    return 0

@@ -1,0 +1,35 @@
+"""``iaprune prune``: baseline -> search -> prune best -> fine-tune -> test -> report."""
+
+from __future__ import annotations
+
+import argparse
+
+from iaprune.cli._args import (
+    add_cost_args,
+    add_finetune_args,
+    add_run_args,
+    add_search_args,
+    default_run_dir,
+    run_config,
+)
+from iaprune.pipeline import run_prune
+from iaprune.reports import print_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("prune", help="run the whole pipeline (default: digits, small VGG16)")
+    add_run_args(p)
+    add_search_args(p)
+    add_finetune_args(p)
+    add_cost_args(p)
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Execute the pipeline and print the summary table."""
+    run_dir = default_run_dir(a)
+    report = run_prune(run_dir, run_config(a), resume=a.resume, overwrite=a.overwrite)
+    print_table(report)
+    print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,43 @@
+"""``iaprune search``: baseline (if needed) and the search only; writes search.json/spec.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from iaprune.cli._args import (
+    add_cost_args,
+    add_finetune_args,
+    add_run_args,
+    add_search_args,
+    default_run_dir,
+    run_config,
+)
+from iaprune.pipeline import Session
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser("search", help="search per-layer widths without fine-tuning")
+    add_run_args(p)
+    add_search_args(p)
+    add_finetune_args(p)
+    add_cost_args(p)
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Run or resume the search and print the best configuration."""
+    run_dir = default_run_dir(a)
+    session = Session.create(run_dir, run_config(a), resume=a.resume, overwrite=a.overwrite)
+    result = session.search(session.baseline(), resume=a.resume)
+    console = Console()
+    console.print(
+        f"best trial {result.best_trial} of {result.trials}: val accuracy "
+        f"{result.accuracy:.4f}, MACs ratio {result.ratios['macs']:.3f}"
+    )
+    for name, (orig, kept) in result.spec.channels().items():
+        console.print(f"  {name:40s} {orig:5d} -> {kept:5d}")
+    console.print(f"run directory: {run_dir} (next: iaprune finetune {run_dir})")
+    return 0

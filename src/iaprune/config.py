@@ -1,0 +1,136 @@
+"""Frozen configuration dataclasses shared by the Python API and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from iaprune.errors import IAPruneError
+
+ObjectiveKind = Literal["constrained", "weighted"]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """SGD + Nesterov momentum with a cosine schedule over ``epochs``."""
+
+    epochs: int = 5
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
+            raise IAPruneError("finetune needs epochs >= 0, lr > 0 and batch size >= 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise IAPruneError("label smoothing must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """How inference cost is measured. MACs are per sample; latency is per batch."""
+
+    backend: str = "torch"
+    batch_size: int = 1
+    threads: int = 1
+    warmup: int = 5
+    repeats: int = 30
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or self.warmup < 0:
+            raise IAPruneError("latency needs batch size, threads and repeats >= 1")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The search objective (see :mod:`iaprune.objective`).
+
+    Budgets ``max_*`` are ratios to the unpruned model (0.4 = at most 40% of the
+    original), except ``max_latency_ms`` which is absolute. Weights ``w_*`` are the
+    penalties per unit of cost ratio in the weighted form.
+    """
+
+    kind: ObjectiveKind = "constrained"
+    max_macs: float | None = None
+    max_params: float | None = None
+    max_memory: float | None = None
+    max_latency_ms: float | None = None
+    w_macs: float = 0.0
+    w_params: float = 0.0
+    w_memory: float = 0.0
+    w_latency: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constrained", "weighted"):
+            raise IAPruneError(f"unknown objective {self.kind!r}; valid: constrained, weighted")
+        for name in ("max_macs", "max_params", "max_memory"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise IAPruneError(f"{name} is a ratio of the original model and must be in (0, 1]")
+        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
+            raise IAPruneError("max_latency_ms must be positive")
+        if min(self.w_macs, self.w_params, self.w_memory, self.w_latency) < 0:
+            raise IAPruneError("objective weights must be >= 0")
+        if self.kind == "constrained" and not self.budgets():
+            raise IAPruneError(
+                "the constrained objective needs a budget: --max-macs, --max-params, "
+                "--max-memory or --max-latency-ms"
+            )
+        if self.kind == "weighted" and not any(self.weights().values()):
+            raise IAPruneError("the weighted objective needs a positive weight (e.g. --w-macs 0.5)")
+
+    def budgets(self) -> dict[str, float]:
+        """Non-empty budgets as ``{"macs": 0.4, "latency_ms": 2.0, ...}``."""
+        pairs = {
+            "macs": self.max_macs,
+            "params": self.max_params,
+            "activation_bytes": self.max_memory,
+            "latency_ms": self.max_latency_ms,
+        }
+        return {k: v for k, v in pairs.items() if v is not None}
+
+    def weights(self) -> dict[str, float]:
+        """Penalty weight per cost ratio."""
+        return {
+            "macs": self.w_macs,
+            "params": self.w_params,
+            "activation_bytes": self.w_memory,
+            "latency": self.w_latency,
+        }
+
+    @property
+    def needs_latency(self) -> bool:
+        """Whether candidates must have their latency measured."""
+        return self.max_latency_ms is not None or self.w_latency > 0
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Bayesian optimisation over one keep-ratio per channel group."""
+
+    sampler: str = "gp"
+    trials: int = 30
+    seed: int = 0
+    importance: str = "l1"
+    min_ratio: float = 0.05
+    min_keep: int = 1
+    bn_batches: int = 10
+    finetune_steps: int = 0
+    val_batches: int | None = None
+    storage: str | None = None
+    study_name: str = "iaprune"
+    objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(max_macs=0.5))
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise IAPruneError("the search needs at least one trial")
+        if not 0 < self.min_ratio <= 1:
+            raise IAPruneError("min_ratio must be in (0, 1]")
+        if self.min_keep < 1:
+            raise IAPruneError("min_keep must be >= 1 (a layer is never pruned to zero)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)

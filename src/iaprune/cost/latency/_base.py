@@ -1,0 +1,207 @@
+"""Latency backend extension point.
+
+A backend times the forward pass of a model in one runtime (eager PyTorch here;
+ONNX Runtime, ``torch.compile``, CUDA, lookup tables, ... can be added). To add one,
+subclass :class:`LatencyBackend` and register the class::
+
+    @BACKENDS.register("mybackend")
+    class MyBackend(LatencyBackend):
+        name = "mybackend"
+
+        @classmethod
+        def available(cls) -> bool:
+            return importlib.util.find_spec("myruntime") is not None
+
+        def measure(self, model, input_shape, *, batch_size=1, threads=1,
+                    warmup=5, repeats=30, device="cpu") -> LatencyResult:
+            ...
+            runs = time_callable(run_once, warmup=warmup, repeats=repeats)
+            return LatencyResult.from_runs(runs, self.base_env(...))
+
+The module defining it must be imported by :mod:`iaprune.cost.latency` so that the
+registration runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from torch import nn
+
+from iaprune._registry import Registry
+from iaprune.errors import IAPruneError
+
+
+def summarize_runs(runs_ms: Sequence[float]) -> tuple[float, float]:
+    """Median and inter-quartile range (75th - 25th percentile, linear interpolation)."""
+    if len(runs_ms) == 0:
+        raise ValueError("cannot summarise zero runs")
+    q25, q50, q75 = np.percentile(np.asarray(runs_ms, dtype=float), [25.0, 50.0, 75.0])
+    return float(q50), float(q75 - q25)
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """Repeated latency measurements of one batch.
+
+    Attributes:
+        median_ms: median of ``runs_ms``.
+        spread_ms: inter-quartile range of ``runs_ms``.
+        runs_ms: every timed run, in milliseconds, in the order they ran.
+        env: how it was measured (backend, version, threads, device, batch_size,
+            input_shape, warmup, repeats, ...).
+    """
+
+    median_ms: float
+    spread_ms: float
+    runs_ms: list[float]
+    env: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_runs(cls, runs_ms: Sequence[float], env: dict[str, object]) -> LatencyResult:
+        """Build a result from raw run times, computing median and IQR."""
+        median, spread = summarize_runs(runs_ms)
+        return cls(median_ms=median, spread_ms=spread, runs_ms=list(runs_ms), env=dict(env))
+
+
+def check_timing_args(*, batch_size: int, threads: int | None, warmup: int, repeats: int) -> None:
+    """Raise :class:`IAPruneError` unless batch size, threads, repeats >= 1 and warmup >= 0."""
+    if batch_size < 1:
+        raise IAPruneError(f"batch size must be >= 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise IAPruneError(f"threads must be >= 1 (or None to leave as is), got {threads}")
+    if warmup < 0:
+        raise IAPruneError(f"warmup must be >= 0, got {warmup}")
+    if repeats < 1:
+        raise IAPruneError(f"repeats must be >= 1, got {repeats}")
+
+
+def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
+
+    Each timed call is measured with :func:`time.perf_counter`; the garbage collector
+    is collected before and disabled during the timed calls (restored afterwards).
+    ``fn`` must itself wait for asynchronous work (e.g. CUDA synchronise).
+
+    Returns:
+        ``repeats`` durations in milliseconds.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    for _ in range(warmup):
+        fn()
+    runs: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            runs.append((time.perf_counter() - start) * 1e3)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return runs
+
+
+class LatencyBackend(ABC):
+    """Measures forward-pass latency of a model in one runtime.
+
+    Subclasses set :attr:`name` (the registry name), override :meth:`available` when
+    they need optional dependencies or hardware, and implement :meth:`measure`.
+    Backends must not change the model's parameters or ``training`` flags, and must
+    restore any global setting they change (thread counts, ...).
+    """
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this backend can run here (dependencies importable, device present)."""
+        return True
+
+    @abstractmethod
+    def measure(
+        self,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        *,
+        batch_size: int = 1,
+        threads: int | None = 1,
+        warmup: int = 5,
+        repeats: int = 30,
+        device: str = "cpu",
+    ) -> LatencyResult:
+        """Time ``repeats`` forward passes of a ``(batch_size, *input_shape)`` input.
+
+        Args:
+            model: the network (not modified).
+            input_shape: per-sample input shape, e.g. ``(3, 32, 32)``.
+            batch_size: samples per timed forward pass.
+            threads: intra-op threads to use while timing, restored afterwards;
+                ``None`` leaves the current setting.
+            warmup: untimed forward passes before timing.
+            repeats: timed forward passes (``len(result.runs_ms) == repeats``).
+            device: device to run on, e.g. ``"cpu"`` or ``"cuda"``.
+        """
+
+    def base_env(
+        self,
+        *,
+        version: str,
+        threads: int | None,
+        device: str,
+        batch_size: int,
+        input_shape: Sequence[int],
+        warmup: int,
+        repeats: int,
+    ) -> dict[str, object]:
+        """The environment fields every backend reports, plus the host platform."""
+        return {
+            "backend": self.name,
+            "version": version,
+            "threads": threads,
+            "device": device,
+            "batch_size": batch_size,
+            "input_shape": [int(d) for d in input_shape],
+            "warmup": warmup,
+            "repeats": repeats,
+            "machine": platform.machine(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        }
+
+
+BACKENDS: Registry[type[LatencyBackend]] = Registry("latency backend")
+
+
+def get_backend(name: str) -> LatencyBackend:
+    """Instantiate the latency backend registered as ``name``.
+
+    Raises:
+        IAPruneError: ``name`` is unknown (the message lists the valid names) or the
+            backend is registered but not available in this environment.
+    """
+    cls = BACKENDS.get(name)
+    if not cls.available():
+        avail = ", ".join(list_backends(available_only=True)) or "none"
+        raise IAPruneError(
+            f"latency backend {name!r} is not available in this environment; available: {avail}"
+        )
+    return cls()
+
+
+def list_backends(*, available_only: bool = False) -> list[str]:
+    """Sorted names of the registered latency backends (optionally only usable ones)."""
+    names = BACKENDS.names()
+    if available_only:
+        names = [n for n in names if BACKENDS.get(n).available()]
+    return names

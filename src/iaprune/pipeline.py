@@ -1,0 +1,204 @@
+"""The end-to-end pipeline: baseline -> search -> prune best -> fine-tune -> test -> report.
+
+Each stage leaves its artefact in the run directory and is skipped on ``--resume`` when
+that artefact exists, so an interrupted run loses no finished work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field, replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
+from iaprune.cost import CostReport, measure_cost
+from iaprune.data import DataBundle, create_dataset, make_loaders
+from iaprune.errors import IAPruneError
+from iaprune.model_source import ModelRecipe, resolve_model
+from iaprune.pruning import Pruner, PruningSpec, apply_spec
+from iaprune.rundir import RunDir
+from iaprune.search import CandidateEvaluator, SearchResult, SearchSpace, run_search
+from iaprune.train import evaluate, finetune, load_weights, save_atomic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; saved as ``config.json``."""
+
+    model: str = "vgg16"
+    dataset: str = "digits"
+    data_root: str | None = None
+    width_mult: float = 0.25
+    checkpoint: str | None = None
+    baseline_epochs: int = 30
+    baseline_lr: float = 0.05
+    val_fraction: float = 0.1
+    seed: int = 0
+    search: SearchConfig = field(default_factory=SearchConfig)
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=10))
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        search = dict(data.pop("search"))
+        search["objective"] = ObjectiveConfig(**search["objective"])
+        finetune_cfg = FinetuneConfig(**data.pop("finetune"))
+        cost = CostConfig(**data.pop("cost"))
+        return cls(**data, search=SearchConfig(**search), finetune=finetune_cfg, cost=cost)
+
+
+class Session:
+    """A run directory with its data, model recipe and unpruned model loaded."""
+
+    def __init__(self, run: RunDir, config: RunConfig, *, recipe: ModelRecipe | None = None) -> None:
+        self.run = run
+        self.config = config
+        torch.manual_seed(config.seed)
+        self.bundle: DataBundle = create_dataset(
+            config.dataset, root=config.data_root, val_fraction=config.val_fraction,
+            seed=config.seed,
+        )
+        self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
+        self.recipe = recipe or resolve_model(
+            config.model, num_classes=self.bundle.num_classes,
+            in_channels=self.bundle.in_channels, width_mult=config.width_mult,
+        )
+        self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
+        self.example_input = torch.randn(1, *self.input_shape,
+                                         generator=torch.Generator().manual_seed(config.seed))
+
+    @classmethod
+    def create(
+        cls, run_dir: str | Path, config: RunConfig, *, resume: bool = False,
+        overwrite: bool = False,
+    ) -> Session:
+        """Start a run (or reopen one with ``resume``, whose saved config then wins)."""
+        run = RunDir.prepare(run_dir, resume=resume, overwrite=overwrite)
+        if resume and (run / "config.json").is_file():
+            saved = RunConfig.from_dict(run.read_json("config.json"))
+            config = replace(saved, search=replace(saved.search, trials=config.search.trials))
+        session = cls(run, config)
+        run.write_json("config.json", config.to_dict())
+        run.write_json("model.json", session.recipe.to_dict())
+        return session
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> Session:
+        """Reopen a finished or partial run."""
+        run = RunDir.existing(run_dir)
+        config = RunConfig.from_dict(run.read_json("config.json"))
+        return cls(run, config, recipe=ModelRecipe.from_dict(run.read_json("model.json")))
+
+    # -- costs ------------------------------------------------------------------------
+    def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
+        """Costs of ``model`` on this run's input shape and latency settings."""
+        c = self.config.cost
+        return measure_cost(model, self.input_shape, latency=latency, backend=c.backend,
+                            batch_size=c.batch_size, threads=c.threads, warmup=c.warmup,
+                            repeats=c.repeats)
+
+    # -- stages ----------------------------------------------------------------------
+    def baseline(self) -> nn.Module:
+        """The trained unpruned model: from --checkpoint, from baseline.pt, or trained now."""
+        model = self.recipe.build()
+        path = self.run / "baseline.pt"
+        if self.config.checkpoint:
+            return load_weights(model, self.config.checkpoint)
+        if path.is_file():
+            return load_weights(model, path)
+        cfg = replace(self.config.finetune, epochs=self.config.baseline_epochs,
+                      lr=self.config.baseline_lr)
+        log.info("training the baseline for %d epochs", cfg.epochs)
+        finetune(model, self.loaders["train"], self.loaders["val"], cfg, checkpoint=path,
+                 desc="baseline")
+        save_atomic({"state_dict": model.state_dict()}, path)
+        return model
+
+    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
+        """Run or resume the search; writes search.json and spec.json."""
+        cfg = self.config.search
+        gen_batches = lambda name, n: list(islice(iter(self.loaders[name]), n))  # noqa: E731
+        pruner = Pruner(model, self.example_input, importance=cfg.importance,
+                        calibration=gen_batches("train", 4), seed=cfg.seed)
+        needs_latency = cfg.objective.needs_latency
+        evaluator = CandidateEvaluator(
+            pruner,
+            lambda m: self.measure(m, latency=needs_latency),
+            calibration=gen_batches("train_eval", cfg.bn_batches),
+            val_batches=gen_batches("val", cfg.val_batches or 10**9),
+            train_batches=gen_batches("train", cfg.finetune_steps),
+            finetune_steps=cfg.finetune_steps,
+            seed=cfg.seed,
+        )
+        space = SearchSpace.from_groups(pruner.groups, min_ratio=cfg.min_ratio,
+                                        min_keep=cfg.min_keep)
+        result = run_search(evaluator, space, cfg, storage=cfg.storage or self.run.storage,
+                            resume=resume)
+        spec = pruner.spec(result.spec.keep)
+        result.spec = spec
+        self.run.write_json("search.json", result.to_dict())
+        spec.save(self.run / "spec.json")
+        return result
+
+    def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
+        """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt."""
+        pruned = apply_spec(model, self.example_input, spec)
+        path = self.run / "pruned.pt"
+        history = finetune(pruned, self.loaders["train"], self.loaders["val"],
+                           self.config.finetune, checkpoint=path)
+        save_atomic({"state_dict": pruned.state_dict(), "spec": spec.to_dict()}, path)
+        spec.save(self.run / "spec.json")
+        return pruned, {"epochs": history.epochs}
+
+    def load_pruned(self) -> nn.Module:
+        """Rebuild the pruned model from model.json + spec.json and load pruned.pt."""
+        spec = PruningSpec.load(self.run / "spec.json")
+        shape_only = PruningSpec(keep=spec.keep, original=spec.original)
+        model = apply_spec(self.recipe.build(), self.example_input, shape_only)
+        return load_weights(model, self.run / "pruned.pt")
+
+    def test(self, model: nn.Module) -> dict[str, float]:
+        """Accuracy on the held-out test split (used once per final model)."""
+        return evaluate(model, self.loaders["test"], desc="test")
+
+
+def run_prune(
+    run_dir: str | Path, config: RunConfig, *, resume: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
+    """The whole pipeline; returns the report dictionary (also written to report.json)."""
+    from iaprune.reports import build_report
+
+    t0 = time.perf_counter()
+    session = Session.create(run_dir, config, resume=resume, overwrite=overwrite)
+    base = session.baseline()
+    base_test = session.test(base)
+    base_cost = session.measure(base, latency=True)
+    result = session.search(base, resume=resume)
+    pruned, history = session.prune_and_finetune(base, result.spec)
+    session.run.write_json("finetune.json", history)
+    report = build_report(
+        session, result, base_test=base_test, base_cost=base_cost,
+        pruned_test=session.test(pruned), pruned_cost=session.measure(pruned, latency=True),
+        seconds=time.perf_counter() - t0,
+    )
+    session.run.write_json("report.json", report)
+    return report
+
+
+def load_pruned(run_dir: str | Path) -> nn.Module:
+    """Rebuild and load the pruned model of a finished run directory."""
+    return Session.open(run_dir).load_pruned()

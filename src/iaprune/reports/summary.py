@@ -1,0 +1,96 @@
+"""report.json and the console summary table."""
+
+from __future__ import annotations
+
+import platform
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from iaprune.cost import CostReport
+
+if TYPE_CHECKING:
+    from iaprune.pipeline import Session
+    from iaprune.search import SearchResult
+
+
+def _side(test: dict[str, float], cost: CostReport) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "accuracy": test["top1"],
+        "macs": cost.macs,
+        "flops": cost.flops,
+        "params": cost.params,
+        "activation_bytes": cost.activation_bytes,
+        "latency_ms": cost.latency_ms,
+        "latency_spread_ms": cost.latency_spread_ms,
+    }
+    if "top5" in test:
+        out["top5"] = test["top5"]
+    return out
+
+
+def build_report(
+    session: Session,
+    result: SearchResult,
+    *,
+    base_test: dict[str, float],
+    base_cost: CostReport,
+    pruned_test: dict[str, float],
+    pruned_cost: CostReport,
+    seconds: float,
+) -> dict[str, Any]:
+    """The report.json dictionary. Reductions are fractions removed (0.6 = 60% fewer)."""
+    ratios = pruned_cost.ratio_to(base_cost)
+    cfg = session.config
+    return {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "accuracy_split": "test",
+        "macs_convention": "MACs of conv and linear layers per sample; FLOPs = 2 x MACs",
+        "baseline": _side(base_test, base_cost),
+        "pruned": _side(pruned_test, pruned_cost),
+        "reduction": {k: 1.0 - v for k, v in ratios.items()},
+        "accuracy_change": pruned_test["top1"] - base_test["top1"],
+        "channels": result.spec.channels(),
+        "search": result.summary()
+        | {"objective": cfg.search.objective.kind, "budgets": cfg.search.objective.budgets(),
+           "importance": cfg.search.importance, "seed": cfg.search.seed},
+        "finetune": {"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr},
+        "latency_env": pruned_cost.latency_env,
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        },
+        "seconds": round(seconds, 2),
+    }
+
+
+def _fmt_int(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def print_table(report: dict[str, Any], console: Console | None = None) -> None:
+    """Print baseline vs pruned accuracy and costs."""
+    console = console or Console()
+    base, pruned, red = report["baseline"], report["pruned"], report["reduction"]
+    table = Table(title=f"iaprune: {report['model']} on {report['dataset']} (test split)")
+    for col in ("", "baseline", "pruned", "reduction"):
+        table.add_column(col, justify="right")
+    table.add_row("top-1 accuracy", f"{base['accuracy']:.4f}", f"{pruned['accuracy']:.4f}",
+                  f"{report['accuracy_change']:+.4f}")
+    table.add_row("MACs", _fmt_int(base["macs"]), _fmt_int(pruned["macs"]),
+                  f"{red['macs']:.1%}")
+    table.add_row("params", _fmt_int(base["params"]), _fmt_int(pruned["params"]),
+                  f"{red['params']:.1%}")
+    if base.get("latency_ms") is not None and "latency" in red:
+        table.add_row("latency (ms)", f"{base['latency_ms']:.3f}", f"{pruned['latency_ms']:.3f}",
+                      f"{red['latency']:.1%}")
+    console.print(table)
+    search = report["search"]
+    console.print(
+        f"search: {search['sampler']}, {search['trials']} trials, best trial "
+        f"{search['best_trial']}, {search['seconds']:.1f} s"
+    )

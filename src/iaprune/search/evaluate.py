@@ -1,0 +1,85 @@
+"""Cheap evaluation of one candidate: prune, recalibrate BN, optionally a few steps, validate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import cycle, islice
+
+import torch
+from torch import nn
+
+from iaprune.cost import CostReport
+from iaprune.pruning.surgery import Pruner
+from iaprune.train.bn_recalibrate import recalibrate_bn
+from iaprune.train.loop import evaluate
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+CostFunction = Callable[[nn.Module], CostReport]
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """Validation accuracy and costs of one pruned candidate."""
+
+    accuracy: float
+    cost: CostReport
+    ratios: dict[str, float]
+
+
+class CandidateEvaluator:
+    """Evaluates kept-filter configurations against a fixed baseline.
+
+    ``calibration`` batches re-estimate BatchNorm statistics (adaptive BN); when
+    ``finetune_steps`` > 0 the candidate also takes that many SGD steps on
+    ``train_batches``. Accuracy is measured on ``val_batches`` only: the search never
+    sees the test split. The batches are materialised once so every trial sees the
+    same data, which makes a seeded search reproducible.
+    """
+
+    def __init__(
+        self,
+        pruner: Pruner,
+        measure: CostFunction,
+        *,
+        calibration: Sequence[Batch],
+        val_batches: Sequence[Batch],
+        train_batches: Sequence[Batch] = (),
+        finetune_steps: int = 0,
+        lr: float = 0.01,
+        seed: int = 0,
+    ) -> None:
+        self.pruner = pruner
+        self.measure = measure
+        self.calibration = list(calibration)
+        self.val_batches = list(val_batches)
+        self.train_batches = list(train_batches)
+        self.finetune_steps = finetune_steps
+        self.lr = lr
+        self.seed = seed
+        self.baseline = measure(pruner.model)
+
+    def costs(self, keep: Mapping[str, int]) -> tuple[CostReport, dict[str, float]]:
+        """Costs and cost ratios of a configuration, without touching data."""
+        cost = self.measure(self.pruner.prune(keep))
+        return cost, cost.ratio_to(self.baseline)
+
+    def __call__(self, keep: Mapping[str, int]) -> CandidateResult:
+        """Prune to ``keep``, adapt, and validate."""
+        model = self.pruner.prune(keep)
+        cost = self.measure(model)
+        recalibrate_bn(model, self.calibration, steps=len(self.calibration))
+        if self.finetune_steps > 0 and self.train_batches:
+            self._short_finetune(model)
+            recalibrate_bn(model, self.calibration, steps=len(self.calibration))
+        accuracy = evaluate(model, self.val_batches, desc="validate")["top1"]
+        return CandidateResult(accuracy, cost, cost.ratio_to(self.baseline))
+
+    def _short_finetune(self, model: nn.Module) -> None:
+        torch.manual_seed(self.seed)
+        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
+        model.train()
+        for x, y in islice(cycle(self.train_batches), self.finetune_steps):
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()

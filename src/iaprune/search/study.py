@@ -1,0 +1,214 @@
+"""run_search: the Optuna study over per-group keep-ratios."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from iaprune.config import SearchConfig
+from iaprune.errors import IAPruneError
+from iaprune.objective import constraint_values, score
+from iaprune.progress import progress
+from iaprune.pruning.spec import PruningSpec
+from iaprune.search.evaluate import CandidateEvaluator
+from iaprune.search.samplers import constraints_from_attrs, create_sampler
+from iaprune.search.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchResult:
+    """Outcome of a search: the best feasible configuration and every trial."""
+
+    spec: PruningSpec
+    best_trial: int
+    best_value: float
+    accuracy: float
+    ratios: dict[str, float]
+    sampler: str
+    trials: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``search`` block of report.json."""
+        return {
+            "sampler": self.sampler,
+            "trials": self.trials,
+            "best_trial": self.best_trial,
+            "best_value": self.best_value,
+            "val_accuracy": self.accuracy,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready."""
+        out = asdict(self)
+        out["spec"] = self.spec.to_dict()
+        return out
+
+
+def open_study(
+    config: SearchConfig, *, storage: str, resume: bool, constraints: bool
+) -> optuna.Study:
+    """Create the study, or load it with ``resume``; trials a crash left RUNNING become FAIL."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = optuna.storages.get_storage(storage)
+    sampler = create_sampler(
+        config.sampler,
+        seed=config.seed,
+        constraints=constraints_from_attrs if constraints else None,
+    )
+    exists = config.study_name in {s.study_name for s in store.get_all_studies()}
+    if exists and not resume:
+        raise IAPruneError(f"study {config.study_name!r} already exists in {storage}; use --resume")
+    study = optuna.create_study(
+        storage=store,
+        sampler=sampler,
+        study_name=config.study_name,
+        direction="maximize",
+        load_if_exists=resume,
+    )
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        store.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        log.warning("trial %d was left running by an interrupted search: marked failed",
+                    trial.number)
+    return study
+
+
+def check_reachable(evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig) -> None:
+    """Raise a one-line error when even the smallest allowed model misses a budget."""
+    budgets = config.objective.budgets()
+    if not budgets:
+        return
+    cost, ratios = evaluator.costs(space.smallest())
+    values = constraint_values(ratios, cost.latency_ms, budgets)
+    for (key, bound), value in zip(sorted(budgets.items()), values, strict=True):
+        if value > 0:
+            reached = cost.latency_ms if key == "latency_ms" else ratios[key]
+            unit = " ms" if key == "latency_ms" else " of the original"
+            raise IAPruneError(
+                f"budget {key} <= {bound:g}{unit} is unreachable: the smallest allowed model "
+                f"(min ratio {space.min_ratio:g}, min keep {space.min_keep}) reaches "
+                f"{reached:.4g}{unit}"
+            )
+
+
+def uniform_ratio(evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig) -> float:
+    """Largest single keep-ratio meeting every budget, by bisection on costs alone."""
+    budgets = config.objective.budgets()
+    if not budgets:
+        raise IAPruneError("the uniform baseline needs a budget (e.g. --max-macs 0.5)")
+
+    def feasible(ratio: float) -> bool:
+        cost, ratios = evaluator.costs(space.uniform(ratio))
+        return max(constraint_values(ratios, cost.latency_ms, budgets)) <= 0
+
+    lo, hi = space.min_ratio, 1.0
+    if feasible(hi):
+        return hi
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
+    return lo
+
+
+def run_search(
+    evaluator: CandidateEvaluator,
+    space: SearchSpace,
+    config: SearchConfig,
+    *,
+    storage: str,
+    resume: bool = False,
+) -> SearchResult:
+    """Run (or resume) the search and return the best feasible configuration.
+
+    Finished trials live in ``storage`` (any Optuna storage URL), so an interrupted
+    search resumed with ``resume=True`` only runs the trials still missing.
+    """
+    objective_cfg = config.objective
+    constrained = bool(objective_cfg.budgets())
+    check_reachable(evaluator, space, config)
+    study = open_study(config, storage=storage, resume=resume, constraints=constrained)
+    n_trials = config.trials
+    if config.sampler == "uniform":
+        n_trials = 1
+        if not _complete(study):
+            study.enqueue_trial(space.params_for(uniform_ratio(evaluator, space, config)))
+
+    def objective(trial: optuna.Trial) -> float:
+        keep = space.suggest(trial)
+        result = evaluator(keep)
+        value, constraints = score(result.accuracy, result.ratios, result.cost.latency_ms,
+                                   objective_cfg)
+        trial.set_user_attr("constraints", constraints)
+        trial.set_user_attr("accuracy", result.accuracy)
+        trial.set_user_attr("ratios", result.ratios)
+        trial.set_user_attr("latency_ms", result.cost.latency_ms)
+        trial.set_user_attr("keep", keep)
+        return value
+
+    remaining = max(0, n_trials - len(_complete(study)))
+    for _ in progress(range(remaining), desc=f"search ({config.sampler})"):
+        study.optimize(objective, n_trials=1)
+    return _result(study, space, config)
+
+
+def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+
+def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
+
+
+def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per finished trial, in order."""
+    return [
+        {
+            "number": t.number,
+            "value": t.value,
+            "accuracy": t.user_attrs.get("accuracy"),
+            "ratios": t.user_attrs.get("ratios", {}),
+            "latency_ms": t.user_attrs.get("latency_ms"),
+            "feasible": _feasible(t),
+            "keep": t.user_attrs.get("keep", {}),
+        }
+        for t in _complete(study)
+    ]
+
+
+def _result(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> SearchResult:
+    trials = _complete(study)
+    feasible = [t for t in trials if _feasible(t)]
+    if not feasible:
+        closest = min(trials, key=lambda t: max(t.user_attrs.get("constraints", [math.inf])))
+        raise IAPruneError(
+            f"no trial of {len(trials)} met the budget (closest: trial {closest.number}, "
+            f"constraint excess {max(closest.user_attrs['constraints']):.4g}); "
+            "run more trials with --resume or relax the budget"
+        )
+    best = max(feasible, key=lambda t: (t.value, -t.number))
+    seconds = sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.datetime_complete and t.datetime_start
+    )
+    return SearchResult(
+        spec=PruningSpec(keep=dict(best.user_attrs["keep"]), original={
+            g.name: g.channels for g in space.groups}),
+        best_trial=best.number,
+        best_value=float(best.value),
+        accuracy=float(best.user_attrs["accuracy"]),
+        ratios=dict(best.user_attrs["ratios"]),
+        sampler=config.sampler,
+        trials=len(trials),
+        seconds=seconds,
+        history=trial_history(study),
+    )

@@ -1,0 +1,54 @@
+"""Atomic checkpoint writes: a crash never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from iaprune.errors import IAPruneError
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dictionary, or a bare state_dict, with a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise IAPruneError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt pickle, zip or tensor data
+        raise IAPruneError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise IAPruneError(f"checkpoint {path} does not hold a state dict")
+    return obj
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load weights into ``model`` (``{"state_dict": ...}`` or a bare state_dict)."""
+    obj = load_state(path)
+    state = obj.get("state_dict", obj)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = "; ".join(line.strip() for line in first[1:3]) or first[0]
+        raise IAPruneError(f"checkpoint {path} does not match the model: {detail}") from exc
+    return model

@@ -1,0 +1,51 @@
+"""Tiny seeded fixtures shared by the test suite."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+os.environ.setdefault("IAPRUNE_NO_PROGRESS", "1")
+
+
+class UserCNN(nn.Module):
+    """A user-defined CNN: bias convs without BN, a concat, a residual add, a depthwise conv."""
+
+    def __init__(self, num_classes: int = 5, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, 8, 3, padding=1)
+        self.branch_a = nn.Conv2d(8, 6, 3, padding=1)
+        self.branch_b = nn.Conv2d(8, 4, 1)
+        self.merge = nn.Conv2d(10, 8, 3, padding=1, bias=False)
+        self.merge_bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.relu(self.stem(x))
+        cat = torch.cat([torch.relu(self.branch_a(s)), torch.relu(self.branch_b(s))], dim=1)
+        y = torch.relu(self.merge_bn(self.merge(cat)) + s)
+        y = torch.relu(self.dw(y))
+        return self.head(y.mean((2, 3)))
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm non-trivial statistics and affine parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=gen) * 0.1)
+    return model.eval()
+
+
+@pytest.fixture
+def user_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return randomize_bn(UserCNN())

@@ -1,0 +1,140 @@
+"""Surgery is proven: the pruned model equals the original with removed channels zeroed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from iaprune.errors import IAPruneError
+from iaprune.models import create_model
+from iaprune.pruning import Pruner, PruningSpec, apply_spec, find_groups
+from tests.conftest import randomize_bn
+
+
+def _zeroed_reference(model: nn.Module, spec: PruningSpec, pruner: Pruner) -> list:
+    """Hooks zeroing removed channels at each group's output (after BN, before activation)."""
+    modules = dict(model.named_modules())
+    hooks = []
+    for group in pruner.groups:
+        removed = sorted(set(range(group.channels)) - set(spec.kept_indices[group.name]))
+        if not removed:
+            continue
+        # Zero every conv output and every norm output of the group: a conv without a
+        # norm is zeroed at its own output, one with a norm after the norm's shift.
+        for name in group.convs + group.norms:
+
+            def hook(_m, _i, out, idx=removed):
+                out = out.clone()
+                out[:, idx] = 0
+                return out
+
+            hooks.append(modules[name].register_forward_hook(hook))
+    return hooks
+
+
+def _random_keep(pruner: Pruner, seed: int) -> dict[str, int]:
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        g.name: int(torch.randint(1, g.channels + 1, (1,), generator=gen)) for g in pruner.groups
+    }
+
+
+def _assert_equivalent(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
+    model.eval()
+    pruner = Pruner(model, x[:1])
+    spec = pruner.spec(_random_keep(pruner, seed))
+    pruned = pruner.prune(spec).eval()
+    hooks = _zeroed_reference(model, spec, pruner)
+    try:
+        with torch.no_grad():
+            expected = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    with torch.no_grad():
+        got = pruned(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # The model really shrank: every group root has exactly the kept width.
+    mods = dict(pruned.named_modules())
+    for group in pruner.groups:
+        for conv in group.convs:
+            assert mods[conv].out_channels == spec.keep[group.name]
+
+
+@pytest.mark.parametrize("name", ["test_vgg", "test_resnet", "vgg16", "resnet18", "resnet56"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_zoo_pruned_equals_zeroed_original(name: str, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = randomize_bn(create_model(name, num_classes=7, in_channels=3, width_mult=0.25), seed)
+    x = torch.randn(4, 3, 16, 16)
+    _assert_equivalent(model, x, seed)
+
+
+def test_user_cnn_pruned_equals_zeroed_original(user_cnn: nn.Module) -> None:
+    x = torch.randn(3, 3, 12, 12)
+    for seed in range(3):
+        _assert_equivalent(user_cnn, x, seed)
+
+
+def test_original_model_is_not_modified(user_cnn: nn.Module) -> None:
+    x = torch.randn(2, 3, 8, 8)
+    before = {k: v.clone() for k, v in user_cnn.state_dict().items()}
+    pruner = Pruner(user_cnn, x[:1])
+    pruner.prune({g.name: 1 for g in pruner.groups})
+    for k, v in user_cnn.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_resnet_groups_couple_residual_convs() -> None:
+    model = create_model("resnet34", width_mult=0.125)
+    groups = find_groups(model, torch.randn(1, 3, 16, 16))
+    # 16 block-internal convs + one group per stage joined by residual adds.
+    assert len(groups) == 20
+    stage2 = next(g for g in groups if "layer2.0.downsample.0" in g.convs)
+    assert set(stage2.convs) == {"layer2.0.conv2", "layer2.0.downsample.0", "layer2.1.conv2",
+                                 "layer2.2.conv2", "layer2.3.conv2"}
+
+
+def test_rebuild_from_spec_without_indices(user_cnn: nn.Module) -> None:
+    x = torch.randn(2, 3, 8, 8)
+    pruner = Pruner(user_cnn, x[:1])
+    spec = pruner.spec({g.name: max(1, g.channels // 2) for g in pruner.groups})
+    pruned = pruner.prune(spec).eval()
+    shape_only = PruningSpec.from_dict({"keep": spec.keep, "original": spec.original})
+    rebuilt = apply_spec(user_cnn, x[:1], shape_only).eval()
+    rebuilt.load_state_dict(pruned.state_dict())
+    torch.testing.assert_close(rebuilt(x), pruned(x))
+
+
+def test_spec_json_roundtrip(tmp_path, user_cnn: nn.Module) -> None:
+    pruner = Pruner(user_cnn, torch.randn(1, 3, 8, 8))
+    spec = pruner.spec({g.name: 2 for g in pruner.groups})
+    spec.save(tmp_path / "spec.json")
+    assert PruningSpec.load(tmp_path / "spec.json") == spec
+
+
+def test_never_prunes_to_zero_or_above_width() -> None:
+    with pytest.raises(IAPruneError, match="outside"):
+        PruningSpec(keep={"a": 0}, original={"a": 4})
+    with pytest.raises(IAPruneError, match="outside"):
+        PruningSpec(keep={"a": 5}, original={"a": 4})
+
+
+def test_model_without_prunable_conv() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    with pytest.raises(IAPruneError, match="no prunable conv"):
+        find_groups(model, torch.randn(1, 3, 2, 2))
+
+
+def test_classifier_conv_is_not_pruned() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 5, 1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    groups = find_groups(model, torch.randn(1, 3, 8, 8))
+    assert [g.name for g in groups] == ["0"]
+
+
+def test_mismatched_spec_is_rejected(user_cnn: nn.Module) -> None:
+    spec = PruningSpec(keep={"stem": 2}, original={"stem": 16})
+    with pytest.raises(IAPruneError, match="spec expects 16"):
+        apply_spec(user_cnn, torch.randn(1, 3, 8, 8), spec)
