@@ -16,7 +16,7 @@ from iaprune.objective import constraint_values, score
 from iaprune.progress import progress
 from iaprune.pruning.spec import PruningSpec
 from iaprune.search.evaluate import CandidateEvaluator
-from iaprune.search.samplers import constraints_from_attrs, create_sampler
+from iaprune.search.samplers import create_sampler
 from iaprune.search.space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -54,17 +54,11 @@ class SearchResult:
         return out
 
 
-def open_study(
-    config: SearchConfig, *, storage: str, resume: bool, constraints: bool
-) -> optuna.Study:
+def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.Study:
     """Create the study, or load it with ``resume``; trials a crash left RUNNING become FAIL."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = optuna.storages.get_storage(storage)
-    sampler = create_sampler(
-        config.sampler,
-        seed=config.seed,
-        constraints=constraints_from_attrs if constraints else None,
-    )
+    sampler = create_sampler(config.sampler, seed=config.seed)
     exists = config.study_name in {s.study_name for s in store.get_all_studies()}
     if exists and not resume:
         raise IAPruneError(f"study {config.study_name!r} already exists in {storage}; use --resume")
@@ -77,8 +71,7 @@ def open_study(
     )
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         store.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        log.warning("trial %d was left running by an interrupted search: marked failed",
-                    trial.number)
+        log.warning("trial %d was left running by a crash: marked failed", trial.number)
     return study
 
 
@@ -133,9 +126,9 @@ def run_search(
     search resumed with ``resume=True`` only runs the trials still missing.
     """
     objective_cfg = config.objective
-    constrained = bool(objective_cfg.budgets())
+    budget_keys = sorted(objective_cfg.budgets())
     check_reachable(evaluator, space, config)
-    study = open_study(config, storage=storage, resume=resume, constraints=constrained)
+    study = open_study(config, storage=storage, resume=resume)
     n_trials = config.trials
     if config.sampler == "uniform":
         n_trials = 1
@@ -148,6 +141,8 @@ def run_search(
         value, constraints = score(result.accuracy, result.ratios, result.cost.latency_ms,
                                    objective_cfg)
         trial.set_user_attr("constraints", constraints)
+        for key, value in zip(budget_keys, constraints, strict=True):
+            trial.set_constraint(key, value)
         trial.set_user_attr("accuracy", result.accuracy)
         trial.set_user_attr("ratios", result.ratios)
         trial.set_user_attr("latency_ms", result.cost.latency_ms)

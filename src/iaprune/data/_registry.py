@@ -1,0 +1,189 @@
+"""The dataset registry, the :class:`DataBundle` every dataset factory returns, and loaders."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from iaprune._registry import Registry
+from iaprune.data.split import check_fraction
+from iaprune.errors import IAPruneError
+
+__all__ = [
+    "DATASETS",
+    "DataBundle",
+    "DatasetFactory",
+    "create_dataset",
+    "list_datasets",
+    "make_loaders",
+    "register_dataset",
+]
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """All splits of one dataset plus the metadata a model needs.
+
+    Every item of every split is ``(image, label)``: a normalised float32
+    tensor of shape ``(in_channels, *input_size)`` and an int64 scalar tensor.
+
+    Attributes:
+        name: the registered dataset name.
+        train: training split minus the validation part, with augmentation
+            (if requested).
+        val: validation part carved from the official training split with the
+            run seed; never augmented. The search scores candidates on it.
+        test: the official test split (or a fixed held-out part for datasets
+            without one); never augmented and never used by the search.
+        num_classes: number of classes (labels are ``0 .. num_classes - 1``).
+        in_channels: image channels (1 grey-scale, 3 RGB).
+        input_size: ``(H, W)`` as fed to the model.
+        train_eval: same samples as ``train`` but without augmentation, for
+            BN recalibration and importance estimation.
+    """
+
+    name: str
+    train: Dataset[Any]
+    val: Dataset[Any]
+    test: Dataset[Any]
+    num_classes: int
+    in_channels: int
+    input_size: tuple[int, int]
+    train_eval: Dataset[Any]
+
+
+class DatasetFactory(Protocol):
+    """A callable building a :class:`DataBundle`; extra dataset options come as keywords."""
+
+    def __call__(
+        self,
+        root: Path | None,
+        *,
+        val_fraction: float,
+        seed: int,
+        augment: bool,
+        **kw: Any,
+    ) -> DataBundle:
+        """Build the bundle."""
+        ...
+
+
+DATASETS: Registry[DatasetFactory] = Registry("dataset")
+
+
+def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Decorator registering a dataset factory under ``name``.
+
+    The factory is called as ``factory(root, val_fraction=..., seed=...,
+    augment=..., **options)`` where ``root`` is a :class:`~pathlib.Path` or
+    None (meaning: look in the usual places) and must return a
+    :class:`DataBundle`. Options it does not declare are rejected by
+    :func:`create_dataset` with an :class:`IAPruneError`.
+    """
+    return DATASETS.register(name)
+
+
+def _load_builtins() -> None:
+    # Importing the package registers every built-in dataset.
+    importlib.import_module("iaprune.data")
+
+
+def _check_options(name: str, factory: DatasetFactory, kw: dict[str, Any]) -> None:
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signature
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    fixed = {"root", "val_fraction", "seed", "augment"}
+    allowed = sorted(
+        p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p not in fixed
+    )
+    unknown = sorted(set(kw) - set(allowed))
+    if unknown:
+        valid = ", ".join(allowed) or "none"
+        raise IAPruneError(
+            f"dataset {name!r} got unknown option(s) {', '.join(unknown)}; valid: {valid}"
+        )
+
+
+def create_dataset(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    augment: bool = True,
+    **kw: Any,
+) -> DataBundle:
+    """Create the dataset registered as ``name``.
+
+    Args:
+        name: a registered dataset name (see :func:`list_datasets`).
+        root: directory holding the data; None searches the usual places
+            (``$IAPRUNE_DATA/<name>``, ``~/.cache/iaprune/<name>``,
+            ``./data/<name>`` and, for fashion-mnist, Debian's
+            ``/usr/share/datasets/fashion-mnist``).
+        val_fraction: fraction of the official training split held out
+            (seeded, stratified) as the validation split, in (0, 1).
+        seed: seed of the train/validation split.
+        augment: apply training augmentation to ``train``.
+        **kw: dataset-specific options (e.g. ``pad_to`` for the digit sets,
+            ``image_size`` for ``imagefolder``).
+
+    Raises:
+        IAPruneError: for an unknown name (the message lists the valid ones),
+            an invalid option, or missing/corrupt data.
+    """
+    _load_builtins()
+    factory = DATASETS.get(name)
+    fraction = check_fraction(val_fraction)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise IAPruneError(f"seed must be an integer >= 0, got {seed!r}")
+    _check_options(name, factory, kw)
+    path = Path(root).expanduser() if root is not None else None
+    return factory(path, val_fraction=fraction, seed=seed, augment=bool(augment), **kw)
+
+
+def list_datasets() -> list[str]:
+    """Sorted names of all registered datasets."""
+    _load_builtins()
+    return DATASETS.names()
+
+
+def make_loaders(
+    bundle: DataBundle, batch_size: int, *, seed: int = 0, num_workers: int = 0
+) -> dict[str, DataLoader[Any]]:
+    """Data loaders for every split of ``bundle``.
+
+    Returns a dict with keys ``train`` (shuffled by a generator seeded with
+    ``seed``, which also seeds worker augmentation; ``drop_last=False``),
+    ``val``, ``test`` and ``train_eval`` (all in order, unshuffled).
+
+    Raises:
+        IAPruneError: if ``batch_size`` < 1 or ``num_workers`` < 0.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise IAPruneError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise IAPruneError(f"num_workers must be an integer >= 0, got {num_workers!r}")
+    common: dict[str, Any] = {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
+    }
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return {
+        "train": DataLoader(bundle.train, shuffle=True, generator=gen, drop_last=False, **common),
+        "val": DataLoader(bundle.val, shuffle=False, **common),
+        "test": DataLoader(bundle.test, shuffle=False, **common),
+        "train_eval": DataLoader(bundle.train_eval, shuffle=False, **common),
+    }

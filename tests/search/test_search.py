@@ -1,0 +1,111 @@
+"""Search: seeded reproducibility, resume after a crash, budgets, the uniform baseline."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from iaprune.config import ObjectiveConfig, SearchConfig
+from iaprune.cost import measure_cost
+from iaprune.errors import IAPruneError
+from iaprune.models import create_model
+from iaprune.pruning import Pruner
+from iaprune.search import CandidateEvaluator, SearchSpace, run_search
+
+
+def _evaluator(seed: int = 0) -> tuple[CandidateEvaluator, SearchSpace]:
+    torch.manual_seed(seed)
+    model = create_model("test_vgg", num_classes=4, in_channels=1).eval()
+    gen = torch.Generator().manual_seed(seed)
+    batches = [
+        (torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 4, (16,), generator=gen))
+        for _ in range(3)
+    ]
+    pruner = Pruner(model, batches[0][0][:1])
+    evaluator = CandidateEvaluator(
+        pruner, lambda m: measure_cost(m, (1, 8, 8)), calibration=batches[:2],
+        val_batches=batches[2:],
+    )
+    return evaluator, SearchSpace.from_groups(pruner.groups, min_ratio=0.1)
+
+
+def _config(**kw) -> SearchConfig:
+    kw.setdefault("objective", ObjectiveConfig(max_macs=0.5))
+    return SearchConfig(**kw)
+
+
+def _storage(tmp_path, name: str = "s") -> str:
+    return f"sqlite:///{tmp_path / name}.db"
+
+
+def test_same_seed_same_best_config(tmp_path) -> None:
+    cfg = _config(sampler="gp", trials=12, seed=3)
+    first = run_search(*_evaluator(), cfg, storage=_storage(tmp_path, "a"))
+    second = run_search(*_evaluator(), cfg, storage=_storage(tmp_path, "b"))
+    assert first.spec.keep == second.spec.keep
+    assert [h["keep"] for h in first.history] == [h["keep"] for h in second.history]
+    assert first.trials == 12
+    assert first.ratios["macs"] <= 0.5
+
+
+def test_other_seed_explores_differently(tmp_path) -> None:
+    a = run_search(*_evaluator(), _config(sampler="random", trials=3, seed=0),
+                   storage=_storage(tmp_path, "a"))
+    b = run_search(*_evaluator(), _config(sampler="random", trials=3, seed=1),
+                   storage=_storage(tmp_path, "b"))
+    assert [h["keep"] for h in a.history] != [h["keep"] for h in b.history]
+
+
+def test_resume_keeps_finished_trials_and_fails_running_ones(tmp_path) -> None:
+    storage = _storage(tmp_path)
+    cfg = _config(sampler="tpe", trials=4, seed=0)
+    first = run_search(*_evaluator(), cfg, storage=storage)
+    # Simulate a crash in the middle of trial 5: it stays RUNNING in storage.
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    crashed = study.ask()
+    assert study.trials[crashed.number].state == optuna.trial.TrialState.RUNNING
+
+    with pytest.raises(IAPruneError, match="--resume"):
+        run_search(*_evaluator(), cfg, storage=storage)
+    resumed = run_search(*_evaluator(), _config(sampler="tpe", trials=7, seed=0),
+                         storage=storage, resume=True)
+    assert resumed.trials == 7
+    assert resumed.history[:4] == first.history
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    assert study.trials[crashed.number].state == optuna.trial.TrialState.FAIL
+
+
+def test_unreachable_budget_names_the_smallest_reachable(tmp_path) -> None:
+    cfg = _config(trials=2, objective=ObjectiveConfig(max_macs=0.0001))
+    with pytest.raises(IAPruneError, match=r"unreachable.*reaches 0\.\d+"):
+        run_search(*_evaluator(), cfg, storage=_storage(tmp_path))
+
+
+def test_uniform_baseline_meets_budget_with_one_ratio(tmp_path) -> None:
+    evaluator, space = _evaluator()
+    result = run_search(evaluator, space, _config(sampler="uniform", trials=5),
+                        storage=_storage(tmp_path))
+    assert result.trials == 1
+    assert result.ratios["macs"] <= 0.5
+    ratios = {round(k / space.groups[i].channels, 1)
+              for i, k in enumerate(result.spec.keep.values())}
+    assert len(ratios) <= 2  # one ratio, up to rounding to whole channels
+    # Bisection lands close to the budget, not far under it.
+    assert result.ratios["macs"] > 0.35
+
+
+def test_weighted_objective_trades_accuracy_for_macs(tmp_path) -> None:
+    cfg = _config(sampler="random", trials=5,
+                  objective=ObjectiveConfig(kind="weighted", w_macs=1.0))
+    result = run_search(*_evaluator(), cfg, storage=_storage(tmp_path))
+    for h in result.history:
+        assert h["value"] == pytest.approx(h["accuracy"] - h["ratios"]["macs"])
+
+
+def test_constraint_infeasible_trials_are_not_chosen(tmp_path) -> None:
+    result = run_search(*_evaluator(), _config(sampler="random", trials=10, seed=2),
+                        storage=_storage(tmp_path))
+    best = next(h for h in result.history if h["number"] == result.best_trial)
+    assert best["feasible"] and best["ratios"]["macs"] <= 0.5
+    assert all(h["value"] <= best["value"] for h in result.history if h["feasible"])

@@ -1,0 +1,25 @@
+"""Keep-ratio <-> channel-count mapping."""
+
+from __future__ import annotations
+
+from iaprune.pruning.groups import ChannelGroup
+from iaprune.search import SearchSpace
+
+GROUPS = (ChannelGroup("a", 64, ("a",), ()), ChannelGroup("b", 10, ("b",), ()))
+
+
+def test_counts_are_clamped_between_minimum_and_width() -> None:
+    space = SearchSpace.from_groups(GROUPS, min_ratio=0.25, min_keep=4)
+    assert space.counts({"a": 0.0, "b": 0.0}) == {"a": 16, "b": 4}
+    assert space.counts({"a": 2.0, "b": 1.0}) == {"a": 64, "b": 10}
+    assert space.counts({"a": 0.5}) == {"a": 32, "b": 10}
+
+
+def test_min_keep_never_exceeds_width() -> None:
+    space = SearchSpace.from_groups(GROUPS, min_ratio=0.05, min_keep=100)
+    assert space.smallest() == {"a": 64, "b": 10}
+
+
+def test_uniform_uses_one_ratio() -> None:
+    space = SearchSpace.from_groups(GROUPS)
+    assert space.uniform(0.5) == {"a": 32, "b": 5}
