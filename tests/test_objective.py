@@ -16,8 +16,9 @@ def test_weighted_score_subtracts_weighted_ratios() -> None:
 
 
 def test_constraints_follow_optuna_sign_convention() -> None:
-    values = constraint_values({"macs": 0.3, "params": 0.6}, 2.5,
-                               {"macs": 0.4, "params": 0.5, "latency_ms": 2.0})
+    values = constraint_values(
+        {"macs": 0.3, "params": 0.6}, 2.5, {"macs": 0.4, "params": 0.5, "latency_ms": 2.0}
+    )
     assert values == pytest.approx([2.5 - 2.0, 0.3 - 0.4, 0.6 - 0.5])
 
 

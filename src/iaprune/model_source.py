@@ -58,13 +58,17 @@ def resolve_model(
 ) -> ModelRecipe:
     """Turn a CLI ``--model`` value into a recipe (checked by building it once)."""
     if ":" in spec and not Path(spec).exists():
-        recipe = ModelRecipe("factory", spec, {"num_classes": num_classes,
-                                               "in_channels": in_channels})
+        recipe = ModelRecipe(
+            "factory", spec, {"num_classes": num_classes, "in_channels": in_channels}
+        )
     elif Path(spec).suffix in {".pt", ".pth"} or Path(spec).is_file():
         recipe = ModelRecipe("file", str(Path(spec).resolve()))
     elif spec in list_models():
-        recipe = ModelRecipe("zoo", spec, {"num_classes": num_classes, "in_channels": in_channels,
-                                           "width_mult": width_mult})
+        recipe = ModelRecipe(
+            "zoo",
+            spec,
+            {"num_classes": num_classes, "in_channels": in_channels, "width_mult": width_mult},
+        )
     else:
         raise IAPruneError(
             f"unknown model {spec!r}; valid: {', '.join(list_models())}, "
@@ -86,7 +90,9 @@ def _call_factory(target: str, kwargs: dict[str, Any]) -> nn.Module:
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     model = fn(**{k: v for k, v in kwargs.items() if takes_any or k in accepted})
     if not isinstance(model, nn.Module):
-        raise IAPruneError(f"model factory {target!r} returned {type(model).__name__}, not a Module")
+        raise IAPruneError(
+            f"model factory {target!r} returned {type(model).__name__}, not a Module"
+        )
     return model
 
 

@@ -19,7 +19,6 @@ from torch import nn
 from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
 from iaprune.cost import CostReport, measure_cost
 from iaprune.data import DataBundle, create_dataset, make_loaders
-from iaprune.errors import IAPruneError
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.rundir import RunDir
@@ -64,26 +63,37 @@ class RunConfig:
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded."""
 
-    def __init__(self, run: RunDir, config: RunConfig, *, recipe: ModelRecipe | None = None) -> None:
+    def __init__(
+        self, run: RunDir, config: RunConfig, *, recipe: ModelRecipe | None = None
+    ) -> None:
         self.run = run
         self.config = config
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
-            config.dataset, root=config.data_root, val_fraction=config.val_fraction,
+            config.dataset,
+            root=config.data_root,
+            val_fraction=config.val_fraction,
             seed=config.seed,
         )
         self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
         self.recipe = recipe or resolve_model(
-            config.model, num_classes=self.bundle.num_classes,
-            in_channels=self.bundle.in_channels, width_mult=config.width_mult,
+            config.model,
+            num_classes=self.bundle.num_classes,
+            in_channels=self.bundle.in_channels,
+            width_mult=config.width_mult,
         )
         self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
-        self.example_input = torch.randn(1, *self.input_shape,
-                                         generator=torch.Generator().manual_seed(config.seed))
+        self.example_input = torch.randn(
+            1, *self.input_shape, generator=torch.Generator().manual_seed(config.seed)
+        )
 
     @classmethod
     def create(
-        cls, run_dir: str | Path, config: RunConfig, *, resume: bool = False,
+        cls,
+        run_dir: str | Path,
+        config: RunConfig,
+        *,
+        resume: bool = False,
         overwrite: bool = False,
     ) -> Session:
         """Start a run (or reopen one with ``resume``, whose saved config then wins)."""
@@ -107,9 +117,16 @@ class Session:
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
         """Costs of ``model`` on this run's input shape and latency settings."""
         c = self.config.cost
-        return measure_cost(model, self.input_shape, latency=latency, backend=c.backend,
-                            batch_size=c.batch_size, threads=c.threads, warmup=c.warmup,
-                            repeats=c.repeats)
+        return measure_cost(
+            model,
+            self.input_shape,
+            latency=latency,
+            backend=c.backend,
+            batch_size=c.batch_size,
+            threads=c.threads,
+            warmup=c.warmup,
+            repeats=c.repeats,
+        )
 
     # -- stages ----------------------------------------------------------------------
     def baseline(self) -> nn.Module:
@@ -120,11 +137,13 @@ class Session:
             return load_weights(model, self.config.checkpoint)
         if path.is_file():
             return load_weights(model, path)
-        cfg = replace(self.config.finetune, epochs=self.config.baseline_epochs,
-                      lr=self.config.baseline_lr)
+        cfg = replace(
+            self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
+        )
         log.info("training the baseline for %d epochs", cfg.epochs)
-        finetune(model, self.loaders["train"], self.loaders["val"], cfg, checkpoint=path,
-                 desc="baseline")
+        finetune(
+            model, self.loaders["train"], self.loaders["val"], cfg, checkpoint=path, desc="baseline"
+        )
         save_atomic({"state_dict": model.state_dict()}, path)
         return model
 
@@ -132,8 +151,13 @@ class Session:
         """Run or resume the search; writes search.json and spec.json."""
         cfg = self.config.search
         gen_batches = lambda name, n: list(islice(iter(self.loaders[name]), n))  # noqa: E731
-        pruner = Pruner(model, self.example_input, importance=cfg.importance,
-                        calibration=gen_batches("train", 4), seed=cfg.seed)
+        pruner = Pruner(
+            model,
+            self.example_input,
+            importance=cfg.importance,
+            calibration=gen_batches("train", 4),
+            seed=cfg.seed,
+        )
         needs_latency = cfg.objective.needs_latency
         evaluator = CandidateEvaluator(
             pruner,
@@ -144,10 +168,12 @@ class Session:
             finetune_steps=cfg.finetune_steps,
             seed=cfg.seed,
         )
-        space = SearchSpace.from_groups(pruner.groups, min_ratio=cfg.min_ratio,
-                                        min_keep=cfg.min_keep)
-        result = run_search(evaluator, space, cfg, storage=cfg.storage or self.run.storage,
-                            resume=resume)
+        space = SearchSpace.from_groups(
+            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep
+        )
+        result = run_search(
+            evaluator, space, cfg, storage=cfg.storage or self.run.storage, resume=resume
+        )
         spec = pruner.spec(result.spec.keep)
         result.spec = spec
         self.run.write_json("search.json", result.to_dict())
@@ -158,8 +184,13 @@ class Session:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt."""
         pruned = apply_spec(model, self.example_input, spec)
         path = self.run / "pruned.pt"
-        history = finetune(pruned, self.loaders["train"], self.loaders["val"],
-                           self.config.finetune, checkpoint=path)
+        history = finetune(
+            pruned,
+            self.loaders["train"],
+            self.loaders["val"],
+            self.config.finetune,
+            checkpoint=path,
+        )
         save_atomic({"state_dict": pruned.state_dict(), "spec": spec.to_dict()}, path)
         spec.save(self.run / "spec.json")
         return pruned, {"epochs": history.epochs}
@@ -191,8 +222,12 @@ def run_prune(
     pruned, history = session.prune_and_finetune(base, result.spec)
     session.run.write_json("finetune.json", history)
     report = build_report(
-        session, result, base_test=base_test, base_cost=base_cost,
-        pruned_test=session.test(pruned), pruned_cost=session.measure(pruned, latency=True),
+        session,
+        result,
+        base_test=base_test,
+        base_cost=base_cost,
+        pruned_test=session.test(pruned),
+        pruned_cost=session.measure(pruned, latency=True),
         seconds=time.perf_counter() - t0,
     )
     session.run.write_json("report.json", report)

@@ -92,8 +92,13 @@ def test_resnet_groups_couple_residual_convs() -> None:
     # 16 block-internal convs + one group per stage joined by residual adds.
     assert len(groups) == 20
     stage2 = next(g for g in groups if "layer2.0.downsample.0" in g.convs)
-    assert set(stage2.convs) == {"layer2.0.conv2", "layer2.0.downsample.0", "layer2.1.conv2",
-                                 "layer2.2.conv2", "layer2.3.conv2"}
+    assert set(stage2.convs) == {
+        "layer2.0.conv2",
+        "layer2.0.downsample.0",
+        "layer2.1.conv2",
+        "layer2.2.conv2",
+        "layer2.3.conv2",
+    }
 
 
 def test_rebuild_from_spec_without_indices(user_cnn: nn.Module) -> None:
@@ -128,8 +133,9 @@ def test_model_without_prunable_conv() -> None:
 
 
 def test_classifier_conv_is_not_pruned() -> None:
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 5, 1),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 5, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
     groups = find_groups(model, torch.randn(1, 3, 8, 8))
     assert [g.name for g in groups] == ["0"]
 

@@ -24,7 +24,9 @@ def _evaluator(seed: int = 0) -> tuple[CandidateEvaluator, SearchSpace]:
     ]
     pruner = Pruner(model, batches[0][0][:1])
     evaluator = CandidateEvaluator(
-        pruner, lambda m: measure_cost(m, (1, 8, 8)), calibration=batches[:2],
+        pruner,
+        lambda m: measure_cost(m, (1, 8, 8)),
+        calibration=batches[:2],
         val_batches=batches[2:],
     )
     return evaluator, SearchSpace.from_groups(pruner.groups, min_ratio=0.1)
@@ -50,10 +52,12 @@ def test_same_seed_same_best_config(tmp_path) -> None:
 
 
 def test_other_seed_explores_differently(tmp_path) -> None:
-    a = run_search(*_evaluator(), _config(sampler="random", trials=3, seed=0),
-                   storage=_storage(tmp_path, "a"))
-    b = run_search(*_evaluator(), _config(sampler="random", trials=3, seed=1),
-                   storage=_storage(tmp_path, "b"))
+    a = run_search(
+        *_evaluator(), _config(sampler="random", trials=3, seed=0), storage=_storage(tmp_path, "a")
+    )
+    b = run_search(
+        *_evaluator(), _config(sampler="random", trials=3, seed=1), storage=_storage(tmp_path, "b")
+    )
     assert [h["keep"] for h in a.history] != [h["keep"] for h in b.history]
 
 
@@ -68,8 +72,9 @@ def test_resume_keeps_finished_trials_and_fails_running_ones(tmp_path) -> None:
 
     with pytest.raises(IAPruneError, match="--resume"):
         run_search(*_evaluator(), cfg, storage=storage)
-    resumed = run_search(*_evaluator(), _config(sampler="tpe", trials=7, seed=0),
-                         storage=storage, resume=True)
+    resumed = run_search(
+        *_evaluator(), _config(sampler="tpe", trials=7, seed=0), storage=storage, resume=True
+    )
     assert resumed.trials == 7
     assert resumed.history[:4] == first.history
     study = optuna.load_study(study_name=cfg.study_name, storage=storage)
@@ -84,28 +89,32 @@ def test_unreachable_budget_names_the_smallest_reachable(tmp_path) -> None:
 
 def test_uniform_baseline_meets_budget_with_one_ratio(tmp_path) -> None:
     evaluator, space = _evaluator()
-    result = run_search(evaluator, space, _config(sampler="uniform", trials=5),
-                        storage=_storage(tmp_path))
+    result = run_search(
+        evaluator, space, _config(sampler="uniform", trials=5), storage=_storage(tmp_path)
+    )
     assert result.trials == 1
     assert result.ratios["macs"] <= 0.5
-    ratios = {round(k / space.groups[i].channels, 1)
-              for i, k in enumerate(result.spec.keep.values())}
+    ratios = {
+        round(k / space.groups[i].channels, 1) for i, k in enumerate(result.spec.keep.values())
+    }
     assert len(ratios) <= 2  # one ratio, up to rounding to whole channels
     # Bisection lands close to the budget, not far under it.
     assert result.ratios["macs"] > 0.35
 
 
 def test_weighted_objective_trades_accuracy_for_macs(tmp_path) -> None:
-    cfg = _config(sampler="random", trials=5,
-                  objective=ObjectiveConfig(kind="weighted", w_macs=1.0))
+    cfg = _config(
+        sampler="random", trials=5, objective=ObjectiveConfig(kind="weighted", w_macs=1.0)
+    )
     result = run_search(*_evaluator(), cfg, storage=_storage(tmp_path))
     for h in result.history:
         assert h["value"] == pytest.approx(h["accuracy"] - h["ratios"]["macs"])
 
 
 def test_constraint_infeasible_trials_are_not_chosen(tmp_path) -> None:
-    result = run_search(*_evaluator(), _config(sampler="random", trials=10, seed=2),
-                        storage=_storage(tmp_path))
+    result = run_search(
+        *_evaluator(), _config(sampler="random", trials=10, seed=2), storage=_storage(tmp_path)
+    )
     best = next(h for h in result.history if h["number"] == result.best_trial)
     assert best["feasible"] and best["ratios"]["macs"] <= 0.5
     assert all(h["value"] <= best["value"] for h in result.history if h["feasible"])

@@ -11,21 +11,31 @@ from iaprune.pipeline import RunConfig
 def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> None:
     """Model, data and run-directory options."""
     g = p.add_argument_group("model and data")
-    g.add_argument("--model", default="vgg16",
-                   help="zoo name, 'module.path:factory', or a file saved with torch.save(model)")
+    g.add_argument(
+        "--model",
+        default="vgg16",
+        help="zoo name, 'module.path:factory', or a file saved with torch.save(model)",
+    )
     g.add_argument("--width-mult", type=float, default=0.25, help="width of zoo models")
     g.add_argument("--checkpoint", help="trained weights (state dict) of the unpruned model")
     g.add_argument("--dataset", default="digits", help="see 'iaprune datasets'")
     g.add_argument("--data-root", help="data directory (default: per dataset)")
-    g.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the training set held out for the search")
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of the training set held out for the search",
+    )
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--baseline-epochs", type=int, default=30,
-                   help="epochs to train the baseline when no --checkpoint is given")
+    g.add_argument(
+        "--baseline-epochs",
+        type=int,
+        default=30,
+        help="epochs to train the baseline when no --checkpoint is given",
+    )
     g.add_argument("--baseline-lr", type=float, default=0.05)
     r = p.add_argument_group("run directory")
-    r.add_argument("--run-dir", default=None,
-                   help="output directory (default: runs/MODEL-DATASET)")
+    r.add_argument("--run-dir", default=None, help="output directory (default: runs/MODEL-DATASET)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run")
     r.add_argument("--overwrite", action="store_true", help="delete an existing run directory")
 
@@ -38,10 +48,15 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--importance", default="l1", help="l1, l2, bn_scale, taylor or random")
     g.add_argument("--min-ratio", type=float, default=0.05, help="smallest keep-ratio per group")
     g.add_argument("--min-keep", type=int, default=1, help="fewest filters any group keeps")
-    g.add_argument("--bn-batches", type=int, default=10,
-                   help="training batches to recalibrate BatchNorm per trial")
-    g.add_argument("--trial-steps", type=int, default=0,
-                   help="fine-tune steps per trial before validation")
+    g.add_argument(
+        "--bn-batches",
+        type=int,
+        default=10,
+        help="training batches to recalibrate BatchNorm per trial",
+    )
+    g.add_argument(
+        "--trial-steps", type=int, default=0, help="fine-tune steps per trial before validation"
+    )
     g.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run directory)")
     o = p.add_argument_group("objective")
     o.add_argument("--objective", default="constrained", choices=("constrained", "weighted"))
@@ -80,27 +95,49 @@ def objective_config(a: argparse.Namespace) -> ObjectiveConfig:
     if a.objective == "constrained" and all(b is None for b in budgets):
         max_macs = 0.5
     return ObjectiveConfig(
-        kind=a.objective, max_macs=max_macs, max_params=a.max_params, max_memory=a.max_memory,
-        max_latency_ms=a.max_latency_ms, w_macs=a.w_macs, w_params=a.w_params,
-        w_memory=a.w_memory, w_latency=a.w_latency,
+        kind=a.objective,
+        max_macs=max_macs,
+        max_params=a.max_params,
+        max_memory=a.max_memory,
+        max_latency_ms=a.max_latency_ms,
+        w_macs=a.w_macs,
+        w_params=a.w_params,
+        w_memory=a.w_memory,
+        w_latency=a.w_latency,
     )
 
 
 def run_config(a: argparse.Namespace) -> RunConfig:
     """RunConfig from parsed arguments."""
     search = SearchConfig(
-        sampler=a.sampler, trials=a.trials or 30, seed=a.seed, importance=a.importance,
-        min_ratio=a.min_ratio, min_keep=a.min_keep, bn_batches=a.bn_batches,
-        finetune_steps=a.trial_steps, storage=a.storage, objective=objective_config(a),
+        sampler=a.sampler,
+        trials=a.trials or 30,
+        seed=a.seed,
+        importance=a.importance,
+        min_ratio=a.min_ratio,
+        min_keep=a.min_keep,
+        bn_batches=a.bn_batches,
+        finetune_steps=a.trial_steps,
+        storage=a.storage,
+        objective=objective_config(a),
     )
     return RunConfig(
-        model=a.model, dataset=a.dataset, data_root=a.data_root, width_mult=a.width_mult,
-        checkpoint=a.checkpoint, baseline_epochs=a.baseline_epochs, baseline_lr=a.baseline_lr,
-        val_fraction=a.val_fraction, seed=a.seed, search=search,
-        finetune=FinetuneConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                                label_smoothing=a.label_smoothing),
-        cost=CostConfig(backend=a.backend, batch_size=a.latency_batch, threads=a.threads,
-                        repeats=a.repeats),
+        model=a.model,
+        dataset=a.dataset,
+        data_root=a.data_root,
+        width_mult=a.width_mult,
+        checkpoint=a.checkpoint,
+        baseline_epochs=a.baseline_epochs,
+        baseline_lr=a.baseline_lr,
+        val_fraction=a.val_fraction,
+        seed=a.seed,
+        search=search,
+        finetune=FinetuneConfig(
+            epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, label_smoothing=a.label_smoothing
+        ),
+        cost=CostConfig(
+            backend=a.backend, batch_size=a.latency_batch, threads=a.threads, repeats=a.repeats
+        ),
     )
 
 

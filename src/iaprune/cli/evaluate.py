@@ -26,7 +26,11 @@ def run(a: argparse.Namespace) -> int:
     model = session.baseline() if a.baseline else session.load_pruned()
     metrics = evaluate(model, session.loaders[a.split], desc=a.split)
     cost = session.measure(model, latency=a.latency)
-    out = {"split": a.split, "model": "baseline" if a.baseline else "pruned", **metrics,
-           **{k: v for k, v in cost.to_dict().items() if v is not None}}
+    out = {
+        "split": a.split,
+        "model": "baseline" if a.baseline else "pruned",
+        **metrics,
+        **{k: v for k, v in cost.to_dict().items() if v is not None},
+    }
     print(json.dumps(out, indent=2, default=str))
     return 0

@@ -25,8 +25,9 @@ def run(a: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     session = Session.open(a.run_dir)
     if a.epochs is not None:
-        session.config = replace(session.config,
-                                 finetune=replace(session.config.finetune, epochs=a.epochs))
+        session.config = replace(
+            session.config, finetune=replace(session.config.finetune, epochs=a.epochs)
+        )
     data = session.run.read_json("search.json")
     data["spec"] = PruningSpec.from_dict(data["spec"])
     result = SearchResult(**data)
@@ -34,9 +35,13 @@ def run(a: argparse.Namespace) -> int:
     pruned, history = session.prune_and_finetune(base, result.spec)
     session.run.write_json("finetune.json", history)
     report = build_report(
-        session, result, base_test=session.test(base),
-        base_cost=session.measure(base, latency=True), pruned_test=session.test(pruned),
-        pruned_cost=session.measure(pruned, latency=True), seconds=time.perf_counter() - t0,
+        session,
+        result,
+        base_test=session.test(base),
+        base_cost=session.measure(base, latency=True),
+        pruned_test=session.test(pruned),
+        pruned_cost=session.measure(pruned, latency=True),
+        seconds=time.perf_counter() - t0,
     )
     session.run.write_json("report.json", report)
     print_table(report)

@@ -54,7 +54,12 @@ class TensorImageDataset(Dataset[tuple[Tensor, Tensor]]):
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         j = int(self.indices[i])
         x = self.images[j]
-        x = x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32)
+        # Always a fresh tensor, so transforms may work in place without touching storage.
+        x = (
+            x.to(torch.float32).div_(255.0)
+            if x.dtype == torch.uint8
+            else x.to(torch.float32, copy=True)
+        )
         if self.transform is not None:
             x = self.transform(x)
         return x, self.labels[j]

@@ -28,9 +28,7 @@ class PruningSpec:
             raise IAPruneError(f"spec keeps unknown channel groups: {sorted(unknown)}")
         for name, k in self.keep.items():
             if not 1 <= k <= self.original[name]:
-                raise IAPruneError(
-                    f"group {name!r}: keep {k} outside 1..{self.original[name]}"
-                )
+                raise IAPruneError(f"group {name!r}: keep {k} outside 1..{self.original[name]}")
 
     def ratios(self) -> dict[str, float]:
         """Kept fraction per group."""

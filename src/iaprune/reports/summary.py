@@ -55,8 +55,12 @@ def build_report(
         "accuracy_change": pruned_test["top1"] - base_test["top1"],
         "channels": result.spec.channels(),
         "search": result.summary()
-        | {"objective": cfg.search.objective.kind, "budgets": cfg.search.objective.budgets(),
-           "importance": cfg.search.importance, "seed": cfg.search.seed},
+        | {
+            "objective": cfg.search.objective.kind,
+            "budgets": cfg.search.objective.budgets(),
+            "importance": cfg.search.importance,
+            "seed": cfg.search.seed,
+        },
         "finetune": {"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr},
         "latency_env": pruned_cost.latency_env,
         "environment": {
@@ -79,15 +83,23 @@ def print_table(report: dict[str, Any], console: Console | None = None) -> None:
     table = Table(title=f"iaprune: {report['model']} on {report['dataset']} (test split)")
     for col in ("", "baseline", "pruned", "reduction"):
         table.add_column(col, justify="right")
-    table.add_row("top-1 accuracy", f"{base['accuracy']:.4f}", f"{pruned['accuracy']:.4f}",
-                  f"{report['accuracy_change']:+.4f}")
-    table.add_row("MACs", _fmt_int(base["macs"]), _fmt_int(pruned["macs"]),
-                  f"{red['macs']:.1%}")
-    table.add_row("params", _fmt_int(base["params"]), _fmt_int(pruned["params"]),
-                  f"{red['params']:.1%}")
+    table.add_row(
+        "top-1 accuracy",
+        f"{base['accuracy']:.4f}",
+        f"{pruned['accuracy']:.4f}",
+        f"{report['accuracy_change']:+.4f}",
+    )
+    table.add_row("MACs", _fmt_int(base["macs"]), _fmt_int(pruned["macs"]), f"{red['macs']:.1%}")
+    table.add_row(
+        "params", _fmt_int(base["params"]), _fmt_int(pruned["params"]), f"{red['params']:.1%}"
+    )
     if base.get("latency_ms") is not None and "latency" in red:
-        table.add_row("latency (ms)", f"{base['latency_ms']:.3f}", f"{pruned['latency_ms']:.3f}",
-                      f"{red['latency']:.1%}")
+        table.add_row(
+            "latency (ms)",
+            f"{base['latency_ms']:.3f}",
+            f"{pruned['latency_ms']:.3f}",
+            f"{red['latency']:.1%}",
+        )
     console.print(table)
     search = report["search"]
     console.print(

@@ -75,7 +75,9 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.St
     return study
 
 
-def check_reachable(evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig) -> None:
+def check_reachable(
+    evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig
+) -> None:
     """Raise a one-line error when even the smallest allowed model misses a budget."""
     budgets = config.objective.budgets()
     if not budgets:
@@ -138,8 +140,9 @@ def run_search(
     def objective(trial: optuna.Trial) -> float:
         keep = space.suggest(trial)
         result = evaluator(keep)
-        value, constraints = score(result.accuracy, result.ratios, result.cost.latency_ms,
-                                   objective_cfg)
+        value, constraints = score(
+            result.accuracy, result.ratios, result.cost.latency_ms, objective_cfg
+        )
         trial.set_user_attr("constraints", constraints)
         for key, value in zip(budget_keys, constraints, strict=True):
             trial.set_constraint(key, value)
@@ -196,8 +199,9 @@ def _result(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> Se
         if t.datetime_complete and t.datetime_start
     )
     return SearchResult(
-        spec=PruningSpec(keep=dict(best.user_attrs["keep"]), original={
-            g.name: g.channels for g in space.groups}),
+        spec=PruningSpec(
+            keep=dict(best.user_attrs["keep"]), original={g.name: g.channels for g in space.groups}
+        ),
         best_trial=best.number,
         best_value=float(best.value),
         accuracy=float(best.user_attrs["accuracy"]),

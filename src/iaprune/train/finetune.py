@@ -75,8 +75,12 @@ def finetune(
             raise IAPruneError(f"{desc} stopped at epoch {epoch + 1}: {exc}{where}") from exc
         metrics = evaluate(model, val_loader, desc="validate")
         history.epochs.append(
-            {"epoch": epoch + 1, "train_loss": loss, "val_top1": metrics["top1"],
-             "val_loss": metrics["loss"]}
+            {
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                "val_top1": metrics["top1"],
+                "val_loss": metrics["loss"],
+            }
         )
         log.info("%s epoch %d: loss %.4f val top1 %.4f", desc, epoch + 1, loss, metrics["top1"])
         if metrics["top1"] > best_acc:

@@ -1,0 +1,65 @@
+"""Fine-tuning: learns, keeps the best checkpoint, stops on NaN keeping the last good one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from iaprune.config import FinetuneConfig
+from iaprune.errors import IAPruneError
+from iaprune.train import evaluate, finetune, load_weights, recalibrate_bn
+
+
+def _batches(seed: int, n: int = 4, poison: bool = False) -> list:
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        y = torch.randint(0, 3, (16,), generator=gen)
+        x = torch.randn(16, 4, generator=gen) + 4 * nn.functional.one_hot(y, 4).float()
+        out.append((x, y))
+    if poison:
+        out[-1] = (torch.full_like(out[-1][0], float("nan")), out[-1][1])
+    return out
+
+
+class EpochData:
+    """Clean batches in the first epoch, a NaN batch in the second."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return 4
+
+    def __iter__(self):
+        self.epoch += 1
+        return iter(_batches(0, poison=self.epoch >= 2))
+
+
+def test_finetune_learns_a_separable_problem() -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    history = finetune(model, _batches(0), _batches(1), FinetuneConfig(epochs=5, lr=0.1))
+    assert len(history.epochs) == 5
+    assert evaluate(model, _batches(1))["top1"] > 0.9
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    ckpt = tmp_path / "ft.pt"
+    with pytest.raises(IAPruneError, match="stopped at epoch 2.*last good weights kept"):
+        finetune(model, EpochData(), _batches(1), FinetuneConfig(epochs=3, lr=0.1), checkpoint=ckpt)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    reloaded = load_weights(nn.Linear(4, 3), ckpt)
+    torch.testing.assert_close(reloaded.weight, model.weight)
+
+
+def test_bn_recalibration_matches_batch_statistics() -> None:
+    bn = nn.BatchNorm1d(3)
+    data = [(torch.randn(32, 3) * 2 + 5, torch.zeros(32)) for _ in range(4)]
+    recalibrate_bn(nn.Sequential(bn), data, steps=4)
+    allx = torch.cat([x for x, _ in data])
+    torch.testing.assert_close(bn.running_mean, allx.mean(0), atol=1e-4, rtol=0)
+    assert bn.momentum == 0.1
