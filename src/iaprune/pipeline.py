@@ -161,7 +161,7 @@ class Session:
         needs_latency = cfg.objective.needs_latency
         evaluator = CandidateEvaluator(
             pruner,
-            lambda m: self.measure(m, latency=needs_latency),
+            lambda m, _keep: self.measure(m, latency=needs_latency),
             calibration=gen_batches("train_eval", cfg.bn_batches),
             val_batches=gen_batches("val", cfg.val_batches or 10**9),
             train_batches=gen_batches("train", cfg.finetune_steps),

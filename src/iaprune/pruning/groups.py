@@ -22,13 +22,16 @@ class ChannelGroup:
 
     ``name`` is the first (in module order) conv of the group; ``channels`` its width;
     ``convs`` every conv whose output channels belong to the group; ``norms`` the
-    normalisation layers pruned with them.
+    normalisation layers pruned with them; ``consumers`` the convs and linears whose
+    *input* channels are these channels (what a latency table needs to know a layer's
+    input width).
     """
 
     name: str
     channels: int
     convs: tuple[str, ...]
     norms: tuple[str, ...]
+    consumers: tuple[str, ...] = ()
 
 
 def _is_conv(module: nn.Module) -> bool:
@@ -91,28 +94,41 @@ def find_groups(
         group = graph.get_pruning_group(
             module, tp.prune_conv_out_channels, list(range(module.out_channels))
         )
-        convs, norms = _members(group, names)
+        convs, norms, consumers = _members(group, names)
         seen.update(convs)
         if set(convs) & ignored:
             continue
         if module.out_channels < 2:
             continue
         ordered = sorted(convs, key=order.__getitem__)
-        groups.append(ChannelGroup(ordered[0], module.out_channels, tuple(ordered), norms))
+        groups.append(
+            ChannelGroup(ordered[0], module.out_channels, tuple(ordered), norms, consumers)
+        )
     if not groups:
         raise IAPruneError("the model has no prunable conv layer (need a Conv2d with >= 2 filters)")
     return groups
 
 
-def _members(group: tp.Group, names: dict[nn.Module, str]) -> tuple[list[str], tuple[str, ...]]:
+def _members(
+    group: tp.Group, names: dict[nn.Module, str]
+) -> tuple[list[str], tuple[str, ...], tuple[str, ...]]:
     convs: list[str] = []
     norms: list[str] = []
+    consumers: list[str] = []
     for item in group:
         module = item.dep.target.module
-        if not _is_out_pruning(item.dep.handler) or module not in names:
+        if module not in names:
+            continue
+        if not _is_out_pruning(item.dep.handler):
+            if _is_conv(module) or isinstance(module, nn.Linear):
+                consumers.append(names[module])
             continue
         if _is_conv(module):
             convs.append(names[module])
         elif isinstance(module, nn.modules.batchnorm._BatchNorm | nn.GroupNorm | nn.LayerNorm):
             norms.append(names[module])
-    return list(dict.fromkeys(convs)), tuple(dict.fromkeys(norms))
+    return (
+        list(dict.fromkeys(convs)),
+        tuple(dict.fromkeys(norms)),
+        tuple(dict.fromkeys(consumers)),
+    )

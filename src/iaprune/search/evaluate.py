@@ -15,7 +15,9 @@ from iaprune.train.bn_recalibrate import recalibrate_bn
 from iaprune.train.loop import evaluate
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-CostFunction = Callable[[nn.Module], CostReport]
+# Costs of a pruned model; ``keep`` (None for the unpruned baseline) lets a cost model
+# predict from kept widths (a latency table) instead of timing the model.
+CostFunction = Callable[[nn.Module, Mapping[str, int] | None], CostReport]
 
 
 @dataclass(frozen=True)
@@ -57,17 +59,17 @@ class CandidateEvaluator:
         self.finetune_steps = finetune_steps
         self.lr = lr
         self.seed = seed
-        self.baseline = measure(pruner.model)
+        self.baseline = measure(pruner.model, None)
 
     def costs(self, keep: Mapping[str, int]) -> tuple[CostReport, dict[str, float]]:
         """Costs and cost ratios of a configuration, without touching data."""
-        cost = self.measure(self.pruner.prune(keep))
+        cost = self.measure(self.pruner.prune(keep), keep)
         return cost, cost.ratio_to(self.baseline)
 
     def __call__(self, keep: Mapping[str, int]) -> CandidateResult:
         """Prune to ``keep``, adapt, and validate."""
         model = self.pruner.prune(keep)
-        cost = self.measure(model)
+        cost = self.measure(model, keep)
         recalibrate_bn(model, self.calibration, steps=len(self.calibration))
         if self.finetune_steps > 0 and self.train_batches:
             self._short_finetune(model)
