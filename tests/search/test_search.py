@@ -25,7 +25,7 @@ def _evaluator(seed: int = 0) -> tuple[CandidateEvaluator, SearchSpace]:
     pruner = Pruner(model, batches[0][0][:1])
     evaluator = CandidateEvaluator(
         pruner,
-        lambda m: measure_cost(m, (1, 8, 8)),
+        lambda m, _keep: measure_cost(m, (1, 8, 8)),
         calibration=batches[:2],
         val_batches=batches[2:],
     )
