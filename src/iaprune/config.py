@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from iaprune.errors import IAPruneError
 
-ObjectiveKind = Literal["constrained", "weighted"]
+ObjectiveKind = Literal["constrained", "weighted", "pareto"]
+OBJECTIVE_KINDS = ("constrained", "weighted", "pareto")
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,14 @@ class CostConfig:
     threads: int = 1
     warmup: int = 5
     repeats: int = 30
+    latency: Literal["measured", "predicted"] = "measured"
+    table: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or self.warmup < 0:
             raise IAPruneError("latency needs batch size, threads and repeats >= 1")
+        if self.latency not in ("measured", "predicted"):
+            raise IAPruneError(f"unknown latency mode {self.latency!r}; valid: measured, predicted")
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,15 @@ class ObjectiveConfig:
     w_params: float = 0.0
     w_memory: float = 0.0
     w_latency: float = 0.0
+    pareto_cost: Literal["macs", "latency"] = "macs"
 
     def __post_init__(self) -> None:
-        if self.kind not in ("constrained", "weighted"):
-            raise IAPruneError(f"unknown objective {self.kind!r}; valid: constrained, weighted")
+        if self.kind not in OBJECTIVE_KINDS:
+            raise IAPruneError(
+                f"unknown objective {self.kind!r}; valid: {', '.join(OBJECTIVE_KINDS)}"
+            )
+        if self.pareto_cost not in ("macs", "latency"):
+            raise IAPruneError(f"unknown pareto cost {self.pareto_cost!r}; valid: macs, latency")
         for name in ("max_macs", "max_params", "max_memory"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
@@ -103,7 +113,13 @@ class ObjectiveConfig:
     @property
     def needs_latency(self) -> bool:
         """Whether candidates must have their latency measured."""
-        return self.max_latency_ms is not None or self.w_latency > 0
+        pareto_latency = self.kind == "pareto" and self.pareto_cost == "latency"
+        return self.max_latency_ms is not None or self.w_latency > 0 or pareto_latency
+
+    @property
+    def multi_objective(self) -> bool:
+        """Pareto mode: maximise accuracy and minimise ``pareto_cost`` jointly."""
+        return self.kind == "pareto"
 
 
 @dataclass(frozen=True)
@@ -116,6 +132,7 @@ class SearchConfig:
     importance: str = "l1"
     min_ratio: float = 0.05
     min_keep: int = 1
+    round_to: int | None = None
     bn_batches: int = 10
     finetune_steps: int = 0
     val_batches: int | None = None
@@ -130,6 +147,8 @@ class SearchConfig:
             raise IAPruneError("min_ratio must be in (0, 1]")
         if self.min_keep < 1:
             raise IAPruneError("min_keep must be >= 1 (a layer is never pruned to zero)")
+        if self.round_to is not None and self.round_to < 1:
+            raise IAPruneError("round_to must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""

@@ -18,11 +18,13 @@ from torch import nn
 
 from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
 from iaprune.cost import CostReport, measure_cost
+from iaprune.cost.latency import BACKENDS
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.rundir import RunDir
 from iaprune.search import CandidateEvaluator, SearchResult, SearchSpace, run_search
+from iaprune.search.evaluate import CostFunction
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
 
 log = logging.getLogger(__name__)
@@ -147,29 +149,64 @@ class Session:
         save_atomic({"state_dict": model.state_dict()}, path)
         return model
 
-    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
-        """Run or resume the search; writes search.json and spec.json."""
+    def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostFunction:
+        """Cost of a search candidate: latency measured, predicted from a table, or none."""
+        if not self.config.search.objective.needs_latency:
+            return lambda m, _keep: self.measure(m, latency=False)
+        c = self.config.cost
+        if c.latency == "measured":
+            return lambda m, _keep: self.measure(m, latency=True)
+        from iaprune.cost.lut import load_or_build, predicted_cost
+
+        table = load_or_build(
+            c.table or self.run / "latency_table.json",
+            model,
+            self.input_shape,
+            pruner.groups,
+            backend=c.backend,
+            batch_size=c.batch_size,
+            threads=c.threads,
+        )
+        return predicted_cost(table, self.input_shape)
+
+    def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``n`` batches of a split, materialised (same data for every trial)."""
+        return list(islice(iter(self.loaders[split]), n))
+
+    def pruner(self, model: nn.Module) -> Pruner:
+        """Channel groups and filter scores of the unpruned ``model``."""
         cfg = self.config.search
-        gen_batches = lambda name, n: list(islice(iter(self.loaders[name]), n))  # noqa: E731
-        pruner = Pruner(
+        return Pruner(
             model,
             self.example_input,
             importance=cfg.importance,
-            calibration=gen_batches("train", 4),
+            calibration=self.batches("train", 4),
             seed=cfg.seed,
         )
-        needs_latency = cfg.objective.needs_latency
+
+    @property
+    def round_to(self) -> int:
+        """Channel multiple: --round-to, else the latency backend's preferred multiple."""
+        if self.config.search.round_to is not None:
+            return self.config.search.round_to
+        backend = BACKENDS.get(self.config.cost.backend)
+        return int(getattr(backend, "preferred_multiple", 8))
+
+    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
+        """Run or resume the search; writes search.json and spec.json."""
+        cfg = self.config.search
+        pruner = self.pruner(model)
         evaluator = CandidateEvaluator(
             pruner,
-            lambda m, _keep: self.measure(m, latency=needs_latency),
-            calibration=gen_batches("train_eval", cfg.bn_batches),
-            val_batches=gen_batches("val", cfg.val_batches or 10**9),
-            train_batches=gen_batches("train", cfg.finetune_steps),
+            self.trial_cost(model, pruner),
+            calibration=self.batches("train_eval", cfg.bn_batches),
+            val_batches=self.batches("val", cfg.val_batches or 10**9),
+            train_batches=self.batches("train", cfg.finetune_steps),
             finetune_steps=cfg.finetune_steps,
             seed=cfg.seed,
         )
         space = SearchSpace.from_groups(
-            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep
+            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep, round_to=self.round_to
         )
         result = run_search(
             evaluator, space, cfg, storage=cfg.storage or self.run.storage, resume=resume

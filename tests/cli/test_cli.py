@@ -153,7 +153,10 @@ def test_user_factory_model_runs_end_to_end(tmp_path, monkeypatch) -> None:
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     run = tmp_path / "r"
-    assert main(["prune", "--run-dir", str(run), *FAST, "--model", "user_net:make"]) == 0
+    assert (
+        main(["prune", "--run-dir", str(run), *FAST, "--model", "user_net:make", "--round-to", "1"])
+        == 0
+    )
     report = json.loads((run / "report.json").read_text())
     assert set(report["channels"]) == {"0", "3"}
 
@@ -184,3 +187,21 @@ def test_listing_commands(capsys) -> None:
     assert "vgg16" in capsys.readouterr().out.split()
     assert main(["datasets"]) == 0
     assert "digits" in capsys.readouterr().out.split()
+
+
+def test_pareto_run_then_finetune_a_chosen_point(tmp_path, capsys) -> None:
+    run = tmp_path / "p"
+    assert main(["prune", "--run-dir", str(run), *FAST, "--objective", "pareto"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    front = report["pareto"]
+    assert front and report["search"]["best_trial"] in {p["number"] for p in front}
+    other = front[0]["number"]
+    assert main(["finetune", str(run), "--trial", str(other), "--epochs", "1"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert report["search"]["best_trial"] == other
+    assert report["channels"] == {
+        k: [report["channels"][k][0], v] for k, v in front[0]["keep"].items()
+    }
+    capsys.readouterr()
+    assert main(["finetune", str(run), "--trial", "999"]) == 2
+    assert "trial 999 did not finish" in _error(capsys)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import optuna
 import pytest
 import torch
@@ -118,3 +120,56 @@ def test_constraint_infeasible_trials_are_not_chosen(tmp_path) -> None:
     best = next(h for h in result.history if h["number"] == result.best_trial)
     assert best["feasible"] and best["ratios"]["macs"] <= 0.5
     assert all(h["value"] <= best["value"] for h in result.history if h["feasible"])
+
+
+def _latency_evaluator() -> tuple[CandidateEvaluator, SearchSpace]:
+    """Like _evaluator, but latency is a deterministic function of the kept widths."""
+    evaluator, space = _evaluator()
+
+    def fake_latency(model, keep):
+        cost = measure_cost(model, (1, 8, 8))
+        widths = keep or evaluator.pruner.original
+        return replace(cost, latency_ms=0.01 * sum(widths.values()))
+
+    evaluator.measure = fake_latency
+    evaluator.baseline = fake_latency(evaluator.pruner.model, None)
+    return evaluator, space
+
+
+def test_latency_budget_is_a_constraint(tmp_path) -> None:
+    evaluator, space = _latency_evaluator()
+    full = evaluator.baseline.latency_ms
+    cfg = _config(sampler="random", trials=8, objective=ObjectiveConfig(max_latency_ms=full / 2))
+    result = run_search(evaluator, space, cfg, storage=_storage(tmp_path))
+    best = next(h for h in result.history if h["number"] == result.best_trial)
+    assert best["latency_ms"] <= full / 2
+    assert all(h["feasible"] == (h["latency_ms"] <= full / 2) for h in result.history)
+
+
+def test_unreachable_latency_budget(tmp_path) -> None:
+    evaluator, space = _latency_evaluator()
+    cfg = _config(trials=2, objective=ObjectiveConfig(max_latency_ms=1e-6))
+    with pytest.raises(IAPruneError, match="latency_ms <= 1e-06 ms is unreachable"):
+        run_search(evaluator, space, cfg, storage=_storage(tmp_path))
+
+
+@pytest.mark.parametrize("cost", ["macs", "latency"])
+def test_pareto_front_is_non_dominated_and_contains_choice(tmp_path, cost) -> None:
+    evaluator, space = _latency_evaluator()
+    cfg = _config(
+        sampler="gp", trials=12, objective=ObjectiveConfig(kind="pareto", pareto_cost=cost)
+    )
+    result = run_search(evaluator, space, cfg, storage=_storage(tmp_path))
+    front = result.pareto
+    assert front and result.best_trial in {p["number"] for p in front}
+    for p in front:
+        expected = p["latency_ms"] if cost == "latency" else p["ratios"]["macs"]
+        assert p["cost"] == pytest.approx(expected)
+    for row in result.history:
+        dominated = any(
+            p["accuracy"] >= row["accuracy"]
+            and p["cost"] <= row["cost"]
+            and (p["accuracy"] > row["accuracy"] or p["cost"] < row["cost"])
+            for p in front
+        )
+        assert dominated or row["number"] in {p["number"] for p in front}

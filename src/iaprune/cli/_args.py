@@ -49,6 +49,12 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-ratio", type=float, default=0.05, help="smallest keep-ratio per group")
     g.add_argument("--min-keep", type=int, default=1, help="fewest filters any group keeps")
     g.add_argument(
+        "--round-to",
+        type=int,
+        default=None,
+        help="keep multiples of N filters (default: the backend's, 8 on CPU)",
+    )
+    g.add_argument(
         "--bn-batches",
         type=int,
         default=10,
@@ -59,7 +65,12 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run directory)")
     o = p.add_argument_group("objective")
-    o.add_argument("--objective", default="constrained", choices=("constrained", "weighted"))
+    o.add_argument(
+        "--objective",
+        default="constrained",
+        help="constrained (default), weighted, or pareto (accuracy vs --pareto-cost)",
+    )
+    o.add_argument("--pareto-cost", default="macs", help="macs or latency (pareto objective)")
     o.add_argument("--max-macs", type=float, help="MACs budget as a ratio of the original")
     o.add_argument("--max-params", type=float, help="parameter budget ratio")
     o.add_argument("--max-memory", type=float, help="activation-memory budget ratio")
@@ -77,6 +88,12 @@ def add_cost_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size-latency", type=int, default=1, dest="latency_batch")
     g.add_argument("--threads", type=int, default=1)
     g.add_argument("--repeats", type=int, default=30)
+    g.add_argument(
+        "--latency",
+        default="measured",
+        help="measured (time every trial) or predicted (latency table)",
+    )
+    g.add_argument("--latency-table", help="latency table file (default: in the run dir)")
 
 
 def add_finetune_args(p: argparse.ArgumentParser) -> None:
@@ -104,6 +121,7 @@ def objective_config(a: argparse.Namespace) -> ObjectiveConfig:
         w_params=a.w_params,
         w_memory=a.w_memory,
         w_latency=a.w_latency,
+        pareto_cost=a.pareto_cost,
     )
 
 
@@ -116,6 +134,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         importance=a.importance,
         min_ratio=a.min_ratio,
         min_keep=a.min_keep,
+        round_to=a.round_to,
         bn_batches=a.bn_batches,
         finetune_steps=a.trial_steps,
         storage=a.storage,
@@ -136,7 +155,12 @@ def run_config(a: argparse.Namespace) -> RunConfig:
             epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, label_smoothing=a.label_smoothing
         ),
         cost=CostConfig(
-            backend=a.backend, batch_size=a.latency_batch, threads=a.threads, repeats=a.repeats
+            backend=a.backend,
+            batch_size=a.latency_batch,
+            threads=a.threads,
+            repeats=a.repeats,
+            latency=a.latency,
+            table=a.latency_table,
         ),
     )
 

@@ -1,4 +1,4 @@
-"""``iaprune finetune RUN_DIR``: prune the searched configuration, fine-tune, test, report."""
+"""``iaprune finetune RUN_DIR``: prune a searched configuration, fine-tune, test, report."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import argparse
 import time
 from dataclasses import replace
 
+from torch import nn
+
+from iaprune.errors import IAPruneError
 from iaprune.pipeline import Session
 from iaprune.pruning import PruningSpec
 from iaprune.reports import build_report, print_table
@@ -14,10 +17,29 @@ from iaprune.search import SearchResult
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommand."""
-    p = sub.add_parser("finetune", help="fine-tune the best searched configuration of a run")
+    p = sub.add_parser("finetune", help="fine-tune the chosen (or any) searched configuration")
     p.add_argument("run_dir")
+    p.add_argument("--trial", type=int, help="fine-tune this trial (e.g. a Pareto point)")
     p.add_argument("--epochs", type=int, help="override the run's fine-tuning epochs")
     p.set_defaults(func=run)
+
+
+def pick_trial(
+    result: SearchResult, number: int, session: Session, base: nn.Module
+) -> SearchResult:
+    """``result`` re-pointed at trial ``number`` (its kept widths, scores from ``base``)."""
+    row = next((h for h in result.history if h["number"] == number), None)
+    if row is None:
+        valid = ", ".join(str(h["number"]) for h in result.history)
+        raise IAPruneError(f"trial {number} did not finish in this run; finished: {valid}")
+    return replace(
+        result,
+        spec=session.pruner(base).spec(row["keep"]),
+        best_trial=number,
+        best_value=row["value"],
+        accuracy=row["accuracy"],
+        ratios=row["ratios"],
+    )
 
 
 def run(a: argparse.Namespace) -> int:
@@ -32,6 +54,8 @@ def run(a: argparse.Namespace) -> int:
     data["spec"] = PruningSpec.from_dict(data["spec"])
     result = SearchResult(**data)
     base = session.baseline()
+    if a.trial is not None:
+        result = pick_trial(result, a.trial, session, base)
     pruned, history = session.prune_and_finetune(base, result.spec)
     session.run.write_json("finetune.json", history)
     report = build_report(

@@ -45,6 +45,7 @@ def build_report(
     ratios = pruned_cost.ratio_to(base_cost)
     cfg = session.config
     return {
+        "run_dir": str(session.run.root),
         "model": cfg.model,
         "dataset": cfg.dataset,
         "accuracy_split": "test",
@@ -60,8 +61,10 @@ def build_report(
             "budgets": cfg.search.objective.budgets(),
             "importance": cfg.search.importance,
             "seed": cfg.search.seed,
+            "round_to": session.round_to,
         },
         "finetune": {"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr},
+        **({"pareto": result.pareto} if result.pareto else {}),
         "latency_env": pruned_cost.latency_env,
         "environment": {
             "python": platform.python_version(),

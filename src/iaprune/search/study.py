@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from iaprune.config import SearchConfig
+from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.errors import IAPruneError
 from iaprune.objective import constraint_values, score
 from iaprune.progress import progress
@@ -35,6 +35,7 @@ class SearchResult:
     trials: int
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    pareto: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The ``search`` block of report.json."""
@@ -62,11 +63,12 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.St
     exists = config.study_name in {s.study_name for s in store.get_all_studies()}
     if exists and not resume:
         raise IAPruneError(f"study {config.study_name!r} already exists in {storage}; use --resume")
+    directions = ["maximize", "minimize"] if config.objective.multi_objective else ["maximize"]
     study = optuna.create_study(
         storage=store,
         sampler=sampler,
         study_name=config.study_name,
-        direction="maximize",
+        directions=directions,
         load_if_exists=resume,
     )
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -90,7 +92,8 @@ def check_reachable(
             unit = " ms" if key == "latency_ms" else " of the original"
             raise IAPruneError(
                 f"budget {key} <= {bound:g}{unit} is unreachable: the smallest allowed model "
-                f"(min ratio {space.min_ratio:g}, min keep {space.min_keep}) reaches "
+                f"(min ratio {space.min_ratio:g}, min keep {space.min_keep}, round to "
+                f"{space.round_to}) reaches "
                 f"{reached:.4g}{unit}"
             )
 
@@ -137,7 +140,7 @@ def run_search(
         if not _complete(study):
             study.enqueue_trial(space.params_for(uniform_ratio(evaluator, space, config)))
 
-    def objective(trial: optuna.Trial) -> float:
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         keep = space.suggest(trial)
         result = evaluator(keep)
         value, constraints = score(
@@ -150,12 +153,47 @@ def run_search(
         trial.set_user_attr("ratios", result.ratios)
         trial.set_user_attr("latency_ms", result.cost.latency_ms)
         trial.set_user_attr("keep", keep)
+        if objective_cfg.multi_objective:
+            return value, pareto_cost(result.ratios, result.cost.latency_ms, objective_cfg)
         return value
 
     remaining = max(0, n_trials - len(_complete(study)))
     for _ in progress(range(remaining), desc=f"search ({config.sampler})"):
         study.optimize(objective, n_trials=1)
     return _result(study, space, config)
+
+
+def pareto_cost(
+    ratios: dict[str, float], latency_ms: float | None, config: ObjectiveConfig
+) -> float:
+    """The cost minimised next to accuracy in pareto mode: MACs ratio or latency (ms)."""
+    if config.pareto_cost == "latency":
+        if latency_ms is None:
+            raise IAPruneError("pareto on latency needs a measured or predicted latency")
+        return latency_ms
+    return ratios["macs"]
+
+
+def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feasible rows not dominated in (accuracy up, ``cost`` down), by increasing cost."""
+    feasible = [r for r in rows if r["feasible"]]
+    front = [
+        r
+        for r in feasible
+        if not any(
+            o["accuracy"] >= r["accuracy"]
+            and o["cost"] <= r["cost"]
+            and (o["accuracy"] > r["accuracy"] or o["cost"] < r["cost"])
+            for o in feasible
+        )
+    ]
+    return sorted(front, key=lambda r: (r["cost"], -r["accuracy"], r["number"]))
+
+
+def choose_from_front(front: list[dict[str, Any]], tolerance: float = 0.01) -> dict[str, Any]:
+    """The cheapest Pareto point within ``tolerance`` of the front's best accuracy."""
+    best = max(r["accuracy"] for r in front)
+    return min((r for r in front if r["accuracy"] >= best - tolerance), key=lambda r: r["cost"])
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -167,11 +205,12 @@ def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per finished trial, in order."""
+    """One row per finished trial, in order (``cost`` only in pareto mode)."""
     return [
         {
             "number": t.number,
-            "value": t.value,
+            "value": t.values[0],
+            **({"cost": t.values[1]} if len(t.values) > 1 else {}),
             "accuracy": t.user_attrs.get("accuracy"),
             "ratios": t.user_attrs.get("ratios", {}),
             "latency_ms": t.user_attrs.get("latency_ms"),
@@ -192,7 +231,14 @@ def _result(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> Se
             f"constraint excess {max(closest.user_attrs['constraints']):.4g}); "
             "run more trials with --resume or relax the budget"
         )
-    best = max(feasible, key=lambda t: (t.value, -t.number))
+    history = trial_history(study)
+    front: list[dict[str, Any]] = []
+    if config.objective.multi_objective:
+        front = pareto_front(history)
+        chosen = choose_from_front(front)["number"]
+        best = next(t for t in feasible if t.number == chosen)
+    else:
+        best = max(feasible, key=lambda t: (t.values[0], -t.number))
     seconds = sum(
         (t.datetime_complete - t.datetime_start).total_seconds()
         for t in trials
@@ -203,11 +249,12 @@ def _result(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> Se
             keep=dict(best.user_attrs["keep"]), original={g.name: g.channels for g in space.groups}
         ),
         best_trial=best.number,
-        best_value=float(best.value),
+        best_value=float(best.values[0]),
         accuracy=float(best.user_attrs["accuracy"]),
         ratios=dict(best.user_attrs["ratios"]),
         sampler=config.sampler,
         trials=len(trials),
         seconds=seconds,
-        history=trial_history(study),
+        history=history,
+        pareto=front,
     )
