@@ -268,7 +268,18 @@ def run_prune(
         seconds=time.perf_counter() - t0,
     )
     session.run.write_json("report.json", report)
+    _write_report_files(session.run.root)
     return report
+
+
+def _write_report_files(run_dir: Path) -> None:
+    """report.html / report.md next to report.json; a failure here loses nothing finished."""
+    from iaprune.reports.render import write_reports
+
+    try:
+        write_reports(run_dir)
+    except Exception as exc:  # plotting must never cost the user a finished run
+        log.warning("report.html/report.md not written (%s); retry with `iaprune report`", exc)
 
 
 def load_pruned(run_dir: str | Path) -> nn.Module:

@@ -1,20 +1,43 @@
-"""Latency backends, registered by name (``"torch"`` is always available)."""
+"""Latency backends, registered by name.
 
-from iaprune.cost.latency import torch_backend  # noqa: F401  (registers "torch")
+``"torch"`` (eager) is always available; ``"torchscript"``, ``"torch-compile"``,
+``"onnxruntime"`` and ``"cuda"`` are available where their runtime, compiler or device
+is (see :func:`list_backends` with ``available_only=True``).
+"""
+
+from iaprune.cost.latency import (  # noqa: F401  (each module registers its backend)
+    compile_backend,
+    cuda_backend,
+    onnxruntime_backend,
+    torch_backend,
+    torchscript_backend,
+)
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
     LatencyResult,
+    default_round_to,
     get_backend,
     list_backends,
     summarize_runs,
     time_callable,
 )
+from iaprune.cost.latency.compile_backend import TorchCompileBackend
+from iaprune.cost.latency.cuda_backend import CudaBackend
+from iaprune.cost.latency.onnxruntime_backend import OnnxRuntimeBackend
+from iaprune.cost.latency.torch_backend import TorchBackend
+from iaprune.cost.latency.torchscript_backend import TorchScriptBackend
 
 __all__ = [
     "BACKENDS",
+    "CudaBackend",
     "LatencyBackend",
     "LatencyResult",
+    "OnnxRuntimeBackend",
+    "TorchBackend",
+    "TorchCompileBackend",
+    "TorchScriptBackend",
+    "default_round_to",
     "get_backend",
     "list_backends",
     "summarize_runs",

@@ -1,12 +1,14 @@
 """Latency backend extension point.
 
-A backend times the forward pass of a model in one runtime (eager PyTorch here;
-ONNX Runtime, ``torch.compile``, CUDA, lookup tables, ... can be added). To add one,
-subclass :class:`LatencyBackend` and register the class::
+A backend times the forward pass of a model in one runtime. Built in: ``torch`` (eager),
+``torchscript`` (traced and frozen), ``torch-compile`` (inductor), ``onnxruntime``
+(CPUExecutionProvider) and ``cuda`` (eager on the GPU, CUDA events). To add one (a lookup
+table, TensorRT, ...), subclass :class:`LatencyBackend` and register the class::
 
     @BACKENDS.register("mybackend")
     class MyBackend(LatencyBackend):
         name = "mybackend"
+        preferred_multiple = 8
 
         @classmethod
         def available(cls) -> bool:
@@ -115,18 +117,31 @@ def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> list[f
 class LatencyBackend(ABC):
     """Measures forward-pass latency of a model in one runtime.
 
-    Subclasses set :attr:`name` (the registry name), override :meth:`available` when
-    they need optional dependencies or hardware, and implement :meth:`measure`.
+    Subclasses set :attr:`name` (the registry name) and :attr:`preferred_multiple`,
+    override :meth:`available` (and :meth:`unavailable_error` to say why) when they
+    need optional dependencies or hardware, and implement :meth:`measure`.
     Backends must not change the model's parameters or ``training`` flags, and must
     restore any global setting they change (thread counts, ...).
     """
 
     name: ClassVar[str] = ""
+    preferred_multiple: ClassVar[int] = 8
+    """Channel multiple the runtime runs fastest with (vectorised kernels, tensor cores):
+    the default ``--round-to`` of the search, see :func:`default_round_to`."""
 
     @classmethod
     def available(cls) -> bool:
         """Whether this backend can run here (dependencies importable, device present)."""
         return True
+
+    @classmethod
+    def unavailable_error(cls) -> IAPruneError:
+        """The error :func:`get_backend` raises when :meth:`available` is false.
+
+        Subclasses override it to say why (e.g. a :class:`MissingDependencyError`
+        naming the pip extra); the default only names the backend.
+        """
+        return IAPruneError(f"latency backend {cls.name!r} is not available on this machine")
 
     @abstractmethod
     def measure(
@@ -188,15 +203,30 @@ def get_backend(name: str) -> LatencyBackend:
 
     Raises:
         IAPruneError: ``name`` is unknown (the message lists the valid names) or the
-            backend is registered but not available in this environment.
+            backend is registered but not available on this machine (the message says
+            why and lists the available ones; a missing optional package raises
+            :class:`~iaprune.errors.MissingDependencyError`).
     """
     cls = BACKENDS.get(name)
     if not cls.available():
+        err = cls.unavailable_error()
         avail = ", ".join(list_backends(available_only=True)) or "none"
-        raise IAPruneError(
-            f"latency backend {name!r} is not available in this environment; available: {avail}"
-        )
+        err.args = (f"{err}; available backends: {avail}",)
+        raise err
     return cls()
+
+
+def default_round_to(backend_name: str) -> int:
+    """The channel multiple that the latency backend ``backend_name`` prefers.
+
+    The search rounds every group's kept filters to this multiple unless the user
+    passes ``--round-to``. Availability is not checked: only the class attribute
+    :attr:`LatencyBackend.preferred_multiple` is read.
+
+    Raises:
+        IAPruneError: ``backend_name`` is unknown (the message lists the valid names).
+    """
+    return int(BACKENDS.get(backend_name).preferred_multiple)
 
 
 def list_backends(*, available_only: bool = False) -> list[str]:

@@ -16,24 +16,16 @@ from iaprune.cost.latency._base import (
     check_timing_args,
     time_callable,
 )
-from iaprune.errors import IAPruneError
+from iaprune.cost.latency._torch_util import (
+    INPUT_SEED,
+    random_input,
+    resolve_device,
+    torch_threads,
+)
 
-INPUT_SEED = 0
-"""Seed of the generator that draws the random timing input."""
+__all__ = ["INPUT_SEED", "TorchBackend"]
 
-
-def _resolve_device(device: str) -> torch.device:
-    """Parse ``device`` and check it exists; ``cuda`` becomes ``cuda:<current>``."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise IAPruneError(f"invalid device {device!r}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise IAPruneError(f"device {device!r} requested but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
+_resolve_device = resolve_device  # kept for code importing the old private name
 
 
 @BACKENDS.register("torch")
@@ -48,6 +40,7 @@ class TorchBackend(LatencyBackend):
     """
 
     name = "torch"
+    preferred_multiple = 8
 
     def measure(
         self,
@@ -63,11 +56,9 @@ class TorchBackend(LatencyBackend):
         """Time eager forward passes; see :meth:`LatencyBackend.measure`."""
         check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
         shape = check_input_shape(input_shape)
-        dev = _resolve_device(device)
+        dev = resolve_device(device)
         target = model if model_device(model) == dev else copy.deepcopy(model).to(dev)
-
-        gen = torch.Generator().manual_seed(INPUT_SEED)
-        x = torch.randn((batch_size, *shape), generator=gen, dtype=model_dtype(model)).to(dev)
+        x = random_input(batch_size, shape, dtype=model_dtype(model), device=dev)
         sync = dev.type == "cuda"
 
         def run_once() -> None:
@@ -75,16 +66,8 @@ class TorchBackend(LatencyBackend):
             if sync:
                 torch.cuda.synchronize(dev)
 
-        previous_threads = torch.get_num_threads()
-        try:
-            if threads is not None:
-                torch.set_num_threads(threads)
-            used_threads = torch.get_num_threads()
-            with eval_mode(target), torch.inference_mode():
-                runs = time_callable(run_once, warmup=warmup, repeats=repeats)
-        finally:
-            if torch.get_num_threads() != previous_threads:
-                torch.set_num_threads(previous_threads)
+        with torch_threads(threads) as used_threads, eval_mode(target), torch.inference_mode():
+            runs = time_callable(run_once, warmup=warmup, repeats=repeats)
 
         env = self.base_env(
             version=torch.__version__,

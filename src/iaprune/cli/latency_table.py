@@ -1,0 +1,124 @@
+"""``iaprune latency-table``: measure (or reuse) a per-layer latency lookup table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the subcommand."""
+    p = sub.add_parser(
+        "latency-table",
+        help="measure a per-layer latency lookup table to predict pruned latencies",
+        description=(
+            "Time every conv/linear layer of the unpruned model for a grid of input/output "
+            "widths, and the whole model, and store the table as JSON. A stored table is "
+            "reused when it was measured with the same backend, versions, device, threads, "
+            "batch size, input shape and architecture; otherwise it is rebuilt."
+        ),
+    )
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        default="vgg16",
+        help="zoo name, 'module.path:factory', or a file saved with torch.save(model)",
+    )
+    g.add_argument(
+        "--width-mult", type=float, default=0.25, help="width of zoo models (as iaprune prune)"
+    )
+    g.add_argument("--in-channels", type=int, default=3, help="input image channels")
+    g.add_argument("--num-classes", type=int, default=10)
+    g.add_argument("--input-size", type=int, default=32, help="square input side H (= W)")
+    t = p.add_argument_group("measurement")
+    t.add_argument("--backend", default="torch", help="latency backend")
+    t.add_argument("--batch-size", type=int, default=1, help="samples per timed forward pass")
+    t.add_argument("--threads", type=int, default=1, help="intra-op threads while timing")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--grid", type=int, default=7, help="widths per dimension and layer")
+    t.add_argument("--min-ratio", type=float, default=0.05, help="smallest grid width ratio")
+    t.add_argument("--warmup", type=int, default=5, help="untimed runs per grid point")
+    t.add_argument("--repeats", type=int, default=20, help="timed runs per grid point")
+    t.add_argument(
+        "--rounds", type=int, default=1, help="passes over the grid (keeps each point's minimum)"
+    )
+    t.add_argument(
+        "--calibrate", type=int, default=0, help="random pruned models timed to fit a scale"
+    )
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--output",
+        help="table file (default: ~/.cache/iaprune/lut/<fingerprint>-<settings>.json, "
+        "or $IAPRUNE_LUT_DIR)",
+    )
+    o.add_argument("--rebuild", action="store_true", help="measure even if a valid table exists")
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    """Build or reuse the table and print where it is, its size, build time and offset."""
+    import torch
+
+    from iaprune.cost.lut import (
+        LatencyTable,
+        LatencyTableWarning,
+        default_table_path,
+        load_or_build,
+    )
+    from iaprune.model_source import resolve_model
+    from iaprune.pruning.groups import find_groups
+
+    recipe = resolve_model(
+        a.model, num_classes=a.num_classes, in_channels=a.in_channels, width_mult=a.width_mult
+    )
+    model = recipe.build().eval()
+    shape = (a.in_channels, a.input_size, a.input_size)
+    groups = find_groups(model, torch.zeros((1, *shape)))
+    settings = {
+        "backend": a.backend,
+        "batch_size": a.batch_size,
+        "threads": a.threads,
+        "device": a.device,
+        "grid": a.grid,
+        "min_ratio": a.min_ratio,
+        "warmup": a.warmup,
+        "repeats": a.repeats,
+        "rounds": a.rounds,
+        "calibrate": a.calibrate,
+    }
+    path = a.output or default_table_path(
+        model,
+        shape,
+        backend=a.backend,
+        batch_size=a.batch_size,
+        threads=a.threads,
+        device=a.device,
+    )
+    start = time.perf_counter()
+    if a.rebuild:
+        table = LatencyTable.build(model, shape, groups, **settings)
+        table.save(path)
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", LatencyTableWarning)
+            table = load_or_build(path, model, shape, groups, **settings)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    reused = not table.built_now
+    m = table.meta
+    print(f"latency table: {table.path}")
+    print(
+        f"entries: {len(table.layers)} layers, {table.points} measured points, "
+        f"{len(table.group_channels)} channel groups"
+    )
+    when = f"reused (built in {m['build_seconds']:.1f} s on {m.get('created')})"
+    print(f"build time: {when if reused else f'{elapsed:.1f} s'}")
+    print(
+        f"full model: {table.full_ms:.3f} ms per batch of {m['batch_size']} "
+        f"({m['backend']} {m['backend_version']}, {m['threads']} thread(s), {m['device']})"
+    )
+    print(f"offset: {table.offset_ms:.3f} ms, scale: {table.scale:.4f}")
+    return 0

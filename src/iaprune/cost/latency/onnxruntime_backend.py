@@ -1,0 +1,91 @@
+"""ONNX Runtime latency backend (``"onnxruntime"``, CPU execution provider).
+
+The model is exported with :func:`iaprune.export.onnx_bytes` (TorchScript-based
+exporter, static batch) and timed in an ``InferenceSession`` whose intra-op thread
+count is set explicitly. Needs ``pip install 'iaprune[deploy]'``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
+from torch import nn
+
+from iaprune.cost._util import check_input_shape, model_dtype
+from iaprune.cost.latency._base import (
+    BACKENDS,
+    LatencyBackend,
+    LatencyResult,
+    check_timing_args,
+    time_callable,
+)
+from iaprune.cost.latency._torch_util import random_input
+from iaprune.errors import IAPruneError, MissingDependencyError
+
+_PACKAGES = ("onnx", "onnxruntime")
+
+
+@BACKENDS.register("onnxruntime")
+class OnnxRuntimeBackend(LatencyBackend):
+    """Times ``InferenceSession.run`` on the CPU provider (ORT_ENABLE_ALL, sequential).
+
+    ``threads=None`` uses one intra-op thread so that numbers are comparable across
+    runs; ORT's vectorised kernels favour channel counts that are multiples of 16.
+    """
+
+    name = "onnxruntime"
+    preferred_multiple = 16
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether ``onnx`` and ``onnxruntime`` are importable."""
+        return all(importlib.util.find_spec(p) is not None for p in _PACKAGES)
+
+    @classmethod
+    def unavailable_error(cls) -> IAPruneError:
+        """Names the missing package and the pip extra."""
+        missing = [p for p in _PACKAGES if importlib.util.find_spec(p) is None]
+        return MissingDependencyError(
+            f"latency backend 'onnxruntime' needs {', '.join(missing) or 'onnxruntime'}: "
+            "pip install 'iaprune[deploy]'"
+        )
+
+    def measure(
+        self,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        *,
+        batch_size: int = 1,
+        threads: int | None = 1,
+        warmup: int = 5,
+        repeats: int = 30,
+        device: str = "cpu",
+    ) -> LatencyResult:
+        """Export, open a session and time ``session.run``; see :meth:`LatencyBackend.measure`."""
+        from iaprune.export import onnx_bytes, ort_feed, ort_session, require_onnxruntime
+
+        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
+        if device != "cpu":
+            raise IAPruneError(f"latency backend 'onnxruntime' runs on the cpu, not {device!r}")
+        shape = check_input_shape(input_shape)
+        x = random_input(batch_size, shape, dtype=model_dtype(model))
+        used_threads = 1 if threads is None else int(threads)
+        session = ort_session(onnx_bytes(model, x, dynamic_batch=False), threads=used_threads)
+        feed = ort_feed(session, x)
+
+        def run_once() -> None:
+            session.run(None, feed)
+
+        runs = time_callable(run_once, warmup=warmup, repeats=repeats)
+        env = self.base_env(
+            version=str(require_onnxruntime().__version__),
+            threads=used_threads,
+            device="cpu",
+            batch_size=batch_size,
+            input_shape=shape,
+            warmup=warmup,
+            repeats=repeats,
+        )
+        env.update(provider="CPUExecutionProvider", graph_optimization="ORT_ENABLE_ALL")
+        return LatencyResult.from_runs(runs, env)

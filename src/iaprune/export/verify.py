@@ -1,0 +1,147 @@
+"""Export a model to a deployment format, check it against torch and time it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from iaprune.cost._util import check_input_shape, eval_mode
+from iaprune.cost.latency._base import check_timing_args, time_callable
+from iaprune.cost.latency._torch_util import random_input, torch_threads
+from iaprune.errors import IAPruneError
+
+FORMATS = ("onnx", "torchscript")
+"""Export formats :func:`export_model` writes."""
+SUFFIX = {"onnx": ".onnx", "torchscript": ".ts.pt"}
+"""File suffix per format."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_model` wrote and measured.
+
+    Attributes:
+        path: the exported file.
+        format: ``"onnx"`` or ``"torchscript"``.
+        max_abs_diff: largest absolute difference between the exported model's outputs
+            and eager PyTorch's over the check inputs.
+        latency_ms: median latency of one ``batch_size`` batch in the exported runtime.
+        latency_spread_ms: inter-quartile range of the timed runs.
+        env: how the latency was measured (runtime, version, threads, batch).
+    """
+
+    path: Path
+    format: str
+    max_abs_diff: float
+    latency_ms: float
+    latency_spread_ms: float
+    env: dict[str, Any] = field(default_factory=dict)
+
+
+def _onnx_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: int) -> Callable:
+    from iaprune.export._onnx import onnx_export, ort_run, ort_session, require_onnxruntime
+
+    require_onnxruntime()
+    onnx_export(model, x, path, dynamic_batch=True)
+    session = ort_session(path, threads=threads)
+    return lambda inp: ort_run(session, inp)
+
+
+def _torchscript_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: int) -> Callable:
+    from iaprune.export._torchscript import load_torchscript, save_torchscript, trace_frozen
+
+    save_torchscript(trace_frozen(model, x), path)
+    loaded = load_torchscript(path)
+
+    def run(inp: torch.Tensor) -> np.ndarray:
+        with torch_threads(threads), torch.inference_mode():
+            return loaded(inp).numpy()
+
+    return run
+
+
+def _version(fmt: str) -> str:
+    if fmt == "onnx":
+        from iaprune.export._onnx import require_onnxruntime
+
+        return f"onnxruntime {require_onnxruntime().__version__}"
+    return f"torch {torch.__version__}"
+
+
+def export_model(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    path: str | Path,
+    fmt: str = "onnx",
+    *,
+    batch_size: int = 1,
+    threads: int = 1,
+    tolerance: float = 1e-4,
+    check_batches: int = 3,
+    warmup: int = 5,
+    repeats: int = 30,
+) -> ExportResult:
+    """Write ``model`` (CPU, eval mode) as ``fmt`` to ``path``, verify it and time it.
+
+    The exported file is reloaded in its runtime (ONNX Runtime CPU provider or
+    ``torch.jit.load``) and run on ``check_batches`` seeded random batches of
+    ``batch_size`` samples; its outputs must match eager PyTorch within ``tolerance``
+    (max absolute difference). Latency is the median of ``repeats`` runs.
+
+    Raises:
+        IAPruneError: unknown format, export failure, or outputs differ above tolerance
+            (the file is kept for inspection and the message names it).
+        MissingDependencyError: ONNX export without ``onnx``/``onnxruntime``.
+    """
+    if fmt not in FORMATS:
+        raise IAPruneError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
+    check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
+    shape = check_input_shape(input_shape)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.cpu()
+    example = random_input(batch_size, shape)
+    make = _onnx_runner if fmt == "onnx" else _torchscript_runner
+    runner = make(model, example, out, threads)
+
+    diff = 0.0
+    with eval_mode(model), torch.inference_mode():
+        for i in range(check_batches):
+            x = random_input(batch_size, shape, seed=1000 + i)
+            ref = model(x).numpy()
+            got = np.asarray(runner(x))
+            if got.shape != ref.shape:
+                raise IAPruneError(
+                    f"exported {fmt} model at {out} returns shape {list(got.shape)}, "
+                    f"torch returns {list(ref.shape)}"
+                )
+            diff = max(diff, float(np.max(np.abs(got.astype(np.float64) - ref))))
+    if not diff <= tolerance:
+        raise IAPruneError(
+            f"exported {fmt} model at {out} differs from torch by {diff:.3g} "
+            f"(max abs), above the tolerance {tolerance:g}"
+        )
+    runs = time_callable(lambda: runner(example), warmup=warmup, repeats=repeats)
+    median = float(np.median(runs))
+    q25, q75 = np.percentile(runs, [25, 75])
+    env = {
+        "runtime": fmt,
+        "version": _version(fmt),
+        "threads": threads,
+        "batch_size": batch_size,
+        "input_shape": list(shape),
+        "warmup": warmup,
+        "repeats": repeats,
+    }
+    return ExportResult(out, fmt, diff, median, float(q75 - q25), env)
+
+
+def default_export_path(run_dir: str | Path, fmt: str) -> Path:
+    """``RUN_DIR/pruned.onnx`` or ``RUN_DIR/pruned.ts.pt``."""
+    return Path(run_dir) / f"pruned{SUFFIX[fmt]}"

@@ -1,0 +1,93 @@
+"""write_reports: report.html (self-contained) and report.md (+ plots/*.png) for a run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+
+from iaprune.errors import IAPruneError, MissingDependencyError
+from iaprune.reports.content import RunData, build_sections, planned_figures
+from iaprune.reports.html import render_html
+from iaprune.reports.markdown import render_markdown
+from iaprune.reports.plots import render_plot, require_matplotlib
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("html", "md")
+PLOT_DIR = "plots"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # readable like any file the user creates
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def draw_plots(data: RunData) -> tuple[dict[str, bytes], str | None]:
+    """PNG bytes of every plot the run supports, and a note when they had to be skipped."""
+    names = [f.name for f in planned_figures(data)]
+    if not names:
+        return {}, None
+    try:
+        require_matplotlib()
+    except MissingDependencyError as exc:
+        log.warning("report plots skipped: %s", exc)
+        return {}, f"plots were skipped: {exc}"
+    return {name: render_plot(name, data) for name in names}, None
+
+
+def write_reports(
+    run_dir: str | Path, *, formats: Collection[str] = FORMATS, plots: bool = True
+) -> list[Path]:
+    """Render a finished run directory's report; returns the paths written.
+
+    * ``report.html``: self-contained, every plot inline as a base64 PNG;
+    * ``report.md``: plots saved as ``plots/<name>.png`` beside it, linked relatively.
+
+    Both hold the same tables (summary, channels, search, trials, fine-tuning,
+    environment) with numbers formatted from report.json by
+    :mod:`iaprune.reports.content`. Without matplotlib (or with ``plots=False``) the
+    tables are still written and the report says the plots were skipped.
+    Raises :class:`IAPruneError` for a directory that is not a finished run.
+    """
+    unknown = set(formats) - set(FORMATS)
+    if unknown:
+        raise IAPruneError(
+            f"unknown report format(s) {', '.join(sorted(unknown))}; valid: {', '.join(FORMATS)}"
+        )
+    data = RunData.load(run_dir)
+    if plots:
+        images, note = draw_plots(data)
+    else:
+        images, note = {}, "plots were skipped (disabled)"
+    sections = build_sections(data)
+    written: list[Path] = []
+    if "html" in formats:
+        html = render_html(data, sections, images, note=note)
+        written.append(_write_atomic(data.root / "report.html", html.encode("utf-8")))
+    if "md" in formats:
+        links: dict[str, str] = {}
+        for name, png in images.items():
+            written.append(_write_atomic(data.root / PLOT_DIR / f"{name}.png", png))
+            links[name] = f"{PLOT_DIR}/{name}.png"
+        md = render_markdown(data, sections, links, note=note)
+        written.append(_write_atomic(data.root / "report.md", md.encode("utf-8")))
+    return written
