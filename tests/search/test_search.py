@@ -122,6 +122,16 @@ def test_constraint_infeasible_trials_are_not_chosen(tmp_path) -> None:
     assert all(h["value"] <= best["value"] for h in result.history if h["feasible"])
 
 
+def test_constrained_value_is_accuracy_and_best_is_most_accurate_feasible(tmp_path) -> None:
+    result = run_search(
+        *_evaluator(), _config(sampler="random", trials=8, seed=3), storage=_storage(tmp_path)
+    )
+    for h in result.history:  # the budget enters only as a constraint, never the value
+        assert h["value"] == pytest.approx(h["accuracy"])
+    feasible = [h["accuracy"] for h in result.history if h["feasible"]]
+    assert result.accuracy == max(feasible)
+
+
 def _latency_evaluator() -> tuple[CandidateEvaluator, SearchSpace]:
     """Like _evaluator, but latency is a deterministic function of the kept widths."""
     evaluator, space = _evaluator()

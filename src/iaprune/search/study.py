@@ -147,8 +147,8 @@ def run_search(
             result.accuracy, result.ratios, result.cost.latency_ms, objective_cfg
         )
         trial.set_user_attr("constraints", constraints)
-        for key, value in zip(budget_keys, constraints, strict=True):
-            trial.set_constraint(key, value)
+        for key, excess in zip(budget_keys, constraints, strict=True):
+            trial.set_constraint(key, excess)
         trial.set_user_attr("accuracy", result.accuracy)
         trial.set_user_attr("ratios", result.ratios)
         trial.set_user_attr("latency_ms", result.cost.latency_ms)
