@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode
+from iaprune.cost._util import check_input_shape, eval_mode, model_device
 from iaprune.cost.latency._base import check_timing_args, time_callable
 from iaprune.cost.latency._torch_util import random_input, torch_threads
 from iaprune.errors import IAPruneError
@@ -94,18 +95,26 @@ def export_model(
     ``batch_size`` samples; its outputs must match eager PyTorch within ``tolerance``
     (max absolute difference). Latency is the median of ``repeats`` runs.
 
+    A model on another device is copied to the CPU; the caller's model is not moved.
+
     Raises:
-        IAPruneError: unknown format, export failure, or outputs differ above tolerance
-            (the file is kept for inspection and the message names it).
+        IAPruneError: unknown format, negative tolerance, ``check_batches < 1``, export
+            failure, or outputs differ above tolerance (the file is kept for
+            inspection and the message names it).
         MissingDependencyError: ONNX export without ``onnx``/``onnxruntime``.
     """
     if fmt not in FORMATS:
         raise IAPruneError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
     check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
+    if not tolerance >= 0:  # also rejects NaN
+        raise IAPruneError(f"tolerance must be >= 0, got {tolerance}")
+    if check_batches < 1:
+        raise IAPruneError(f"check_batches must be >= 1, got {check_batches}")
     shape = check_input_shape(input_shape)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.cpu()
+    if model_device(model).type != "cpu":
+        model = copy.deepcopy(model).cpu()  # nn.Module.cpu() moves in place
     example = random_input(batch_size, shape)
     make = _onnx_runner if fmt == "onnx" else _torchscript_runner
     runner = make(model, example, out, threads)
