@@ -390,3 +390,25 @@ def test_cli_builds_then_reuses(tmp_path: Path, capsys) -> None:
     captured = capsys.readouterr()
     assert "rebuilding" in captured.err and "reused" not in captured.out
     assert LatencyTable.load(out).meta["batch_size"] == 2
+
+
+def test_calibration_scale_outside_bounds_falls_back_to_one(
+    table: LatencyTable, resnet: nn.Module, resnet_groups: list
+) -> None:
+    """Noise-dominated calibration (smaller models timed slower) must not be trusted."""
+    import copy
+
+    from iaprune.cost.latency import LatencyResult
+
+    class Inverted:
+        """Times every pruned model 50x slower than the unpruned one."""
+
+        def measure(self, model: nn.Module, shape: Any, **_: Any) -> LatencyResult:
+            return LatencyResult.from_runs([table.full_ms * 50], {})
+
+    fresh = copy.deepcopy(table)
+    fresh.calibration = []
+    fresh._fit(resnet, SHAPE, resnet_groups, Inverted(), {}, 3, 0.3, 0, "median")
+    assert len(fresh.calibration) == 3
+    assert fresh.scale == 1.0
+    assert fresh.predict({}) == pytest.approx(fresh.full_ms)

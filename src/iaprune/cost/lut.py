@@ -123,6 +123,9 @@ change the quality of the measurements, not what they are valid for, so a table 
 with other such settings is reused.
 """
 
+SCALE_BOUNDS = (0.5, 2.0)
+"""Accepted range of the calibration scale; a fit outside it falls back to 1."""
+
 LayerKind = Literal["conv", "depthwise", "linear", "fixed"]
 Statistic = Literal["median", "min"]
 
@@ -932,8 +935,12 @@ class LatencyTable:
         dy = [m - self.full_ms for _, m in points]
         denom = sum(d * d for d in dx)
         scale = sum(a * b for a, b in zip(dx, dy, strict=True)) / denom if denom > 0 else 1.0
-        if not math.isfinite(scale) or scale <= 0:
-            log.warning("latency table calibration gave scale %s; using 1", scale)
+        if not math.isfinite(scale) or not SCALE_BOUNDS[0] <= scale <= SCALE_BOUNDS[1]:
+            # a scale this far from 1 means the calibration timings were noise (a busy
+            # machine): trusting it can predict negative latencies for small models
+            log.warning(
+                "latency table calibration gave scale %s (outside %s); using 1", scale, SCALE_BOUNDS
+            )
             scale = 1.0
         self.scale = scale
         self.offset_ms = self.full_ms - scale * full_sum
