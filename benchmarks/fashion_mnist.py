@@ -80,6 +80,7 @@ class Profile:
         "tp-magnitude",
     )
     extra: dict[str, Any] = field(default_factory=dict)
+    download: bool = False  # fetch the official files (md5-checked) when not installed
 
 
 FULL = Profile(
@@ -200,6 +201,7 @@ class ModelBench:
         config = RunConfig(
             model=name,
             dataset=prof.dataset,
+            download=prof.download,
             width_mult=width,
             baseline_epochs=epochs,
             baseline_lr=prof.baseline_lr,
@@ -895,9 +897,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=None, help="override the trials per search")
     p.add_argument("--models", nargs="*", default=None, help="subset of the models")
     p.add_argument("--no-final-latency", action="store_true", help="skip the final latency pass")
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch Fashion-MNIST from the official mirror (md5-checked) if it is not installed",
+    )
     args = p.parse_args(argv)
 
     prof = SMOKE if args.smoke else FULL
+    if args.download:
+        prof = replace(prof, download=True)
     if args.trials:
         prof = replace(prof, trials=args.trials)
     if args.models:

@@ -37,6 +37,7 @@ class RunConfig:
     model: str = "vgg16"
     dataset: str = "digits"
     data_root: str | None = None
+    download: bool = False
     width_mult: float = 0.25
     checkpoint: str | None = None
     baseline_epochs: int = 30
@@ -76,6 +77,7 @@ class Session:
             root=config.data_root,
             val_fraction=config.val_fraction,
             seed=config.seed,
+            **({"download": True} if config.download else {}),
         )
         self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
         self.recipe = recipe or resolve_model(

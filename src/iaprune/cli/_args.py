@@ -21,6 +21,11 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
     g.add_argument("--dataset", default="digits", help="see 'iaprune datasets'")
     g.add_argument("--data-root", help="data directory (default: per dataset)")
     g.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch missing mnist/fashion-mnist files from the official mirror (md5-checked)",
+    )
+    g.add_argument(
         "--val-fraction",
         type=float,
         default=0.1,
@@ -144,6 +149,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         model=a.model,
         dataset=a.dataset,
         data_root=a.data_root,
+        download=a.download,
         width_mult=a.width_mult,
         checkpoint=a.checkpoint,
         baseline_epochs=a.baseline_epochs,

@@ -70,8 +70,11 @@ class _IdxSpec:
     @property
     def hint(self) -> str:
         if self.debian_package:
-            return f"install it with `apt-get install {self.debian_package}` or pass download=True"
-        return "pass download=True to fetch it"
+            return (
+                f"install it with `apt-get install {self.debian_package}` or pass --download "
+                "(download=True in Python)"
+            )
+        return "pass --download (download=True in Python) to fetch it"
 
 
 MNIST = _IdxSpec(
