@@ -19,7 +19,7 @@ from iaprune.cost import (
     list_backends,
     time_callable,
 )
-from iaprune.cost.latency import summarize_runs
+from iaprune.cost.latency import Timing, summarize_runs
 from iaprune.errors import IAPruneError
 
 ENV_KEYS = {
@@ -61,7 +61,7 @@ def test_unavailable_backend_is_user_error() -> None:
         def available(cls) -> bool:
             return False
 
-        def measure(self, *args: object, **kwargs: object) -> LatencyResult:
+        def time_runs(self, *args: object, **kwargs: object) -> Timing:
             raise AssertionError("not reached")
 
     BACKENDS.register(Never.name)(Never)

@@ -14,11 +14,13 @@ table, TensorRT, ...), subclass :class:`LatencyBackend` and register the class::
         def available(cls) -> bool:
             return importlib.util.find_spec("myruntime") is not None
 
-        def measure(self, model, input_shape, *, batch_size=1, threads=1,
-                    warmup=5, repeats=30, device="cpu") -> LatencyResult:
-            ...
-            runs = time_callable(run_once, warmup=warmup, repeats=repeats)
-            return LatencyResult.from_runs(runs, self.base_env(...))
+        def time_runs(self, model, shape, settings: TimingSettings) -> Timing:
+            ...  # prepare the runtime, then
+            runs = time_callable(run_once, settings.warmup, settings.repeats)
+            return Timing(runs, version=myruntime.__version__, threads=..., device="cpu")
+
+:meth:`LatencyBackend.measure` validates the arguments, calls ``time_runs`` and builds the
+:class:`LatencyResult` with the environment every backend reports.
 
 The module defining it must be imported by :mod:`iaprune.cost.latency` so that the
 registration runs.
@@ -38,6 +40,7 @@ import numpy as np
 from torch import nn
 
 from iaprune._registry import Registry
+from iaprune.cost._util import check_input_shape
 from iaprune.errors import IAPruneError
 
 
@@ -114,12 +117,42 @@ def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> list[f
     return runs
 
 
+@dataclass(frozen=True)
+class TimingSettings:
+    """Validated timing arguments of one :meth:`LatencyBackend.measure` call."""
+
+    batch_size: int
+    threads: int | None
+    warmup: int
+    repeats: int
+    device: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What a backend's :meth:`LatencyBackend.time_runs` returns.
+
+    Attributes:
+        runs_ms: every timed run in milliseconds.
+        version: runtime version for the environment record.
+        threads: thread count actually in effect (``None`` when not applicable).
+        device: the device that ran, normalised (e.g. ``"cuda:0 (H100)"``).
+        extra: backend-specific environment fields (mode, provider, ...).
+    """
+
+    runs_ms: list[float]
+    version: str
+    threads: int | None
+    device: str
+    extra: dict[str, object] = field(default_factory=dict)
+
+
 class LatencyBackend(ABC):
     """Measures forward-pass latency of a model in one runtime.
 
     Subclasses set :attr:`name` (the registry name) and :attr:`preferred_multiple`,
     override :meth:`available` (and :meth:`unavailable_error` to say why) when they
-    need optional dependencies or hardware, and implement :meth:`measure`.
+    need optional dependencies or hardware, and implement :meth:`time_runs`.
     Backends must not change the model's parameters or ``training`` flags, and must
     restore any global setting they change (thread counts, ...).
     """
@@ -143,7 +176,6 @@ class LatencyBackend(ABC):
         """
         return IAPruneError(f"latency backend {cls.name!r} is not available on this machine")
 
-    @abstractmethod
     def measure(
         self,
         model: nn.Module,
@@ -166,33 +198,39 @@ class LatencyBackend(ABC):
             warmup: untimed forward passes before timing.
             repeats: timed forward passes (``len(result.runs_ms) == repeats``).
             device: device to run on, e.g. ``"cpu"`` or ``"cuda"``.
-        """
 
-    def base_env(
-        self,
-        *,
-        version: str,
-        threads: int | None,
-        device: str,
-        batch_size: int,
-        input_shape: Sequence[int],
-        warmup: int,
-        repeats: int,
-    ) -> dict[str, object]:
-        """The environment fields every backend reports, plus the host platform."""
-        return {
+        Raises:
+            IAPruneError: invalid arguments, or the runtime cannot run the model.
+        """
+        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
+        shape = check_input_shape(input_shape)
+        settings = TimingSettings(batch_size, threads, warmup, repeats, device)
+        timing = self.time_runs(model, shape, settings)
+        env: dict[str, object] = {
             "backend": self.name,
-            "version": version,
-            "threads": threads,
-            "device": device,
+            "version": timing.version,
+            "threads": timing.threads,
+            "device": timing.device,
             "batch_size": batch_size,
-            "input_shape": [int(d) for d in input_shape],
+            "input_shape": list(shape),
             "warmup": warmup,
             "repeats": repeats,
             "machine": platform.machine(),
             "platform": platform.platform(),
             "python": platform.python_version(),
+            **timing.extra,
         }
+        return LatencyResult.from_runs(timing.runs_ms, env)
+
+    @abstractmethod
+    def time_runs(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
+        """Run ``settings.warmup`` untimed and ``settings.repeats`` timed forward passes.
+
+        Called by :meth:`measure` with validated arguments; ``shape`` is per sample.
+        Must leave ``model`` unchanged and restore any global setting it changes.
+        """
 
 
 BACKENDS: Registry[type[LatencyBackend]] = Registry("latency backend")

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode, model_dtype
-from iaprune.cost.latency._base import (
-    BACKENDS,
-    LatencyBackend,
-    LatencyResult,
-    check_timing_args,
-)
+from iaprune.cost._util import eval_mode, model_dtype
+from iaprune.cost.latency._base import BACKENDS, LatencyBackend, Timing, TimingSettings
 from iaprune.cost.latency._torch_util import random_input, resolve_device
 from iaprune.errors import IAPruneError
 
@@ -24,7 +18,8 @@ class CudaBackend(LatencyBackend):
     """Times each forward pass between two CUDA events after ``torch.cuda.synchronize``.
 
     Channel counts that are multiples of 32 fill tensor-core tiles, hence the preferred
-    multiple. ``threads`` is ignored (GPU kernels); ``device`` defaults to the current GPU.
+    multiple. ``threads`` is ignored (GPU kernels); ``device="cpu"`` (the CLI default)
+    means the current GPU.
     """
 
     name = "cuda"
@@ -40,31 +35,23 @@ class CudaBackend(LatencyBackend):
         """Says that no GPU is present."""
         return IAPruneError("latency backend 'cuda' needs a CUDA GPU; none is visible to torch")
 
-    def measure(
-        self,
-        model: nn.Module,
-        input_shape: Sequence[int],
-        *,
-        batch_size: int = 1,
-        threads: int | None = 1,
-        warmup: int = 5,
-        repeats: int = 30,
-        device: str = "cuda",
-    ) -> LatencyResult:
+    def time_runs(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
         """Time forward passes with CUDA events; see :meth:`LatencyBackend.measure`."""
-        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
-        shape = check_input_shape(input_shape)
-        dev = resolve_device("cuda" if device == "cpu" else device)
+        dev = resolve_device("cuda" if settings.device == "cpu" else settings.device)
         if dev.type != "cuda":
-            raise IAPruneError(f"latency backend 'cuda' needs a cuda device, got {device!r}")
+            raise IAPruneError(
+                f"latency backend 'cuda' needs a cuda device, got {settings.device!r}"
+            )
         target = copy.deepcopy(model).to(dev)
-        x = random_input(batch_size, shape, dtype=model_dtype(model), device=dev)
+        x = random_input(settings.batch_size, shape, dtype=model_dtype(model), device=dev)
         runs: list[float] = []
         with eval_mode(target), torch.inference_mode():
-            for _ in range(warmup):
+            for _ in range(settings.warmup):
                 target(x)
             torch.cuda.synchronize(dev)
-            for _ in range(repeats):
+            for _ in range(settings.repeats):
                 start = torch.cuda.Event(enable_timing=True)
                 end = torch.cuda.Event(enable_timing=True)
                 start.record()
@@ -72,14 +59,6 @@ class CudaBackend(LatencyBackend):
                 end.record()
                 end.synchronize()
                 runs.append(float(start.elapsed_time(end)))
-        env = self.base_env(
-            version=f"torch {torch.__version__}, cuda {torch.version.cuda}",
-            threads=None,
-            device=f"{dev} ({torch.cuda.get_device_name(dev)})",
-            batch_size=batch_size,
-            input_shape=shape,
-            warmup=warmup,
-            repeats=repeats,
-        )
-        env.update(mode="eager", timer="cuda-events")
-        return LatencyResult.from_runs(runs, env)
+        version = f"torch {torch.__version__}, cuda {torch.version.cuda}"
+        device = f"{dev} ({torch.cuda.get_device_name(dev)})"
+        return Timing(runs, version, None, device, {"mode": "eager", "timer": "cuda-events"})

@@ -8,16 +8,15 @@ count is set explicitly. Needs ``pip install 'iaprune[deploy]'``.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
 
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, model_dtype
+from iaprune.cost._util import model_dtype
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
-    LatencyResult,
-    check_timing_args,
+    Timing,
+    TimingSettings,
     time_callable,
 )
 from iaprune.cost.latency._torch_util import random_input
@@ -51,41 +50,25 @@ class OnnxRuntimeBackend(LatencyBackend):
             "pip install 'iaprune[deploy]'"
         )
 
-    def measure(
-        self,
-        model: nn.Module,
-        input_shape: Sequence[int],
-        *,
-        batch_size: int = 1,
-        threads: int | None = 1,
-        warmup: int = 5,
-        repeats: int = 30,
-        device: str = "cpu",
-    ) -> LatencyResult:
+    def time_runs(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
         """Export, open a session and time ``session.run``; see :meth:`LatencyBackend.measure`."""
         from iaprune.export import onnx_bytes, ort_feed, ort_session, require_onnxruntime
 
-        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
-        if device != "cpu":
-            raise IAPruneError(f"latency backend 'onnxruntime' runs on the cpu, not {device!r}")
-        shape = check_input_shape(input_shape)
-        x = random_input(batch_size, shape, dtype=model_dtype(model))
-        used_threads = 1 if threads is None else int(threads)
-        session = ort_session(onnx_bytes(model, x, dynamic_batch=False), threads=used_threads)
+        if settings.device != "cpu":
+            raise IAPruneError(
+                f"latency backend 'onnxruntime' runs on the cpu, not {settings.device!r}"
+            )
+        x = random_input(settings.batch_size, shape, dtype=model_dtype(model))
+        threads = 1 if settings.threads is None else int(settings.threads)
+        session = ort_session(onnx_bytes(model, x, dynamic_batch=False), threads=threads)
         feed = ort_feed(session, x)
 
         def run_once() -> None:
             session.run(None, feed)
 
-        runs = time_callable(run_once, warmup=warmup, repeats=repeats)
-        env = self.base_env(
-            version=str(require_onnxruntime().__version__),
-            threads=used_threads,
-            device="cpu",
-            batch_size=batch_size,
-            input_shape=shape,
-            warmup=warmup,
-            repeats=repeats,
-        )
-        env.update(provider="CPUExecutionProvider", graph_optimization="ORT_ENABLE_ALL")
-        return LatencyResult.from_runs(runs, env)
+        runs = time_callable(run_once, warmup=settings.warmup, repeats=settings.repeats)
+        version = str(require_onnxruntime().__version__)
+        extra = {"provider": "CPUExecutionProvider", "graph_optimization": "ORT_ENABLE_ALL"}
+        return Timing(runs, version, threads, "cpu", extra)
