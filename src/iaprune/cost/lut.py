@@ -26,6 +26,10 @@ channel groups of :func:`iaprune.pruning.find_groups`:
   layer latency is bilinearly interpolated in ``(in, out)`` between the grid points
   (exact at them; latency is close to ``a + b*in + c*out + d*in*out``, which bilinear
   interpolation reproduces exactly) and linearly extrapolated outside them.
+* **Per-call overhead.** Each stand-alone timing includes the runtime's fixed cost of one
+  call (an ONNX Runtime session run, Python dispatch), which the whole model pays once, not
+  once per layer. The latency of a trivial 1x1 conv is measured and subtracted from every
+  entry (floored at 0), so tables of deep models do not predict negative latencies.
 * **The offset** accounts for everything not in a layer: pooling, residual adds, the
   activations after them, flatten, Python and runtime dispatch between layers. It is
   ``measured full-model latency - scale * sum of layer latencies at full width``, so
@@ -688,6 +692,24 @@ def _block(site: _LayerSite, kind: LayerKind, cin: int, cout: int) -> nn.Module:
     return block.to(model_dtype(module)).eval()
 
 
+def _call_overhead(
+    timer: LatencyBackend,
+    model: nn.Module,
+    timing: Mapping[str, Any],
+    statistic: Statistic,
+    repeats: int,
+) -> float:
+    """Latency of a trivial module (1x1 conv on one pixel): the runtime's per-call cost.
+
+    Every stand-alone layer timing includes it once (a session run, Python dispatch,
+    input copies); inside the whole model it is paid once, not once per layer. It is
+    subtracted from every table entry, so the offset does not grow negative with the
+    number of layers and small candidates are not predicted below zero.
+    """
+    probe = nn.Conv2d(1, 1, 1).to(model_dtype(model)).eval()
+    return _stat(timer.measure(probe, (1, 1, 1), **{**timing, "repeats": repeats}), statistic)
+
+
 def _block_input(site: _LayerSite, cin: int) -> tuple[int, ...]:
     if isinstance(site.module, nn.Linear):
         return (*site.input_shape[:-1], cin)
@@ -842,6 +864,7 @@ class LatencyTable:
                     res = timer.measure(block, _block_input(site, cin), **timing)
                     best[k, i, j] = min(best.get((k, i, j), math.inf), _stat(res, statistic))
             full = timer.measure(model, shape, **{**timing, "repeats": max(repeats, 30)})
+            overhead = _call_overhead(timer, model, timing, statistic, max(repeats, 30))
         layers = [
             LayerEntry(
                 name=site.name,
@@ -857,7 +880,7 @@ class LatencyTable:
                 in_grid=plan.in_grid,
                 out_grid=plan.out_grid,
                 ms=tuple(
-                    tuple(best[k, i, j] for j in range(len(plan.out_grid)))
+                    tuple(max(best[k, i, j] - overhead, 0.0) for j in range(len(plan.out_grid)))
                     for i in range(len(plan.in_grid))
                 ),
                 calls=site.calls,
@@ -873,6 +896,7 @@ class LatencyTable:
             calibrate=calibrate,
             seed=seed,
             points=len(jobs),
+            call_overhead_ms=overhead,
             full_spread_ms=full.spread_ms,
             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
