@@ -81,6 +81,13 @@ class Profile:
     )
     extra: dict[str, Any] = field(default_factory=dict)
     download: bool = False  # fetch the official files (md5-checked) when not installed
+    trial_steps: int = 0  # SGD steps per search trial (iaprune --trial-steps); 0: BN only
+    trial_lr: float = 0.01
+
+    @property
+    def variant(self) -> str:
+        """Suffix of row keys and result files for a non-default trial evaluation."""
+        return f"_ts{self.trial_steps}" if self.trial_steps else ""
 
 
 FULL = Profile(
@@ -261,6 +268,10 @@ class ModelBench:
         n = min(prof.ft_subset, len(s.bundle.train))
         self.ft_indices = torch.randperm(len(s.bundle.train), generator=g)[:n].tolist()
         self.pruner = Pruner(self.model, s.example_input, importance="l1", seed=0)
+        # the same augmented training batches for every trial's short fine-tune
+        torch.manual_seed(0)
+        n_trial = min(prof.trial_steps, 20)
+        self.trial_batches = list(islice(iter(s.loaders["train"]), n_trial)) if n_trial else []
         self.static_eval = self._evaluator(latency=False)
         self.latency_eval: ProgressEvaluator | None = None
         self.info["groups"] = len(self.pruner.groups)
@@ -273,8 +284,16 @@ class ModelBench:
                 m, self.shape, latency=latency, backend="torch", threads=1, warmup=3, repeats=rep
             )
 
+        steps = self.prof.trial_steps
         return ProgressEvaluator(
-            self.pruner, measure, calibration=self.calibration, val_batches=self.val_batches, seed=0
+            self.pruner,
+            measure,
+            calibration=self.calibration,
+            val_batches=self.val_batches,
+            train_batches=self.trial_batches if steps else (),
+            finetune_steps=steps,
+            lr=self.prof.trial_lr,
+            seed=0,
         )
 
     # -- shared final stage --------------------------------------------------------------
@@ -390,7 +409,8 @@ class ModelBench:
         }, model
 
     def row(self, method: str, budget: float, seed: int) -> dict[str, Any]:
-        key = f"{self.name}_{method}_m{budget:g}_s{seed}"
+        searched = method not in ("uniform-l1", "tp-magnitude")  # only these use trials
+        key = f"{self.name}_{method}_m{budget:g}_s{seed}{self.prof.variant if searched else ''}"
         path = self.cache / f"row_{key}.json"
         if path.is_file():
             log(f"  {key}: cached")
@@ -547,11 +567,12 @@ def write_report(
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
     info = machine_info()
-    timing = read_json(cache / "timing.json") if (cache / "timing.json").is_file() else {}
+    tpath = cache / f"timing{prof.variant}.json"
+    timing = read_json(tpath) if tpath.is_file() else {}
     baselines = {k: mb.info for k, mb in benches.items()}
     table = aggregate(prof, rows, baselines, lat)
     ft_images = {k: len(mb.ft_indices) for k, mb in benches.items()}
-    prefix = "fashion_mnist"
+    prefix = "fashion_mnist" + prof.variant
 
     # -- CSVs
     cols = [
@@ -700,6 +721,14 @@ def write_report(
         f"validation accuracy on the first {prof.search_val_batches} x {prof.batch_size} "
         f"validation images. Random / TPE seed 0; GP-BO seeds {list(prof.gp_seeds)} "
         "(table: mean ± half-range)."
+        + (
+            f" Every search trial also takes {prof.trial_steps} SGD steps (lr {prof.trial_lr}, "
+            "momentum 0.9) on the same augmented training batches before BN recalibration "
+            "and validation (`--trial-steps`); uniform and torch-pruning rows do not search "
+            "and are shared with the default run."
+            if prof.trial_steps
+            else ""
+        )
     )
     md.append(
         f"* GP-BO latency-aware: `ObjectiveConfig(kind='weighted', w_latency={prof.w_latency}, "
@@ -898,6 +927,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="*", default=None, help="subset of the models")
     p.add_argument("--no-final-latency", action="store_true", help="skip the final latency pass")
     p.add_argument(
+        "--trial-steps",
+        type=int,
+        default=0,
+        help="SGD steps per search trial (results get a _ts<N> suffix; baselines are shared)",
+    )
+    p.add_argument(
         "--download",
         action="store_true",
         help="fetch Fashion-MNIST from the official mirror (md5-checked) if it is not installed",
@@ -907,6 +942,8 @@ def main(argv: list[str] | None = None) -> int:
     prof = SMOKE if args.smoke else FULL
     if args.download:
         prof = replace(prof, download=True)
+    if args.trial_steps:
+        prof = replace(prof, trial_steps=args.trial_steps)
     if args.trials:
         prof = replace(prof, trials=args.trials)
     if args.models:
@@ -917,7 +954,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     log(f"benchmark {'SMOKE' if args.smoke else 'FULL'}: out={out} cache={cache}")
 
-    timing_path = cache / "timing.json"
+    timing_path = cache / f"timing{prof.variant}.json"
     timing = (
         read_json(timing_path)
         if timing_path.is_file()
