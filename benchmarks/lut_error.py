@@ -283,9 +283,9 @@ def write_results(
         f"* load average (1/5/15 min) before: {load_before}; after: {loadavg()}",
         f"* measured {time.strftime('%Y-%m-%d %H:%M %Z')}",
         "",
-        "**Note:** the machine was shared with other jobs (a long benchmark among them) while",
-        "this ran, so single measurements are noisy; part of the error above is measurement",
-        "noise of the *measured* latencies, not of the table.",
+        "**Note:** on this 2-core machine any other job inflates the timings; the load averages",
+        "above say whether one was running (a 1-minute load near 1 right after another job",
+        "ended is that job's tail). Part of the error is noise of the *measured* latencies.",
         "",
     ]
     md_path.write_text("\n".join(lines), encoding="utf-8")
