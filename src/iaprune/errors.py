@@ -12,3 +12,9 @@ class IAPruneError(Exception):
 
 class MissingDependencyError(IAPruneError):
     """An optional dependency is needed but not installed."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """A third-party exception's message on one line, at most ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

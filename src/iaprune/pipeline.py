@@ -18,7 +18,7 @@ from torch import nn
 
 from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
 from iaprune.cost import CostReport, measure_cost
-from iaprune.cost.latency import BACKENDS
+from iaprune.cost.latency import default_round_to
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
@@ -191,8 +191,7 @@ class Session:
         """Channel multiple: --round-to, else the latency backend's preferred multiple."""
         if self.config.search.round_to is not None:
             return self.config.search.round_to
-        backend = BACKENDS.get(self.config.cost.backend)
-        return int(getattr(backend, "preferred_multiple", 8))
+        return default_round_to(self.config.cost.backend)
 
     def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
         """Run or resume the search; writes search.json and spec.json."""

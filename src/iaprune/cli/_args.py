@@ -110,6 +110,14 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-smoothing", type=float, default=0.0)
 
 
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    """Every option of a full run: model/data, search, fine-tuning and latency."""
+    add_run_args(p)
+    add_search_args(p)
+    add_finetune_args(p)
+    add_cost_args(p)
+
+
 def objective_config(a: argparse.Namespace) -> ObjectiveConfig:
     """ObjectiveConfig from parsed arguments (default budget: 50% of MACs)."""
     budgets = (a.max_macs, a.max_params, a.max_memory, a.max_latency_ms)

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from iaprune.cli._args import (
-    add_cost_args,
-    add_finetune_args,
-    add_run_args,
-    add_search_args,
-    default_run_dir,
-    run_config,
-)
+from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
 from iaprune.pipeline import run_prune
 from iaprune.reports import print_table
 
@@ -19,10 +12,7 @@ from iaprune.reports import print_table
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommand."""
     p = sub.add_parser("prune", help="run the whole pipeline (default: digits, small VGG16)")
-    add_run_args(p)
-    add_search_args(p)
-    add_finetune_args(p)
-    add_cost_args(p)
+    add_pipeline_args(p)
     p.set_defaults(func=run)
 
 

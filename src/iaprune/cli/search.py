@@ -6,24 +6,14 @@ import argparse
 
 from rich.console import Console
 
-from iaprune.cli._args import (
-    add_cost_args,
-    add_finetune_args,
-    add_run_args,
-    add_search_args,
-    default_run_dir,
-    run_config,
-)
+from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
 from iaprune.pipeline import Session
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommand."""
     p = sub.add_parser("search", help="search per-layer widths without fine-tuning")
-    add_run_args(p)
-    add_search_args(p)
-    add_finetune_args(p)
-    add_cost_args(p)
+    add_pipeline_args(p)
     p.set_defaults(func=run)
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from iaprune._imports import optional_import
 from iaprune.cost._util import eval_mode, model_device
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 
 DEFAULT_OPSET = 17
 """ONNX opset used for every export."""
@@ -45,11 +45,6 @@ def require_onnx() -> ModuleType:
 def require_onnxruntime() -> ModuleType:
     """Import ``onnxruntime`` or raise :class:`MissingDependencyError`."""
     return optional_import("onnxruntime")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def onnx_export(
@@ -89,7 +84,7 @@ def onnx_export(
                 dynamic_axes=dynamic_axes,
             )
         except Exception as exc:  # unsupported operator, data-dependent control flow, ...
-            raise IAPruneError(f"ONNX export failed: {_one_line(exc)}") from exc
+            raise IAPruneError(f"ONNX export failed: {one_line(exc)}") from exc
 
 
 def onnx_bytes(
@@ -131,7 +126,7 @@ def ort_session(source: bytes | str | Path, *, threads: int) -> Any:
         return ort.InferenceSession(model, sess_options=opts, providers=[PROVIDER])
     except Exception as exc:
         where = f" {source}" if isinstance(source, str | Path) else ""
-        raise IAPruneError(f"onnxruntime cannot load the model{where}: {_one_line(exc)}") from exc
+        raise IAPruneError(f"onnxruntime cannot load the model{where}: {one_line(exc)}") from exc
 
 
 def ort_input_dtype(session: Any) -> type[np.generic]:
@@ -152,7 +147,7 @@ def ort_run(session: Any, x: torch.Tensor | np.ndarray) -> np.ndarray:
         return session.run(None, {name: arr})[0]
     except Exception as exc:
         raise IAPruneError(
-            f"onnxruntime failed on an input of shape {list(arr.shape)}: {_one_line(exc)}"
+            f"onnxruntime failed on an input of shape {list(arr.shape)}: {one_line(exc)}"
         ) from exc
 
 

@@ -8,12 +8,7 @@ import torch
 from torch import nn
 
 from iaprune.cost._util import eval_mode, model_device
-from iaprune.errors import IAPruneError
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+from iaprune.errors import IAPruneError, one_line
 
 
 def trace_frozen(model: nn.Module, example_input: torch.Tensor) -> torch.jit.ScriptModule:
@@ -31,12 +26,12 @@ def trace_frozen(model: nn.Module, example_input: torch.Tensor) -> torch.jit.Scr
         try:
             traced = torch.jit.trace(model, (x,), check_trace=False)
         except Exception as exc:
-            raise IAPruneError(f"torch.jit.trace failed: {_one_line(exc)}") from exc
+            raise IAPruneError(f"torch.jit.trace failed: {one_line(exc)}") from exc
     traced.eval()
     try:
         return torch.jit.freeze(traced)
     except Exception as exc:
-        raise IAPruneError(f"torch.jit.freeze failed: {_one_line(exc)}") from exc
+        raise IAPruneError(f"torch.jit.freeze failed: {one_line(exc)}") from exc
 
 
 def optimize_scripted(module: torch.jit.ScriptModule) -> tuple[torch.jit.ScriptModule, bool]:
@@ -69,4 +64,4 @@ def load_torchscript(
     try:
         return torch.jit.load(str(path), map_location=device)
     except Exception as exc:
-        raise IAPruneError(f"cannot load TorchScript file {path}: {_one_line(exc)}") from exc
+        raise IAPruneError(f"cannot load TorchScript file {path}: {one_line(exc)}") from exc

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from iaprune.cost._util import check_input_shape, eval_mode, model_device
-from iaprune.cost.latency._base import check_timing_args, time_callable
+from iaprune.cost.latency._base import check_timing_args, summarize_runs, time_callable
 from iaprune.cost.latency._torch_util import random_input, torch_threads
 from iaprune.errors import IAPruneError
 
@@ -137,8 +137,7 @@ def export_model(
             f"(max abs), above the tolerance {tolerance:g}"
         )
     runs = time_callable(lambda: runner(example), warmup=warmup, repeats=repeats)
-    median = float(np.median(runs))
-    q25, q75 = np.percentile(runs, [25, 75])
+    median, spread = summarize_runs(runs)
     env = {
         "runtime": fmt,
         "version": _version(fmt),
@@ -148,7 +147,7 @@ def export_model(
         "warmup": warmup,
         "repeats": repeats,
     }
-    return ExportResult(out, fmt, diff, median, float(q75 - q25), env)
+    return ExportResult(out, fmt, diff, median, spread, env)
 
 
 def default_export_path(run_dir: str | Path, fmt: str) -> Path:

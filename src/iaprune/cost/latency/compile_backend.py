@@ -18,7 +18,7 @@ from iaprune.cost.latency._base import (
     time_callable,
 )
 from iaprune.cost.latency._torch_util import random_input, resolve_device, torch_threads
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 
 COMPILE_MODE = "max-autotune-no-cudagraphs"
 """The ``torch.compile`` mode used for timing."""
@@ -63,8 +63,7 @@ class TorchCompileBackend(LatencyBackend):
                 compiled = torch.compile(target, mode=COMPILE_MODE)
                 compiled(x)
             except Exception as exc:
-                text = " ".join(str(exc).split())[:300]
-                raise IAPruneError(f"torch.compile failed: {text}") from exc
+                raise IAPruneError(f"torch.compile failed: {one_line(exc)}") from exc
 
             def run_once() -> None:
                 compiled(x)
