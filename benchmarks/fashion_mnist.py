@@ -41,7 +41,7 @@ from iaprune.config import (  # noqa: E402
     ObjectiveConfig,
     SearchConfig,
 )
-from iaprune.cost import count_macs, count_params, get_backend, measure_cost  # noqa: E402
+from iaprune.cost import count_macs, count_params, list_backends, measure_cost  # noqa: E402
 from iaprune.pipeline import RunConfig, Session  # noqa: E402
 from iaprune.pruning import Pruner, apply_spec  # noqa: E402
 from iaprune.search import CandidateEvaluator, SearchSpace, run_search  # noqa: E402
@@ -147,22 +147,13 @@ def read_json(path: Path) -> Any:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import optuna
     import torch_pruning
 
-    try:
-        ort = get_backend("onnxruntime")
-        ort_ok = ort is not None
-    except Exception:  # noqa: BLE001 - not registered (yet)
-        ort_ok = False
+    from iaprune.cost.lut import _device_name
+
+    cpu = _device_name("cpu")
+    ort_ok = "onnxruntime" in list_backends(available_only=True)
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -442,12 +433,7 @@ def measure_latencies(
     prof: Profile, cache: Path, rows: list[dict[str, Any]], baselines: dict[str, ModelBench]
 ) -> dict[str, dict[str, float | None]]:
     """One consistent pass: batch-1 latency of every baseline and final model, torch (+ ORT)."""
-    backends = ["torch"]
-    try:
-        get_backend("onnxruntime")
-        backends.append("onnxruntime")
-    except Exception:  # noqa: BLE001 - not available (yet)
-        pass
+    backends = [b for b in ("torch", "onnxruntime") if b in list_backends(available_only=True)]
     out: dict[str, dict[str, float | None]] = {}
 
     def lat(m: nn.Module, shape: tuple[int, ...]) -> dict[str, float | None]:
