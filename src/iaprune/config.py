@@ -122,9 +122,23 @@ class ObjectiveConfig:
         return self.kind == "pareto"
 
 
+SPACES = ("budget", "free")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
-    """Bayesian optimisation over one keep-ratio per channel group."""
+    """Bayesian optimisation over per-layer widths.
+
+    ``space="budget"`` (default) samples one relative allocation per cluster of groups
+    (``tie``) and projects it onto the MACs/params budget, so every candidate uses the
+    budget; ``"free"`` samples one keep-ratio per group in ``[min_ratio, 1]``. With
+    ``warm_start`` the first trials are the heuristics' allocations (uniform, global
+    magnitude); ``startup_trials`` random trials follow before the GP takes over (None:
+    a quarter of the trials, 2 to 10). ``rescore`` re-scores the best candidates and the
+    warm starts with another seed and keeps a heuristic unless a searched candidate
+    beats it by more than the score's measured noise. ``finetune_steps`` SGD steps per
+    trial, with ``distill`` weight on knowledge distillation from the unpruned model.
+    """
 
     sampler: str = "gp"
     trials: int = 30
@@ -139,8 +153,22 @@ class SearchConfig:
     storage: str | None = None
     study_name: str = "iaprune"
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(max_macs=0.5))
+    space: str = "budget"
+    tie: str = "stage"
+    warm_start: bool = True
+    startup_trials: int | None = None
+    rescore: int = 3
+    distill: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.space not in SPACES:
+            raise IAPruneError(f"unknown search space {self.space!r}; valid: {', '.join(SPACES)}")
+        if self.startup_trials is not None and self.startup_trials < 0:
+            raise IAPruneError("startup_trials must be >= 0")
+        if self.rescore < 0:
+            raise IAPruneError("rescore must be >= 0")
+        if not 0 <= self.distill <= 1:
+            raise IAPruneError("distill must be in [0, 1]")
         if self.trials < 1:
             raise IAPruneError("the search needs at least one trial")
         if not 0 < self.min_ratio <= 1:

@@ -23,7 +23,7 @@ from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.rundir import RunDir
-from iaprune.search import CandidateEvaluator, SearchResult, SearchSpace, run_search
+from iaprune.search import CandidateEvaluator, SearchResult, make_space, run_search, warm_starts
 from iaprune.search.evaluate import CostFunction
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
 
@@ -204,13 +204,17 @@ class Session:
             val_batches=self.batches("val", cfg.val_batches or 10**9),
             train_batches=self.batches("train", cfg.finetune_steps),
             finetune_steps=cfg.finetune_steps,
+            distill=cfg.distill,
             seed=cfg.seed,
         )
-        space = SearchSpace.from_groups(
-            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep, round_to=self.round_to
-        )
+        space = make_space(pruner, self.input_shape, cfg, round_to=self.round_to)
         result = run_search(
-            evaluator, space, cfg, storage=cfg.storage or self.run.storage, resume=resume
+            evaluator,
+            space,
+            cfg,
+            storage=cfg.storage or self.run.storage,
+            resume=resume,
+            warm_starts=warm_starts(pruner, space),
         )
         spec = pruner.spec(result.spec.keep)
         result.spec = spec

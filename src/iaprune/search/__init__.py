@@ -1,16 +1,22 @@
-"""Bayesian optimisation over per-group keep-ratios."""
+"""Bayesian optimisation over per-layer widths."""
 
+from iaprune.search.builder import make_space, warm_starts
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
+from iaprune.search.projection import AllocationSpace, BudgetProjection
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
 from iaprune.search.study import SearchResult, run_search
 
 __all__ = [
+    "AllocationSpace",
+    "BudgetProjection",
     "CandidateEvaluator",
     "CandidateResult",
     "SearchResult",
     "SearchSpace",
     "create_sampler",
     "list_samplers",
+    "make_space",
     "run_search",
+    "warm_starts",
 ]

@@ -34,9 +34,12 @@ class CandidateEvaluator:
 
     ``calibration`` batches re-estimate BatchNorm statistics (adaptive BN); when
     ``finetune_steps`` > 0 the candidate also takes that many SGD steps on
-    ``train_batches``. Accuracy is measured on ``val_batches`` only: the search never
-    sees the test split. The batches are materialised once so every trial sees the
-    same data, which makes a seeded search reproducible.
+    ``train_batches``, with the loss ``(1 - distill) * CE(labels) + distill * KL(teacher)``
+    where the teacher is the unpruned model (knowledge distillation, temperature 1).
+    Accuracy is measured on ``val_batches`` only: the search never sees the test split.
+    The batches are materialised once so every trial sees the same data, which makes a
+    seeded search reproducible; calling with another ``seed`` re-scores a candidate with
+    the training batches in another order, which measures the score's noise.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class CandidateEvaluator:
         train_batches: Sequence[Batch] = (),
         finetune_steps: int = 0,
         lr: float = 0.01,
+        distill: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.pruner = pruner
@@ -58,7 +62,9 @@ class CandidateEvaluator:
         self.train_batches = list(train_batches)
         self.finetune_steps = finetune_steps
         self.lr = lr
+        self.distill = distill
         self.seed = seed
+        self._teacher: list[torch.Tensor] | None = None
         self.baseline = measure(pruner.model, None)
 
     def costs(self, keep: Mapping[str, int]) -> tuple[CostReport, dict[str, float]]:
@@ -66,22 +72,45 @@ class CandidateEvaluator:
         cost = self.measure(self.pruner.prune(keep), keep)
         return cost, cost.ratio_to(self.baseline)
 
-    def __call__(self, keep: Mapping[str, int]) -> CandidateResult:
-        """Prune to ``keep``, adapt, and validate."""
+    def __call__(self, keep: Mapping[str, int], *, seed: int | None = None) -> CandidateResult:
+        """Prune to ``keep``, adapt, and validate (``seed`` other than the default re-scores)."""
         model = self.pruner.prune(keep)
         cost = self.measure(model, keep)
         recalibrate_bn(model, self.calibration, steps=len(self.calibration))
         if self.finetune_steps > 0 and self.train_batches:
-            self._short_finetune(model)
+            self._short_finetune(model, self.seed if seed is None else seed)
             recalibrate_bn(model, self.calibration, steps=len(self.calibration))
         accuracy = evaluate(model, self.val_batches, desc="validate")["top1"]
         return CandidateResult(accuracy, cost, cost.ratio_to(self.baseline))
 
-    def _short_finetune(self, model: nn.Module) -> None:
-        torch.manual_seed(self.seed)
+    def _teacher_logits(self) -> list[torch.Tensor]:
+        if self._teacher is None:
+            teacher = self.pruner.model
+            was_training = teacher.training
+            teacher.eval()
+            with torch.no_grad():
+                self._teacher = [teacher(x) for x, _ in self.train_batches]
+            teacher.train(was_training)
+        return self._teacher
+
+    def _short_finetune(self, model: nn.Module, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        order = torch.randperm(len(self.train_batches), generator=gen).tolist()
+        if seed == self.seed:
+            order = list(range(len(self.train_batches)))
+        teacher = self._teacher_logits() if self.distill > 0 else None
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
         model.train()
-        for x, y in islice(cycle(self.train_batches), self.finetune_steps):
+        for i in islice(cycle(order), self.finetune_steps):
+            x, y = self.train_batches[i]
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(x), y).backward()
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            if teacher is not None:
+                kd = nn.functional.kl_div(
+                    logits.log_softmax(1), teacher[i].softmax(1), reduction="batchmean"
+                )
+                loss = (1 - self.distill) * loss + self.distill * kd
+            loss.backward()
             optimizer.step()

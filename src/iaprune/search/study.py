@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,8 +17,10 @@ from iaprune.objective import constraint_values, score
 from iaprune.progress import progress
 from iaprune.pruning.spec import PruningSpec
 from iaprune.search.evaluate import CandidateEvaluator
-from iaprune.search.samplers import create_sampler
 from iaprune.search.space import SearchSpace
+from iaprune.search.builder import Space
+from iaprune.search.projection import AllocationSpace
+from iaprune.search.samplers import create_sampler, default_startup_trials
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ class SearchResult:
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
     pareto: list[dict[str, Any]] = field(default_factory=list)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The ``search`` block of report.json."""
@@ -59,7 +63,10 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.St
     """Create the study, or load it with ``resume``; trials a crash left RUNNING become FAIL."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = optuna.storages.get_storage(storage)
-    sampler = create_sampler(config.sampler, seed=config.seed)
+    startup = config.startup_trials
+    if startup is None:
+        startup = default_startup_trials(config.trials)
+    sampler = create_sampler(config.sampler, seed=config.seed, startup_trials=startup)
     exists = config.study_name in {s.study_name for s in store.get_all_studies()}
     if exists and not resume:
         raise IAPruneError(f"study {config.study_name!r} already exists in {storage}; use --resume")
@@ -77,9 +84,7 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.St
     return study
 
 
-def check_reachable(
-    evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig
-) -> None:
+def check_reachable(evaluator: CandidateEvaluator, space: Space, config: SearchConfig) -> None:
     """Raise a one-line error when even the smallest allowed model misses a budget."""
     budgets = config.objective.budgets()
     if not budgets:
@@ -90,15 +95,18 @@ def check_reachable(
         if value > 0:
             reached = cost.latency_ms if key == "latency_ms" else ratios[key]
             unit = " ms" if key == "latency_ms" else " of the original"
+            widths = _widths(space)
             raise IAPruneError(
                 f"budget {key} <= {bound:g}{unit} is unreachable: the smallest allowed model "
-                f"(min ratio {space.min_ratio:g}, min keep {space.min_keep}, round to "
-                f"{space.round_to}) reaches "
+                f"(min ratio {widths.min_ratio:g}, min keep {widths.min_keep}, round to "
+                f"{widths.round_to}) reaches "
                 f"{reached:.4g}{unit}"
             )
 
 
-def uniform_ratio(evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig) -> float:
+def uniform_ratio(
+    evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig
+) -> float:
     """Largest single keep-ratio meeting every budget, by bisection on costs alone."""
     budgets = config.objective.budgets()
     if not budgets:
@@ -117,18 +125,30 @@ def uniform_ratio(evaluator: CandidateEvaluator, space: SearchSpace, config: Sea
     return lo
 
 
+def _uniform_params(
+    evaluator: CandidateEvaluator, space: Space, config: SearchConfig
+) -> dict[str, float]:
+    if isinstance(space, AllocationSpace):
+        return space.uniform_params()
+    return space.params_for(uniform_ratio(evaluator, space, config))
+
+
 def run_search(
     evaluator: CandidateEvaluator,
-    space: SearchSpace,
+    space: Space,
     config: SearchConfig,
     *,
     storage: str,
     resume: bool = False,
+    warm_starts: Mapping[str, Mapping[str, float]] | None = None,
 ) -> SearchResult:
     """Run (or resume) the search and return the best feasible configuration.
 
     Finished trials live in ``storage`` (any Optuna storage URL), so an interrupted
     search resumed with ``resume=True`` only runs the trials still missing.
+    ``warm_starts`` (``{name: params}``, see :func:`iaprune.search.builder.warm_starts`)
+    are enqueued as the first trials of a new study; the result's ``selection`` says
+    how the final candidate was chosen among them and the searched ones.
     """
     objective_cfg = config.objective
     budget_keys = sorted(objective_cfg.budgets())
@@ -138,7 +158,12 @@ def run_search(
     if config.sampler == "uniform":
         n_trials = 1
         if not _complete(study):
-            study.enqueue_trial(space.params_for(uniform_ratio(evaluator, space, config)))
+            study.enqueue_trial(
+                _uniform_params(evaluator, space, config), user_attrs={"warm_start": "uniform"}
+            )
+    elif not study.trials and config.warm_start:
+        for name, params in (warm_starts or {}).items():
+            study.enqueue_trial(dict(params), user_attrs={"warm_start": name})
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         keep = space.suggest(trial)
@@ -160,7 +185,10 @@ def run_search(
     remaining = max(0, n_trials - len(_complete(study)))
     for _ in progress(range(remaining), desc=f"search ({config.sampler})"):
         study.optimize(objective, n_trials=1)
-    return _result(study, space, config)
+    result = _result(study, space, config)
+    if config.rescore and not objective_cfg.multi_objective and config.sampler != "uniform":
+        _robust_choice(study, evaluator, config, result)
+    return result
 
 
 def pareto_cost(
@@ -196,6 +224,10 @@ def choose_from_front(front: list[dict[str, Any]], tolerance: float = 0.01) -> d
     return min((r for r in front if r["accuracy"] >= best - tolerance), key=lambda r: r["cost"])
 
 
+def _widths(space: Space) -> SearchSpace:
+    return space.space if isinstance(space, AllocationSpace) else space
+
+
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
@@ -221,7 +253,75 @@ def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
     ]
 
 
-def _result(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> SearchResult:
+def _rescored(
+    study: optuna.Study, evaluator: CandidateEvaluator, config: SearchConfig, trials: list[Any]
+) -> dict[str, float]:
+    """Second score of ``trials`` with another seed, cached in the study (resume keeps it)."""
+    saved = dict(study.user_attrs.get("rescored", {}))
+    for t in trials:
+        if str(t.number) not in saved:
+            r = evaluator(t.user_attrs["keep"], seed=config.seed + 1)
+            value, _ = score(r.accuracy, r.ratios, r.cost.latency_ms, config.objective)
+            saved[str(t.number)] = value
+            study.set_user_attr("rescored", saved)
+    return saved
+
+
+def _robust_choice(
+    study: optuna.Study, evaluator: CandidateEvaluator, config: SearchConfig, result: SearchResult
+) -> None:
+    """Keep the best warm start unless a searched candidate beats it by more than the noise.
+
+    The best ``config.rescore`` searched candidates and every warm start are scored a
+    second time with another seed; the noise is the mean absolute difference of the two
+    scores, and candidates are compared on their mean score.
+    """
+    feasible = [t for t in _complete(study) if _feasible(t)]
+    warm = [t for t in feasible if "warm_start" in t.user_attrs]
+    searched = sorted(
+        (t for t in feasible if "warm_start" not in t.user_attrs),
+        key=lambda t: (-t.values[0], t.number),
+    )[: config.rescore]
+    pool = warm + searched
+    if len(pool) < 2:
+        return
+    second = _rescored(study, evaluator, config, pool)
+    mean = {t.number: (t.values[0] + second[str(t.number)]) / 2 for t in pool}
+    noise = sum(abs(t.values[0] - second[str(t.number)]) for t in pool) / len(pool)
+    best_of = lambda ts: max(ts, key=lambda t: (mean[t.number], -t.number))  # noqa: E731
+    chosen = best_of(pool)
+    reason = "best mean score"
+    if warm and searched:
+        heuristic, candidate = best_of(warm), best_of(searched)
+        beats = mean[candidate.number] - mean[heuristic.number] > noise
+        chosen = candidate if beats else heuristic
+        reason = (
+            f"searched trial beats the best warm start by more than the noise {noise:.4f}"
+            if beats
+            else f"no searched trial beats warm start {heuristic.user_attrs['warm_start']!r} "
+            f"by more than the noise {noise:.4f}"
+        )
+    result.best_trial = chosen.number
+    result.best_value = float(chosen.values[0])
+    result.accuracy = float(chosen.user_attrs["accuracy"])
+    result.ratios = dict(chosen.user_attrs["ratios"])
+    result.spec = PruningSpec(keep=dict(chosen.user_attrs["keep"]), original=result.spec.original)
+    result.selection = {
+        "chosen": chosen.number,
+        "reason": reason,
+        "noise": noise,
+        "scores": {
+            str(t.number): {
+                "first": float(t.values[0]),
+                "second": second[str(t.number)],
+                "warm_start": t.user_attrs.get("warm_start"),
+            }
+            for t in pool
+        },
+    }
+
+
+def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchResult:
     trials = _complete(study)
     feasible = [t for t in trials if _feasible(t)]
     if not feasible:
@@ -246,7 +346,8 @@ def _result(study: optuna.Study, space: SearchSpace, config: SearchConfig) -> Se
     )
     return SearchResult(
         spec=PruningSpec(
-            keep=dict(best.user_attrs["keep"]), original={g.name: g.channels for g in space.groups}
+            keep=dict(best.user_attrs["keep"]),
+            original={g.name: g.channels for g in _widths(space).groups},
         ),
         best_trial=best.number,
         best_value=float(best.values[0]),

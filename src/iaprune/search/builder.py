@@ -1,0 +1,65 @@
+"""Build the search space and its warm starts from a pruner and a :class:`SearchConfig`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from iaprune.config import SearchConfig
+from iaprune.pruning.surgery import Pruner
+from iaprune.search.projection import (
+    PROJECTABLE,
+    AllocationSpace,
+    BudgetProjection,
+    cluster_groups,
+    global_allocation,
+)
+from iaprune.search.space import SearchSpace
+from iaprune.search.widthcost import WidthCost
+
+log = logging.getLogger(__name__)
+
+Space = SearchSpace | AllocationSpace
+
+
+def make_space(
+    pruner: Pruner, input_shape: Sequence[int], config: SearchConfig, *, round_to: int = 1
+) -> Space:
+    """The search space ``config.space`` names over ``pruner``'s channel groups.
+
+    The ``budget`` space needs the constrained objective with a MACs or params budget;
+    otherwise (weighted or pareto objectives, latency/memory-only budgets) the ``free``
+    space is used and a message says so.
+    """
+    widths = SearchSpace.from_groups(
+        pruner.groups, min_ratio=config.min_ratio, min_keep=config.min_keep, round_to=round_to
+    )
+    if config.space == "free":
+        return widths
+    objective = config.objective
+    budgets = {k: v for k, v in objective.budgets().items() if k in PROJECTABLE}
+    if objective.kind != "constrained" or not budgets:
+        log.info(
+            "budget space needs the constrained objective with --max-macs/--max-params; "
+            "searching the free space"
+        )
+        return widths
+    cost = WidthCost(pruner, input_shape, probe=lambda name, w: _probe(widths, name))
+    projection = BudgetProjection(widths, cost, budgets)
+    return AllocationSpace(projection, cluster_groups(widths, cost, config.tie))
+
+
+def _probe(space: SearchSpace, name: str) -> int:
+    group = next(g for g in space.groups if g.name == name)
+    return min(group.channels, max(space.lower(group), group.channels // 2))
+
+
+def warm_starts(pruner: Pruner, space: Space) -> dict[str, dict[str, float]]:
+    """Optuna params of the heuristics' allocations, by name: uniform and global magnitude."""
+    if not isinstance(space, AllocationSpace):
+        return {}
+    starts = {"uniform": space.uniform_params()}
+    glob = space.params_for_keep(global_allocation(pruner.scores, space.projection))
+    if glob != starts["uniform"]:
+        starts["global"] = glob
+    return starts

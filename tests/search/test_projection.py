@@ -1,0 +1,174 @@
+"""Budget-aware search space: exact width costs, projection onto the budget, warm starts."""
+
+from __future__ import annotations
+
+import random
+
+import optuna
+import pytest
+import torch
+from torch import nn
+
+from iaprune.config import ObjectiveConfig, SearchConfig
+from iaprune.cost import count_macs, count_params, measure_cost
+from iaprune.models import create_model, list_models
+from iaprune.pruning import Pruner
+from iaprune.search import (
+    AllocationSpace,
+    CandidateEvaluator,
+    SearchSpace,
+    make_space,
+    run_search,
+    warm_starts,
+)
+from iaprune.search.projection import BudgetProjection, cluster_groups, global_allocation
+from iaprune.search.widthcost import WidthCost
+from tests.conftest import UserCNN
+
+
+def _shape(name: str) -> tuple[int, int, int]:
+    return (3, 64, 64) if "imagenet" in name else (3, 32, 32)
+
+
+def _model(name: str) -> nn.Module:
+    if name == "user":
+        torch.manual_seed(0)
+        return UserCNN()
+    width = 0.125 if "imagenet" in name else 0.25
+    return create_model(name, num_classes=10, width_mult=width)
+
+
+MODELS = [*list_models(), "user"]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def zoo(request: pytest.FixtureRequest) -> tuple[str, Pruner, WidthCost]:
+    name = request.param
+    shape = _shape(name)
+    pruner = Pruner(_model(name), torch.randn(1, *shape))
+    return name, pruner, WidthCost(pruner, shape)
+
+
+def test_width_cost_is_exact_for_random_widths(zoo) -> None:
+    name, pruner, cost = zoo
+    rng = random.Random(7)
+    for _ in range(3):
+        keep = {g.name: rng.randint(1, g.channels) for g in pruner.groups}
+        pruned = pruner.prune(keep)
+        got = cost.costs(keep)
+        assert got["macs"] == count_macs(pruned, _shape(name))
+        assert got["params"] == count_params(pruned)
+
+
+@pytest.mark.parametrize("budget", [0.25, 0.5])
+def test_projection_meets_and_uses_the_budget(zoo, budget: float) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups, min_ratio=0.05, round_to=2)
+    projection = BudgetProjection(space, cost, {"macs": budget})
+    rng = random.Random(budget)
+    reachable = projection.feasible(space.smallest())
+    for _ in range(10):
+        alloc = {g.name: rng.uniform(0.2, 1.0) for g in pruner.groups}
+        keep = projection.project(alloc)
+        if not reachable:  # the tiny test models cannot reach 25 %: smallest widths
+            assert keep == space.smallest()
+            continue
+        assert cost.ratios(keep)["macs"] <= budget
+        for g in space.groups:
+            assert space.lower(g) <= keep[g.name] <= g.channels
+            # used to the rounding granularity: no group can grow one step more
+            if keep[g.name] < g.channels:
+                grown = {**keep, g.name: min(g.channels, keep[g.name] + space.round_to)}
+                assert not projection.feasible(grown)
+
+
+def test_uniform_allocation_keeps_the_same_share_everywhere(zoo) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups, round_to=1)
+    projection = BudgetProjection(space, cost, {"params": 0.5})
+    keep = projection.project({g.name: 1.0 for g in pruner.groups})
+    shares = [keep[g.name] / g.channels for g in pruner.groups if g.channels >= 8]
+    if len(shares) < 2:
+        pytest.skip("no two groups of 8+ channels at this width")
+    assert max(shares) - min(shares) <= 0.2
+
+
+def test_global_allocation_meets_the_budget(zoo) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups)
+    projection = BudgetProjection(space, cost, {"macs": 0.4})
+    keep = global_allocation(pruner.scores, projection)
+    assert projection.feasible(keep)
+    assert cost.ratios(keep)["macs"] > 0.3
+
+
+def test_stage_clusters_tie_groups_of_one_stage() -> None:
+    for name, expected in [("vgg16", 5), ("resnet56", 6)]:
+        pruner = Pruner(_model(name), torch.randn(1, 3, 32, 32))
+        space = SearchSpace.from_groups(pruner.groups)
+        clusters = cluster_groups(space, WidthCost(pruner, (3, 32, 32)), "stage")
+        assert len(clusters) == expected
+        assert sorted(n for names in clusters.values() for n in names) == sorted(
+            g.name for g in pruner.groups
+        )
+        assert len(cluster_groups(space, WidthCost(pruner, (3, 32, 32)), "none")) == len(
+            pruner.groups
+        )
+
+
+def _evaluator() -> CandidateEvaluator:
+    torch.manual_seed(0)
+    model = create_model("test_resnet", num_classes=4, in_channels=1).eval()
+    gen = torch.Generator().manual_seed(0)
+    batches = [
+        (torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 4, (16,), generator=gen))
+        for _ in range(3)
+    ]
+    pruner = Pruner(model, batches[0][0][:1])
+    return CandidateEvaluator(
+        pruner,
+        lambda m, _keep: measure_cost(m, (1, 8, 8)),
+        calibration=batches[:2],
+        val_batches=batches[2:],
+        train_batches=batches[:2],
+        finetune_steps=2,
+    )
+
+
+def _search(tmp_path, name: str, **kw):
+    evaluator = _evaluator()
+    cfg = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), **kw)
+    space = make_space(evaluator.pruner, (1, 8, 8), cfg)
+    assert isinstance(space, AllocationSpace)
+    starts = warm_starts(evaluator.pruner, space)
+    storage = f"sqlite:///{tmp_path / name}.db"
+    return run_search(evaluator, space, cfg, storage=storage, warm_starts=starts), storage, cfg
+
+
+def test_warm_starts_come_first_and_every_trial_is_on_the_budget(tmp_path) -> None:
+    result, storage, cfg = _search(tmp_path, "a", sampler="gp", trials=8, seed=1)
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    assert study.trials[0].user_attrs["warm_start"] == "uniform"
+    assert [t.user_attrs.get("warm_start") for t in study.trials[2:]] == [None] * 6
+    assert all(h["ratios"]["macs"] <= 0.5 for h in result.history)
+    assert min(h["ratios"]["macs"] for h in result.history) > 0.35
+    assert result.selection["chosen"] == result.best_trial
+
+
+def test_budget_search_is_reproducible_and_resumable(tmp_path) -> None:
+    first, _, _ = _search(tmp_path, "a", sampler="gp", trials=6, seed=2)
+    second, storage, cfg = _search(tmp_path, "b", sampler="gp", trials=6, seed=2)
+    assert [h["keep"] for h in first.history] == [h["keep"] for h in second.history]
+    assert first.spec.keep == second.spec.keep
+    evaluator = _evaluator()
+    more = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), sampler="gp", trials=8, seed=2)
+    space = make_space(evaluator.pruner, (1, 8, 8), more)
+    resumed = run_search(evaluator, space, more, storage=storage, resume=True)
+    assert resumed.trials == 8
+    assert [h["keep"] for h in resumed.history[:6]] == [h["keep"] for h in second.history]
+
+
+def test_weighted_objective_falls_back_to_the_free_space() -> None:
+    evaluator = _evaluator()
+    cfg = SearchConfig(objective=ObjectiveConfig(kind="weighted", w_macs=0.5))
+    assert isinstance(make_space(evaluator.pruner, (1, 8, 8), cfg), SearchSpace)
