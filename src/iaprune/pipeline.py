@@ -20,6 +20,7 @@ from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchCo
 from iaprune.cost import CostReport, measure_cost
 from iaprune.cost.latency import default_round_to
 from iaprune.data import DataBundle, create_dataset, make_loaders
+from iaprune.errors import IAPruneError
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.rundir import RunDir
@@ -44,6 +45,7 @@ class RunConfig:
     baseline_lr: float = 0.05
     val_fraction: float = 0.1
     seed: int = 0
+    device: str = "cpu"
     search: SearchConfig = field(default_factory=SearchConfig)
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=10))
     cost: CostConfig = field(default_factory=CostConfig)
@@ -63,6 +65,19 @@ class RunConfig:
         return cls(**data, search=SearchConfig(**search), finetune=finetune_cfg, cost=cost)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when one is visible)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise IAPruneError(f"unknown device {name!r}; valid: cpu, cuda, cuda:N, auto") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise IAPruneError(f"device {name!r} requested but no CUDA GPU is visible")
+    return device
+
+
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded."""
 
@@ -71,6 +86,7 @@ class Session:
     ) -> None:
         self.run = run
         self.config = config
+        self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
             config.dataset,
@@ -138,9 +154,10 @@ class Session:
         model = self.recipe.build()
         path = self.run / "baseline.pt"
         if self.config.checkpoint:
-            return load_weights(model, self.config.checkpoint)
+            return load_weights(model, self.config.checkpoint).to(self.device)
         if path.is_file():
-            return load_weights(model, path)
+            return load_weights(model, path).to(self.device)
+        model.to(self.device)
         cfg = replace(
             self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
         )
@@ -193,11 +210,10 @@ class Session:
             return self.config.search.round_to
         return default_round_to(self.config.cost.backend)
 
-    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
-        """Run or resume the search; writes search.json and spec.json."""
+    def evaluator(self, model: nn.Module, pruner: Pruner) -> CandidateEvaluator:
+        """The trial evaluator of this run's search settings (batches on the model's device)."""
         cfg = self.config.search
-        pruner = self.pruner(model)
-        evaluator = CandidateEvaluator(
+        return CandidateEvaluator(
             pruner,
             self.trial_cost(model, pruner),
             calibration=self.batches("train_eval", cfg.bn_batches),
@@ -207,6 +223,12 @@ class Session:
             distill=cfg.distill,
             seed=cfg.seed,
         )
+
+    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
+        """Run or resume the search; writes search.json and spec.json."""
+        cfg = self.config.search
+        pruner = self.pruner(model)
+        evaluator = self.evaluator(model, pruner)
         space = make_space(pruner, self.input_shape, cfg, round_to=self.round_to)
         result = run_search(
             evaluator,
@@ -242,7 +264,7 @@ class Session:
         spec = PruningSpec.load(self.run / "spec.json")
         shape_only = PruningSpec(keep=spec.keep, original=spec.original)
         model = apply_spec(self.recipe.build(), self.example_input, shape_only)
-        return load_weights(model, self.run / "pruned.pt")
+        return load_weights(model, self.run / "pruned.pt").to(self.device)
 
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""

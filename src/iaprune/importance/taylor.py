@@ -30,6 +30,7 @@ def accumulate_gradients(
     was_training = model.training
     model.train()
     model.zero_grad(set_to_none=True)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     for x, y in batches:
-        nn.functional.cross_entropy(model(x), y).backward()
+        nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()
     model.train(was_training)

@@ -36,7 +36,7 @@ class Pruner:
         seed: int = 0,
     ) -> None:
         self.model = model
-        self.example_input = example_input
+        self.example_input = example_input.to(_device(model))
         self.importance = (
             create_importance(importance, seed=seed) if isinstance(importance, str) else importance
         )
@@ -101,6 +101,10 @@ class Pruner:
         return total
 
 
+def _device(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec) -> nn.Module:
     """Prune a deep copy of ``model`` to ``spec``.
 
@@ -109,7 +113,7 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
     """
     pruned = copy.deepcopy(model)
     was_training = pruned.training
-    graph = build_graph(pruned, example_input)
+    graph = build_graph(pruned, example_input.to(_device(model)))
     modules = dict(pruned.named_modules())
     for name, keep in spec.keep.items():
         if name not in modules:

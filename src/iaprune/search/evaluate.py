@@ -20,6 +20,11 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 CostFunction = Callable[[nn.Module, Mapping[str, int] | None], CostReport]
 
 
+def _to(batches: Sequence[Batch], device: torch.device) -> list[Batch]:
+    """Materialise ``batches`` on ``device`` once (every trial reuses them)."""
+    return [(x.to(device), y.to(device)) for x, y in batches]
+
+
 @dataclass(frozen=True)
 class CandidateResult:
     """Validation accuracy and costs of one pruned candidate."""
@@ -57,9 +62,10 @@ class CandidateEvaluator:
     ) -> None:
         self.pruner = pruner
         self.measure = measure
-        self.calibration = list(calibration)
-        self.val_batches = list(val_batches)
-        self.train_batches = list(train_batches)
+        device = next((p.device for p in pruner.model.parameters()), torch.device("cpu"))
+        self.calibration = _to(calibration, device)
+        self.val_batches = _to(val_batches, device)
+        self.train_batches = _to(train_batches, device)
         self.finetune_steps = finetune_steps
         self.lr = lr
         self.distill = distill

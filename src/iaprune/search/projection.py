@@ -78,7 +78,9 @@ class BudgetProjection:
         return all(ratios[k] <= bound + 1e-12 for k, bound in self.budgets.items())
 
     def _at(self, alloc: Mapping[str, float], scale: float) -> dict[str, int]:
-        return {g.name: self.space.count(g, min(1.0, scale * alloc[g.name])) for g in self.space.groups}
+        return {
+            g.name: self.space.count(g, min(1.0, scale * alloc[g.name])) for g in self.space.groups
+        }
 
     def project(self, alloc: Mapping[str, float]) -> dict[str, int]:
         """Kept counts of the allocation ``{group: a_g > 0}`` scaled onto the budget."""
@@ -169,8 +171,9 @@ def global_allocation(
 ) -> dict[str, int]:
     """Kept counts of global magnitude pruning at the budget.
 
-    Every filter's score (normalised by its group's mean) is ranked across all groups and the lowest are removed until the budget holds, as
-    torch-pruning's global pruning does; the threshold is found by bisection.
+    Every filter's score (normalised by its group's mean) is ranked across all groups and
+    the lowest are removed until the budget holds, as torch-pruning's global pruning does;
+    the threshold is found by bisection.
     """
     space = projection.space
     arrays = {}

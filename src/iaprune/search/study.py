@@ -16,11 +16,11 @@ from iaprune.errors import IAPruneError
 from iaprune.objective import constraint_values, score
 from iaprune.progress import progress
 from iaprune.pruning.spec import PruningSpec
-from iaprune.search.evaluate import CandidateEvaluator
-from iaprune.search.space import SearchSpace
 from iaprune.search.builder import Space
+from iaprune.search.evaluate import CandidateEvaluator
 from iaprune.search.projection import AllocationSpace
 from iaprune.search.samplers import create_sampler, default_startup_trials
+from iaprune.search.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,7 @@ def check_reachable(evaluator: CandidateEvaluator, space: Space, config: SearchC
             )
 
 
-def uniform_ratio(
-    evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig
-) -> float:
+def uniform_ratio(evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig) -> float:
     """Largest single keep-ratio meeting every budget, by bisection on costs alone."""
     budgets = config.objective.budgets()
     if not budgets:

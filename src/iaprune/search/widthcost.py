@@ -49,7 +49,7 @@ class _Layer:
 
 
 def _dims(module: nn.Module) -> tuple[int, int]:
-    """(output channels, input channels per conv-group) of a conv/linear; (features, 0) of a norm."""
+    """(out channels, in channels per conv-group) of a conv/linear; (features, 0) of a norm."""
     if isinstance(module, nn.modules.conv._ConvNd):
         return module.out_channels, module.in_channels // module.groups
     if isinstance(module, nn.Linear):
@@ -128,7 +128,8 @@ class WidthCost:
         try:
             model.eval()
             with torch.no_grad():
-                model(torch.zeros((1, *input_shape)))
+                device = next((p.device for p in model.parameters()), torch.device("cpu"))
+                model(torch.zeros((1, *input_shape), device=device))
         finally:
             model.train(was_training)
             for h in handles:

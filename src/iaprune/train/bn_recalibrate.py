@@ -27,9 +27,10 @@ def recalibrate_bn(
         m.momentum = None  # cumulative moving average
     was_training = model.training
     model.train()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     try:
         for x, _ in islice(batches, steps):
-            model(x)
+            model(x.to(device))
     finally:
         for m, momentum in saved:
             m.momentum = momentum

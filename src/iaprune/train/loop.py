@@ -15,6 +15,11 @@ class NaNLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter (CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 def train_epoch(
     model: nn.Module,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -27,13 +32,17 @@ def train_epoch(
 ) -> float:
     """Train for one pass over ``loader`` (or ``max_steps`` batches); return the mean loss.
 
+    Batches are moved to the model's device, so a model on a GPU trains there.
+
     Raises :class:`NaNLossError` as soon as a loss is not finite, before the step.
     """
     model.train()
+    device = model_device(model)
     total, count = 0.0, 0
     for step, (x, y) in enumerate(progress(loader, desc=desc)):
         if max_steps is not None and step >= max_steps:
             break
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = nn.functional.cross_entropy(model(x), y, label_smoothing=label_smoothing)
         if not math.isfinite(loss.item()):
             raise NaNLossError(f"loss became {loss.item()} at step {step}")
@@ -57,7 +66,9 @@ def evaluate(
     correct1 = correct5 = 0
     loss_sum, n = 0.0, 0
     classes = 0
+    device = model_device(model)
     for x, y in progress(loader, desc=desc):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)
         classes = logits.shape[1]
         loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()

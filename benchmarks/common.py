@@ -1,0 +1,140 @@
+"""Shared pieces of the benchmark scripts, on iaprune's public API only.
+
+* :class:`Rows`: results as JSON lines, one per finished unit of work, so a run resumes
+  by skipping the keys already there (and a machine that only returns a few files can
+  carry a whole run in one file).
+* :func:`baseline`: train (or reload) the unpruned model of a benchmark through the
+  pipeline's own baseline stage, cached as a state dict (loaded with ``weights_only``).
+* :func:`run_pool`: run independent tasks in worker processes; on a GPU several small
+  models train concurrently, which is how a 15-minute GPU lease fits a whole benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import iaprune
+from iaprune import FinetuneConfig, RunConfig, Session
+
+
+def log(msg: str) -> None:
+    """Timestamped progress line on stdout (flushed: logs survive a killed run)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Rows:
+    """Append-only JSON-lines store keyed by ``row["key"]``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip():  # a line cut by a kill is dropped and redone
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    self.rows[row["key"]] = row
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Record a finished row (flushed at once)."""
+        self.rows[row["key"]] = row
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows.values())
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    """What ran the benchmark: host, CPU count, torch/optuna versions, GPU name."""
+    import optuna
+
+    info = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "iaprune": iaprune.__version__,
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def baseline_config(
+    model: str, width: float, dataset: str, epochs: int, device: str, **data: Any
+) -> RunConfig:
+    """Run configuration of a benchmark's unpruned model (SGD, lr 0.05, batch 128)."""
+    return RunConfig(
+        model=model,
+        dataset=dataset,
+        width_mult=width,
+        baseline_epochs=epochs,
+        baseline_lr=0.05,
+        device=device,
+        finetune=FinetuneConfig(epochs=epochs, lr=0.05, batch_size=128),
+        **data,
+    )
+
+
+def baseline(out: Path, config: RunConfig) -> tuple[Path, dict[str, Any]]:
+    """Train or reload the baseline in ``out``; returns its weights file and test metrics."""
+    info_path = out / "baseline.json"
+    weights = out / "baseline.pt"
+    if info_path.is_file() and weights.is_file():
+        return weights, json.loads(info_path.read_text())
+    session = Session.create(out, config, overwrite=True)
+    t0 = time.perf_counter()
+    model = session.baseline()
+    info = {
+        "test_top1": session.test(model)["top1"],
+        "seconds": time.perf_counter() - t0,
+        "epochs": config.baseline_epochs,
+    }
+    info_path.write_text(json.dumps(info))
+    return weights, info
+
+
+def pruned_config(base: RunConfig, weights: Path, **search: Any) -> RunConfig:
+    """The baseline's run configuration, starting from its trained weights."""
+    return replace(base, checkpoint=str(weights), search=replace(base.search, **search))
+
+
+def run_pool(
+    fn: Callable[[Any], dict[str, Any]], tasks: Iterable[Any], jobs: int
+) -> Iterator[dict[str, Any]]:
+    """Yield ``fn(task)`` for every task, in ``jobs`` spawned processes (inline when 1)."""
+    tasks = list(tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield fn(task)
+        return
+    with mp.get_context("spawn").Pool(min(jobs, len(tasks)), maxtasksperchild=4) as pool:
+        yield from pool.imap_unordered(fn, tasks)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, var**0.5

@@ -1,0 +1,191 @@
+"""How well does a search trial's score rank candidates the way fine-tuning will?
+
+At ONE MACs budget, N random allocations of the default budget space (plus the uniform
+and global-magnitude warm starts) are each scored with every trial-score option and
+then fine-tuned and tested exactly as the final model would be. Per option the script
+reports Kendall's tau and Spearman's rho between score and fine-tuned test accuracy,
+the score's noise (mean |score(seed 0) - score(seed 1)|, re-scoring with the training
+batches in another order) and the seconds per trial. Rank correlation *among
+candidates at the same budget* is what decides whether a search can beat uniform.
+
+Results: ``OUT/fidelity.jsonl`` (resumable), ``OUT/proxy_fidelity.csv`` and
+``OUT/proxy_fidelity.md``; ``--smoke`` runs on ``digits`` in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from common import Rows, baseline, baseline_config, log, machine_info, pruned_config, run_pool
+from scipy import stats
+
+from iaprune import ObjectiveConfig, RunConfig, Session
+from iaprune.search import AllocationSpace, make_space, warm_starts
+
+# name -> (SGD steps per trial, distillation weight)
+OPTIONS = {
+    "bn": (0, 0.0),
+    "sgd30": (30, 0.0),
+    "kd30": (30, 1.0),
+    "sgd100": (100, 0.0),
+    "kd100": (100, 1.0),
+}
+
+
+def _space(session: Session, base: torch.nn.Module) -> tuple[Any, AllocationSpace]:
+    pruner = session.pruner(base)
+    space = make_space(
+        pruner, session.input_shape, session.config.search, round_to=session.round_to
+    )
+    assert isinstance(space, AllocationSpace)
+    return pruner, space
+
+
+def candidates(space: AllocationSpace, pruner: Any, n: int, seed: int) -> list[dict[str, float]]:
+    """Warm starts first, then ``n`` random allocations (Optuna params of the space)."""
+    rng = random.Random(seed)
+    out = list(warm_starts(pruner, space).values())
+    names = [space.param_name(c) for c in space.clusters]
+    out += [{p: rng.uniform(space.low, 1.0) for p in names} for _ in range(n)]
+    return out
+
+
+def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
+    """Score one candidate with every option, then fine-tune and test it."""
+    torch.set_num_threads(task["threads"])
+    config = RunConfig.from_dict(task["config"])
+    session = Session.create(task["dir"], config, overwrite=True)
+    base = session.baseline()
+    pruner, space = _space(session, base)
+    keep = space.keep_for(task["params"])
+    scores: dict[str, list[float]] = {}
+    seconds: dict[str, float] = {}
+    for name in task["options"]:
+        steps, distill = OPTIONS[name]
+        search = replace(config.search, finetune_steps=steps, distill=distill)
+        scorer = Session(session.run, replace(config, search=search)).evaluator(base, pruner)
+        t0 = time.perf_counter()
+        scores[name] = [scorer(keep, seed=s).accuracy for s in (config.search.seed, 1000)]
+        seconds[name] = (time.perf_counter() - t0) / 2
+    pruned, _ = session.prune_and_finetune(base, pruner.spec(keep))
+    return {
+        "key": task["key"],
+        "keep": keep,
+        "macs_ratio": space.projection.cost.ratios(keep)["macs"],
+        "scores": scores,
+        "seconds": seconds,
+        "test_top1": session.test(pruned)["top1"],
+    }
+
+
+def summarize(rows: list[dict[str, Any]], options: list[str]) -> list[dict[str, Any]]:
+    """Rank correlations, noise and time per option."""
+    test = [r["test_top1"] for r in rows]
+    out = []
+    for name in options:
+        first = [r["scores"][name][0] for r in rows]
+        noise = sum(abs(a - b) for a, b in (r["scores"][name] for r in rows)) / len(rows)
+        out.append(
+            {
+                "option": name,
+                "steps": OPTIONS[name][0],
+                "distill": OPTIONS[name][1],
+                "n": len(rows),
+                "kendall_tau": stats.kendalltau(first, test).statistic,
+                "spearman_rho": stats.spearmanr(first, test).statistic,
+                "noise": noise,
+                "seconds_per_trial": sum(r["seconds"][name] for r in rows) / len(rows),
+            }
+        )
+    return out
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/fashion_mnist"))
+    p.add_argument("--model", default="vgg16")
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--budget", type=float, default=0.25)
+    p.add_argument("--candidates", type=int, default=16, help="random allocations")
+    p.add_argument("--options", default=",".join(OPTIONS))
+    p.add_argument("--baseline-epochs", type=int, default=30)
+    p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--smoke", action="store_true")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.model, a.width, a.candidates, a.budget = "test_vgg", 1.0, 4, 0.5
+        a.baseline_epochs, a.finetune_epochs, a.options = 2, 1, "bn,sgd30"
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
+    t0 = time.perf_counter()
+    dataset = "digits" if a.smoke else "fashion-mnist"
+    data = {"data_root": a.data_root} if a.data_root else {}
+    base_cfg = baseline_config(a.model, a.width, dataset, a.baseline_epochs, a.device, **data)
+    weights, info = baseline(a.out / f"baseline-{a.model}", base_cfg)
+    log(f"{a.model}: baseline test top-1 {info['test_top1']:.4f}")
+    cfg = pruned_config(base_cfg, weights, objective=ObjectiveConfig(max_macs=a.budget))
+    cfg = replace(cfg, finetune=replace(cfg.finetune, epochs=a.finetune_epochs, lr=0.01))
+    probe = Session.create(a.out / "fidelity-runs" / "probe", cfg, overwrite=True)
+    pruner, space = _space(probe, probe.baseline())
+    params = candidates(space, pruner, a.candidates, seed=0)
+    prefix = f"{a.model}_{a.budget:g}"
+    rows = Rows(a.out / "fidelity.jsonl")
+    options = a.options.split(",")
+    todo = [
+        {
+            "key": f"{prefix}_c{i}",
+            "params": p,
+            "options": options,
+            "config": cfg.to_dict(),
+            "dir": str(a.out / "fidelity-runs" / f"c{i}"),
+            "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
+        }
+        for i, p in enumerate(params)
+        if f"{prefix}_c{i}" not in rows
+    ]
+    log(f"{len(todo)} candidates to score and fine-tune ({len(rows.rows)} done)")
+    for row in run_pool(run_candidate, todo, a.jobs):
+        rows.add(row)
+        log(f"{row['key']}: test {row['test_top1']:.4f}, scores {row['scores']}")
+    mine = [r for r in rows if r["key"].startswith(prefix + "_")]
+    table = summarize(mine, options)
+    with (a.out / "proxy_fidelity.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    lines = [
+        f"{a.model} width {a.width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
+        f"(baseline test {100 * info['test_top1']:.2f} %, test after fine-tuning "
+        f"{100 * min(r['test_top1'] for r in mine):.2f}-{100 * max(r['test_top1'] for r in mine):.2f} %)",
+        "",
+        "| score | steps | KD | Kendall τ | Spearman ρ | noise (val acc) | s / trial |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {t['option']} | {t['steps']} | {t['distill']:g} | {t['kendall_tau']:.3f} | "
+        f"{t['spearman_rho']:.3f} | {t['noise']:.4f} | {t['seconds_per_trial']:.2f} |"
+        for t in table
+    ]
+    (a.out / "proxy_fidelity.md").write_text("\n".join(lines) + "\n")
+    env = {**machine_info(a.device), "wall_seconds": time.perf_counter() - t0, "args": vars(a)}
+    (a.out / "proxy_fidelity_env.json").write_text(json.dumps(env, indent=2, default=str))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
