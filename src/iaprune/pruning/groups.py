@@ -227,9 +227,7 @@ def require_groups(
     return groups
 
 
-def _slice_rule(
-    group: tp.Group, names: dict[nn.Module, str], channels: int
-) -> tuple[int, str]:
+def _slice_rule(group: tp.Group, names: dict[nn.Module, str], channels: int) -> tuple[int, str]:
     """``(multiple, "")`` for a group that can shrink, else ``(1, reason)``.
 
     Every grouped conv the group touches must see all ``channels`` channels, in order, as

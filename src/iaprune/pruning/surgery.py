@@ -168,9 +168,7 @@ def _check_names(
             raise IAPruneError(f"spec group {name!r} is not a layer of this model")
         width = getattr(modules[name], "out_channels", None) if modules is not None else None
         if original is not None and name in original and width != original[name]:
-            raise IAPruneError(
-                f"layer {name} has {width} filters, spec expects {original[name]}"
-            )
+            raise IAPruneError(f"layer {name} has {width} filters, spec expects {original[name]}")
         if name in why_not:
             raise IAPruneError(f"group {name!r} cannot be pruned: {why_not[name]}")
         if name not in prunable:
