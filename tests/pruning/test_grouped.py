@@ -110,3 +110,19 @@ def test_smallest_allowed_model_has_no_empty_layer(name: str) -> None:
     pruned = pruner.prune({g.name: g.multiple for g in pruner.groups}).eval()
     assert all(p.numel() > 0 for p in pruned.parameters())
     assert pruned(x).shape == model(x).shape
+
+
+def test_group_norm_keeps_the_same_count_in_each_of_its_groups() -> None:
+    """GroupNorm(4, 16) cannot take 6 channels; 8 must be 2 from each of its 4 groups."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 16, 3), nn.GroupNorm(4, 16), nn.ReLU(), nn.Conv2d(16, 8, 3),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2),
+    ).eval()  # fmt: skip
+    pruner = Pruner(model, X[:1])
+    assert [(g.name, g.multiple) for g in pruner.groups] == [("0", 4), ("3", 1)]
+    assert list(pruner.groups[0].allowed_keeps()) == [4, 8, 12, 16]
+    with pytest.raises(IAPruneError, match="keep 6 is not a multiple of 4"):
+        pruner.prune({"0": 6})
+    spec = pruner.spec({"0": 8})
+    assert [sum(i // 4 == j for i in spec.kept_indices["0"]) for j in range(4)] == [2, 2, 2, 2]
+    assert pruner.prune(spec).eval()(X).shape == (2, 2)

@@ -19,8 +19,11 @@ A channel group that cannot shrink correctly is left at full width and listed as
 * a conv with ``groups == out_channels != in_channels``, which torch-pruning 1.6 mistakes
   for a depthwise conv, or a grouped transposed conv touches it.
 
-Depthwise convs (``groups == in_channels == out_channels``) need none of this: their
-input and output channels are pruned together, one for one.
+GroupNorm layers get the same rule (``num_groups`` slices), so each of their groups keeps
+the same number of channels; they then normalise over the kept channels only, so unlike
+BatchNorm they are not equal to zeroing the removed channels. Depthwise convs
+(``groups == in_channels == out_channels``) need none of this: their input and output
+channels are pruned together, one for one.
 """
 
 from __future__ import annotations
@@ -50,8 +53,8 @@ class ChannelGroup:
     input width).
 
     ``multiple``: the allowed keep counts are ``multiple, 2 * multiple, ..., channels``
-    (1 for groups without grouped convs; ``groups`` or the least common multiple of the
-    grouped convs' ``groups`` otherwise). ``channels`` is always a multiple of it.
+    (:meth:`allowed_keeps`; 1 for groups without grouped convs or GroupNorms, otherwise the
+    least common multiple of their numbers of groups). ``channels`` is a multiple of it.
     """
 
     name: str
@@ -60,6 +63,10 @@ class ChannelGroup:
     norms: tuple[str, ...]
     consumers: tuple[str, ...] = ()
     multiple: int = 1
+
+    def allowed_keeps(self) -> range:
+        """Every keep count the group allows, smallest first."""
+        return range(self.multiple, self.channels + 1, self.multiple)
 
     def allows(self, keep: int) -> bool:
         """Whether the group may keep ``keep`` filters."""
@@ -75,7 +82,7 @@ class ChannelGroup:
         if k % self.multiple:
             raise IAPruneError(
                 f"group {self.name!r}: keep {k} is not a multiple of {self.multiple} "
-                "(a grouped conv needs the same number of channels in each of its groups)"
+                "(a grouped conv or GroupNorm needs the same count in each of its groups)"
             )
         return k
 
@@ -230,34 +237,50 @@ def require_groups(
 def _slice_rule(group: tp.Group, names: dict[nn.Module, str], channels: int) -> tuple[int, str]:
     """``(multiple, "")`` for a group that can shrink, else ``(1, reason)``.
 
-    Every grouped conv the group touches must see all ``channels`` channels, in order, as
-    its whole input or output; the keep count is then a multiple of its ``groups``.
+    Every grouped conv or GroupNorm the group touches must see all ``channels`` channels,
+    in order, as its whole input or output; the keep count is then a multiple of its
+    number of groups.
     """
     multiple, limiting = 1, ""
     for item in group:
         module = item.dep.target.module
-        if not isinstance(module, nn.modules.conv._ConvNd) or module.groups == 1:
+        slices, label = _slices(module, names.get(module, type(module).__name__))
+        if slices == 1:
             continue
-        name = names.get(module, type(module).__name__)
-        label = f"grouped conv {name} (groups={module.groups})"
-        if module.transposed:
-            return 1, f"{label} is transposed"
-        if _is_depthwise(module):
-            continue
-        if module.groups == module.out_channels:
-            return 1, (
-                f"{label} has groups == out_channels != in_channels, which torch-pruning "
-                "traces as depthwise"
-            )
+        if isinstance(module, nn.modules.conv._ConvNd):
+            if module.transposed:
+                return 1, f"{label} is transposed"
+            if module.groups == module.out_channels:
+                return 1, (
+                    f"{label} has groups == out_channels != in_channels, which torch-pruning "
+                    "traces as depthwise"
+                )
         out_side = _is_out_pruning(item.dep.handler)
-        width = module.out_channels if out_side else module.in_channels
+        width = _width(module, out_side)
         if width != channels or [int(i) for i in item.idxs] != list(range(width)):
             side = "output" if out_side else "input"
             return 1, f"{label} gets only part of its {side} channels from this group"
-        multiple, limiting = math.lcm(multiple, module.groups), label
+        multiple, limiting = math.lcm(multiple, slices), label
     if multiple >= channels and limiting:
         return 1, f"{limiting} allows no width below all {channels} channels"
     return multiple, ""
+
+
+def _slices(module: nn.Module, name: str) -> tuple[int, str]:
+    """How many independent channel slices ``module`` has (1: none), and its label."""
+    if isinstance(module, nn.modules.conv._ConvNd) and (
+        module.transposed or not _is_depthwise(module)
+    ):
+        return module.groups, f"grouped conv {name} (groups={module.groups})"
+    if isinstance(module, nn.GroupNorm):
+        return module.num_groups, f"GroupNorm {name} (num_groups={module.num_groups})"
+    return 1, ""
+
+
+def _width(module: nn.Module, out_side: bool) -> int:
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels
+    return module.out_channels if out_side else module.in_channels
 
 
 def _members(
