@@ -131,8 +131,10 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
     pruned = copy.deepcopy(model)
     was_training = pruned.training
     graph = build_graph(pruned, example_input)
+    modules = dict(pruned.named_modules())
+    _check_layers(spec, modules)
     groups, excluded = scan_groups(pruned, example_input, graph)
-    _check_names(spec.keep, groups, excluded, dict(pruned.named_modules()), spec.original)
+    _check_names(spec.keep, groups, excluded)
     by_name = {g.name: g for g in groups}
     removals: dict[str, list[int]] = {}
     for name, keep in spec.keep.items():
@@ -141,7 +143,6 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
         kept = spec.kept_indices.get(name) or group.default_indices(keep)
         group.check_indices(kept, keep)
         removals[name] = sorted(set(range(group.channels)) - {int(i) for i in kept})
-    modules = dict(pruned.named_modules())
     for name, removed in removals.items():
         if removed:
             graph.get_pruning_group(modules[name], tp.prune_conv_out_channels, removed).prune()
@@ -149,28 +150,26 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
     return pruned
 
 
-def _check_names(
-    keep: Mapping[str, int],
-    groups: Sequence[ChannelGroup],
-    excluded: Sequence[ExcludedGroup],
-    modules: Mapping[str, nn.Module] | None = None,
-    original: Mapping[str, int] | None = None,
-) -> None:
-    """Raise :class:`IAPruneError` unless every name in ``keep`` is a prunable group.
+def _check_layers(spec: PruningSpec, modules: Mapping[str, nn.Module]) -> None:
+    """Raise :class:`IAPruneError` when a spec group is no layer or has another width."""
+    for name in spec.keep:
+        if name not in modules:
+            raise IAPruneError(f"spec group {name!r} is not a layer of this model")
+        width = getattr(modules[name], "out_channels", None)
+        if width != spec.original[name]:
+            raise IAPruneError(
+                f"layer {name} has {width} filters, spec expects {spec.original[name]}"
+            )
 
-    With ``modules`` and ``original`` (a spec's widths), a group whose layer is missing
-    or has another width than the spec recorded gets its own message.
-    """
-    prunable = {g.name: g for g in groups}
+
+def _check_names(
+    keep: Mapping[str, int], groups: Sequence[ChannelGroup], excluded: Sequence[ExcludedGroup]
+) -> None:
+    """Raise :class:`IAPruneError` unless every name in ``keep`` is a prunable group."""
+    prunable = [g.name for g in groups]
     why_not = {e.name: e.reason for e in excluded}
     for name in keep:
-        if modules is not None and name not in modules:
-            raise IAPruneError(f"spec group {name!r} is not a layer of this model")
-        width = getattr(modules[name], "out_channels", None) if modules is not None else None
-        if original is not None and name in original and width != original[name]:
-            raise IAPruneError(f"layer {name} has {width} filters, spec expects {original[name]}")
         if name in why_not:
             raise IAPruneError(f"group {name!r} cannot be pruned: {why_not[name]}")
         if name not in prunable:
-            valid = ", ".join(prunable)
-            raise IAPruneError(f"unknown channel group {name!r}; valid: {valid}")
+            raise IAPruneError(f"unknown channel group {name!r}; valid: {', '.join(prunable)}")
