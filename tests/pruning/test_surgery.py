@@ -10,6 +10,7 @@ from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec, find_groups
 from tests.conftest import randomize_bn
+from tests.pruning.nets import NETS, build
 
 
 def _zeroed_reference(model: nn.Module, spec: PruningSpec, pruner: Pruner) -> list:
@@ -34,16 +35,22 @@ def _zeroed_reference(model: nn.Module, spec: PruningSpec, pruner: Pruner) -> li
 
 
 def _random_keep(pruner: Pruner, seed: int) -> dict[str, int]:
+    """A random allowed keep count per group (a multiple of the group's ``multiple``)."""
     gen = torch.Generator().manual_seed(seed)
-    return {
-        g.name: int(torch.randint(1, g.channels + 1, (1,), generator=gen)) for g in pruner.groups
-    }
+    keep = {}
+    for g in pruner.groups:
+        slots = int(torch.randint(1, g.channels // g.multiple + 1, (1,), generator=gen))
+        keep[g.name] = g.multiple * slots
+    return keep
 
 
-def _assert_equivalent(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
+def _assert_equivalent(
+    model: nn.Module, x: torch.Tensor, seed: int = 0, keep: dict[str, int] | None = None
+) -> PruningSpec:
+    """Prune to ``keep`` (random allowed counts by default) and compare with zeroing."""
     model.eval()
     pruner = Pruner(model, x[:1])
-    spec = pruner.spec(_random_keep(pruner, seed))
+    spec = pruner.spec(_random_keep(pruner, seed) if keep is None else keep)
     pruned = pruner.prune(spec).eval()
     hooks = _zeroed_reference(model, spec, pruner)
     try:
@@ -60,6 +67,8 @@ def _assert_equivalent(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None
     for group in pruner.groups:
         for conv in group.convs:
             assert mods[conv].out_channels == spec.keep[group.name]
+    assert all(p.numel() > 0 for p in pruned.parameters())
+    return spec
 
 
 @pytest.mark.parametrize("name", ["test_vgg", "test_resnet", "vgg16", "resnet18", "resnet56"])
@@ -69,6 +78,36 @@ def test_zoo_pruned_equals_zeroed_original(name: str, seed: int) -> None:
     model = randomize_bn(create_model(name, num_classes=7, in_channels=3, width_mult=0.25), seed)
     x = torch.randn(4, 3, 16, 16)
     _assert_equivalent(model, x, seed)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("shape", [(3, 32, 32), (1, 28, 28)], ids=["3x32x32", "1x28x28"])
+def test_pruned_equals_zeroed_original(name: str, shape: tuple[int, int, int]) -> None:
+    """Random allowed keep counts on every layer type we accept, three seeds each."""
+    for seed in range(3):
+        model = build(name, shape[0], seed)
+        _assert_equivalent(model, torch.randn(2, *shape, generator=_gen(seed)), seed)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_grouped_conv_keeps_the_same_positions_in_every_conv_group() -> None:
+    """The best filters all sit in the first two of four conv groups: still equivalent.
+
+    Before the fix the top-8 filters (0..7) were kept, torch-pruning gave the grouped conv
+    the input weights of positions 0 and 1 in every group, and the pruned model silently
+    computed something else.
+    """
+    model = build("grouped4", 3, seed=0)
+    with torch.no_grad():
+        model.stem[0].weight[:8] *= 10
+    spec = _assert_equivalent(
+        model, torch.randn(2, 3, 16, 16, generator=_gen(0)), keep={"stem.0": 8}
+    )
+    kept = spec.kept_indices["stem.0"]
+    assert [sum(i // 4 == j for i in kept) for j in range(4)] == [2, 2, 2, 2]
 
 
 def test_user_cnn_pruned_equals_zeroed_original(user_cnn: nn.Module) -> None:

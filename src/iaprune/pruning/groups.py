@@ -3,10 +3,34 @@
 A *channel group* is a set of layers whose output channels must be removed together:
 a plain conv and its BatchNorm, or every conv feeding the same residual sum. The search
 has one variable per group (ResNet34: 20 groups for its 36 convs).
+
+Grouped convolutions (``1 < groups`` and not depthwise) split their input and output
+channels into ``groups`` equal slices that never mix. A channel group that is a grouped
+conv's whole input or output can only shrink by the same amount in every slice: its
+keep count must be a multiple of ``groups`` (:attr:`ChannelGroup.multiple`, the least
+common multiple over all such convs) and the kept channels sit at the same positions in
+every slice (:meth:`ChannelGroup.default_indices`, :meth:`ChannelGroup.check_indices`).
+A channel group that cannot shrink correctly is left at full width and listed as an
+:class:`ExcludedGroup` with the reason:
+
+* it is only part of a grouped conv's input or output (e.g. one branch of a concat);
+* the grouped conv needs every channel (``multiple == channels``, e.g. the input of a
+  depthwise conv with a channel multiplier);
+* a conv with ``groups == out_channels != in_channels``, which torch-pruning 1.6 mistakes
+  for a depthwise conv, or a grouped transposed conv touches it.
+
+GroupNorm layers get the same rule (``num_groups`` slices), so each of their groups keeps
+the same number of channels; they then normalise over the kept channels only, so unlike
+BatchNorm they are not equal to zeroing the removed channels. Depthwise convs
+(``groups == in_channels == out_channels``) need none of this: their input and output
+channels are pruned together, one for one.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +38,8 @@ import torch_pruning as tp
 from torch import nn
 
 from iaprune.errors import IAPruneError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,6 +51,10 @@ class ChannelGroup:
     normalisation layers pruned with them; ``consumers`` the convs and linears whose
     *input* channels are these channels (what a latency table needs to know a layer's
     input width).
+
+    ``multiple``: the allowed keep counts are ``multiple, 2 * multiple, ..., channels``
+    (:meth:`allowed_keeps`; 1 for groups without grouped convs or GroupNorms, otherwise the
+    least common multiple of their numbers of groups). ``channels`` is a multiple of it.
     """
 
     name: str
@@ -32,10 +62,78 @@ class ChannelGroup:
     convs: tuple[str, ...]
     norms: tuple[str, ...]
     consumers: tuple[str, ...] = ()
+    multiple: int = 1
+
+    def allowed_keeps(self) -> range:
+        """Every keep count the group allows, smallest first."""
+        return range(self.multiple, self.channels + 1, self.multiple)
+
+    def allows(self, keep: int) -> bool:
+        """Whether the group may keep ``keep`` filters."""
+        return 1 <= keep <= self.channels and keep % self.multiple == 0
+
+    def check_keep(self, keep: object) -> int:
+        """``keep`` as an int; raises :class:`IAPruneError` when it is not allowed."""
+        if isinstance(keep, bool) or not isinstance(keep, int | float) or keep != int(keep):
+            raise IAPruneError(f"group {self.name!r}: keep {keep!r} is not a whole number")
+        k = int(keep)
+        if not 1 <= k <= self.channels:
+            raise IAPruneError(f"group {self.name!r}: keep {k} outside 1..{self.channels}")
+        if k % self.multiple:
+            raise IAPruneError(
+                f"group {self.name!r}: keep {k} is not a multiple of {self.multiple} "
+                "(a grouped conv or GroupNorm needs the same count in each of its groups)"
+            )
+        return k
+
+    def default_indices(self, keep: int) -> list[int]:
+        """The first ``keep / multiple`` channels of each of the ``multiple`` slices."""
+        chunk, per = self.channels // self.multiple, keep // self.multiple
+        return [j * chunk + p for j in range(self.multiple) for p in range(per)]
+
+    def top_indices(self, scores: torch.Tensor, keep: int) -> list[int]:
+        """The ``keep`` best-scored channels, at the same positions in every slice."""
+        chunk = self.channels // self.multiple
+        per_slice = scores.detach().float().reshape(self.multiple, chunk).sum(0)
+        positions = sorted(torch.topk(per_slice, keep // self.multiple).indices.tolist())
+        return [j * chunk + p for j in range(self.multiple) for p in positions]
+
+    def check_indices(self, indices: Sequence[int], keep: int) -> None:
+        """Raise :class:`IAPruneError` unless ``indices`` are a valid kept set for ``keep``."""
+        kept = sorted(int(i) for i in indices)
+        if len(kept) != keep or len(set(kept)) != keep:
+            raise IAPruneError(f"group {self.name!r}: {len(kept)} kept indices for keep={keep}")
+        if kept and not 0 <= kept[0] <= kept[-1] < self.channels:
+            raise IAPruneError(f"group {self.name!r}: kept indices outside 0..{self.channels - 1}")
+        chunk = self.channels // self.multiple
+        slices = {tuple(i % chunk for i in kept if i // chunk == j) for j in range(self.multiple)}
+        if len(slices) != 1:
+            raise IAPruneError(
+                f"group {self.name!r}: kept indices differ between the {self.multiple} "
+                "slices of a grouped conv"
+            )
+
+
+@dataclass(frozen=True)
+class ExcludedGroup:
+    """A channel group left at full width because pruning it would be wrong."""
+
+    name: str
+    channels: int
+    convs: tuple[str, ...]
+    reason: str
+
+    def note(self) -> str:
+        """One line for logs and reports."""
+        return f"{self.name} ({self.channels} channels) not pruned: {self.reason}"
 
 
 def _is_conv(module: nn.Module) -> bool:
     return isinstance(module, nn.modules.conv._ConvNd) and not module.transposed
+
+
+def _is_depthwise(module: nn.Module) -> bool:
+    return module.groups == module.in_channels == module.out_channels
 
 
 def _is_out_pruning(handler: object) -> bool:
@@ -50,11 +148,13 @@ def classifier_convs(model: nn.Module, example_input: torch.Tensor) -> list[nn.M
         for m in model.modules()
         if _is_conv(m) or isinstance(m, nn.Linear)
     ]
+    was_training = model.training
     try:
         with torch.no_grad():
             model.eval()
             model(example_input)
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     if order and _is_conv(order[-1]):
@@ -74,19 +174,20 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyG
         model.train(was_training)
 
 
-def find_groups(
+def scan_groups(
     model: nn.Module, example_input: torch.Tensor, graph: tp.DependencyGraph | None = None
-) -> list[ChannelGroup]:
-    """Prunable channel groups of ``model`` in module order.
+) -> tuple[list[ChannelGroup], list[ExcludedGroup]]:
+    """Prunable and excluded channel groups of ``model``, each in module order.
 
-    Linear layers and a final classifier conv are never pruned on their output side.
-    Raises :class:`IAPruneError` when the model has no prunable conv.
+    Linear layers and a final classifier conv are never pruned on their output side and
+    are not listed; neither are single-filter convs.
     """
     graph = graph or build_graph(model, example_input)
     names = {m: n for n, m in model.named_modules()}
     order = {n: i for i, n in enumerate(names.values())}
     ignored = {names[m] for m in classifier_convs(model, example_input)}
     groups: list[ChannelGroup] = []
+    excluded: list[ExcludedGroup] = []
     seen: set[str] = set()
     for module, name in names.items():
         if not _is_conv(module) or name in ignored or name in seen:
@@ -96,17 +197,90 @@ def find_groups(
         )
         convs, norms, consumers = _members(group, names)
         seen.update(convs)
-        if set(convs) & ignored:
+        if set(convs) & ignored or module.out_channels < 2:
             continue
-        if module.out_channels < 2:
+        ordered = tuple(sorted(convs, key=order.__getitem__))
+        multiple, reason = _slice_rule(group, names, module.out_channels)
+        if reason:
+            excluded.append(ExcludedGroup(ordered[0], module.out_channels, ordered, reason))
             continue
-        ordered = sorted(convs, key=order.__getitem__)
         groups.append(
-            ChannelGroup(ordered[0], module.out_channels, tuple(ordered), norms, consumers)
+            ChannelGroup(ordered[0], module.out_channels, ordered, norms, consumers, multiple)
         )
+    return groups, excluded
+
+
+def find_groups(
+    model: nn.Module, example_input: torch.Tensor, graph: tp.DependencyGraph | None = None
+) -> list[ChannelGroup]:
+    """Prunable channel groups of ``model`` in module order (see :func:`scan_groups`).
+
+    Raises :class:`IAPruneError` when the model has no prunable conv.
+    """
+    return require_groups(*scan_groups(model, example_input, graph))
+
+
+def require_groups(
+    groups: list[ChannelGroup], excluded: Sequence[ExcludedGroup]
+) -> list[ChannelGroup]:
+    """``groups``, or an :class:`IAPruneError` when there are none; logs the exclusions."""
+    for item in excluded:
+        log.warning("channel group %s", item.note())
     if not groups:
-        raise IAPruneError("the model has no prunable conv layer (need a Conv2d with >= 2 filters)")
+        why = f"; excluded: {'; '.join(e.note() for e in excluded)}" if excluded else ""
+        raise IAPruneError(
+            f"the model has no prunable conv layer (need a Conv2d with >= 2 filters){why}"
+        )
     return groups
+
+
+def _slice_rule(group: tp.Group, names: dict[nn.Module, str], channels: int) -> tuple[int, str]:
+    """``(multiple, "")`` for a group that can shrink, else ``(1, reason)``.
+
+    Every grouped conv or GroupNorm the group touches must see all ``channels`` channels,
+    in order, as its whole input or output; the keep count is then a multiple of its
+    number of groups.
+    """
+    multiple, limiting = 1, ""
+    for item in group:
+        module = item.dep.target.module
+        slices, label = _slices(module, names.get(module, type(module).__name__))
+        if slices == 1:
+            continue
+        if isinstance(module, nn.modules.conv._ConvNd):
+            if module.transposed:
+                return 1, f"{label} is transposed"
+            if module.groups == module.out_channels:
+                return 1, (
+                    f"{label} has groups == out_channels != in_channels, which torch-pruning "
+                    "traces as depthwise"
+                )
+        out_side = _is_out_pruning(item.dep.handler)
+        width = _width(module, out_side)
+        if width != channels or [int(i) for i in item.idxs] != list(range(width)):
+            side = "output" if out_side else "input"
+            return 1, f"{label} gets only part of its {side} channels from this group"
+        multiple, limiting = math.lcm(multiple, slices), label
+    if multiple >= channels and limiting:
+        return 1, f"{limiting} allows no width below all {channels} channels"
+    return multiple, ""
+
+
+def _slices(module: nn.Module, name: str) -> tuple[int, str]:
+    """How many independent channel slices ``module`` has (1: none), and its label."""
+    if isinstance(module, nn.modules.conv._ConvNd) and (
+        module.transposed or not _is_depthwise(module)
+    ):
+        return module.groups, f"grouped conv {name} (groups={module.groups})"
+    if isinstance(module, nn.GroupNorm):
+        return module.num_groups, f"GroupNorm {name} (num_groups={module.num_groups})"
+    return 1, ""
+
+
+def _width(module: nn.Module, out_side: bool) -> int:
+    if isinstance(module, nn.GroupNorm):
+        return module.num_channels
+    return module.out_channels if out_side else module.in_channels
 
 
 def _members(

@@ -1,4 +1,10 @@
-"""Structural surgery: remove filters for real and return a smaller dense model."""
+"""Structural surgery: remove filters for real and return a smaller dense model.
+
+Keep counts and kept indices are checked against each group's rules before any layer is
+touched (see :mod:`iaprune.pruning.groups`): a count of zero, above the width or not a
+multiple of :attr:`ChannelGroup.multiple`, unknown or excluded groups, and indices that
+differ between the slices of a grouped conv raise :class:`IAPruneError`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,13 @@ from iaprune.errors import IAPruneError
 from iaprune.importance import Importance, create_importance
 from iaprune.importance.norms import L1Importance
 from iaprune.importance.taylor import accumulate_gradients
-from iaprune.pruning.groups import ChannelGroup, build_graph, find_groups
+from iaprune.pruning.groups import (
+    ChannelGroup,
+    ExcludedGroup,
+    build_graph,
+    require_groups,
+    scan_groups,
+)
 from iaprune.pruning.spec import PruningSpec
 
 
@@ -24,6 +36,10 @@ class Pruner:
     The original model is never modified. Filter scores are summed over every layer of
     a channel group after normalising each layer's scores by their mean, so a residual
     group keeps the channels that matter to all of its convs.
+
+    ``groups`` are the prunable channel groups (a group's allowed keep counts are the
+    multiples of its ``multiple`` up to its width); ``excluded`` the groups left at
+    full width, each with the reason (e.g. one branch of a concat feeding a grouped conv).
     """
 
     def __init__(
@@ -41,7 +57,9 @@ class Pruner:
             create_importance(importance, seed=seed) if isinstance(importance, str) else importance
         )
         graph = build_graph(model, example_input)
-        self.groups: list[ChannelGroup] = find_groups(model, example_input, graph)
+        groups, excluded = scan_groups(model, example_input, graph)
+        self.excluded: list[ExcludedGroup] = excluded
+        self.groups: list[ChannelGroup] = require_groups(groups, excluded)
         self.scores = self._score_groups(graph, calibration)
 
     @property
@@ -50,13 +68,14 @@ class Pruner:
         return {g.name: g.channels for g in self.groups}
 
     def spec(self, keep: Mapping[str, int]) -> PruningSpec:
-        """Spec keeping the ``keep[group]`` best-scored filters of every group."""
-        indices = {}
-        for group in self.groups:
-            k = int(keep.get(group.name, group.channels))
-            top = torch.topk(self.scores[group.name], k).indices
-            indices[group.name] = sorted(top.tolist())
-        full = {g.name: int(keep.get(g.name, g.channels)) for g in self.groups}
+        """Spec keeping the ``keep[group]`` best-scored filters of every group.
+
+        Groups missing from ``keep`` keep every filter. Raises :class:`IAPruneError` for
+        an unknown or excluded group and for a keep count the group does not allow.
+        """
+        _check_names(keep, self.groups, self.excluded)
+        full = {g.name: g.check_keep(keep.get(g.name, g.channels)) for g in self.groups}
+        indices = {g.name: g.top_indices(self.scores[g.name], full[g.name]) for g in self.groups}
         return PruningSpec(keep=full, original=self.original, kept_indices=indices)
 
     def prune(self, keep: Mapping[str, int] | PruningSpec) -> nn.Module:
@@ -108,26 +127,53 @@ def _device(model: nn.Module) -> torch.device:
 def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec) -> nn.Module:
     """Prune a deep copy of ``model`` to ``spec``.
 
-    Filters listed in ``spec.kept_indices`` survive; groups without indices keep their
-    first ``keep`` filters (enough to rebuild an architecture before loading weights).
+    Filters listed in ``spec.kept_indices`` survive; groups without indices keep the
+    first filters of every slice (:meth:`ChannelGroup.default_indices`, enough to
+    rebuild an architecture before loading weights). Everything is validated before
+    the first layer is pruned.
     """
     pruned = copy.deepcopy(model)
     was_training = pruned.training
     graph = build_graph(pruned, example_input.to(_device(model)))
     modules = dict(pruned.named_modules())
+    _check_layers(spec, modules)
+    groups, excluded = scan_groups(pruned, example_input, graph)
+    _check_names(spec.keep, groups, excluded)
+    by_name = {g.name: g for g in groups}
+    removals: dict[str, list[int]] = {}
     for name, keep in spec.keep.items():
-        if name not in modules:
-            raise IAPruneError(f"spec group {name!r} is not a layer of this model")
-        conv = modules[name]
-        if conv.out_channels != spec.original[name]:
-            raise IAPruneError(
-                f"layer {name} has {conv.out_channels} filters, spec expects {spec.original[name]}"
-            )
-        kept = spec.kept_indices.get(name) or list(range(keep))
-        if len(kept) != keep:
-            raise IAPruneError(f"group {name!r}: {len(kept)} kept indices for keep={keep}")
-        removed = sorted(set(range(conv.out_channels)) - set(kept))
+        group = by_name[name]
+        keep = group.check_keep(keep)
+        kept = spec.kept_indices.get(name) or group.default_indices(keep)
+        group.check_indices(kept, keep)
+        removals[name] = sorted(set(range(group.channels)) - {int(i) for i in kept})
+    for name, removed in removals.items():
         if removed:
-            graph.get_pruning_group(conv, tp.prune_conv_out_channels, removed).prune()
+            graph.get_pruning_group(modules[name], tp.prune_conv_out_channels, removed).prune()
     pruned.train(was_training)
     return pruned
+
+
+def _check_layers(spec: PruningSpec, modules: Mapping[str, nn.Module]) -> None:
+    """Raise :class:`IAPruneError` when a spec group is no layer or has another width."""
+    for name in spec.keep:
+        if name not in modules:
+            raise IAPruneError(f"spec group {name!r} is not a layer of this model")
+        width = getattr(modules[name], "out_channels", None)
+        if width != spec.original[name]:
+            raise IAPruneError(
+                f"layer {name} has {width} filters, spec expects {spec.original[name]}"
+            )
+
+
+def _check_names(
+    keep: Mapping[str, int], groups: Sequence[ChannelGroup], excluded: Sequence[ExcludedGroup]
+) -> None:
+    """Raise :class:`IAPruneError` unless every name in ``keep`` is a prunable group."""
+    prunable = [g.name for g in groups]
+    why_not = {e.name: e.reason for e in excluded}
+    for name in keep:
+        if name in why_not:
+            raise IAPruneError(f"group {name!r} cannot be pruned: {why_not[name]}")
+        if name not in prunable:
+            raise IAPruneError(f"unknown channel group {name!r}; valid: {', '.join(prunable)}")
