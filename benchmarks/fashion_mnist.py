@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 

@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{row['key']}: test {row['test_top1']:.4f}, scores {row['scores']}")
     mine = [r for r in rows if r["key"].startswith(prefix + "_")]
     table = summarize(mine, options)
+    test = [r["test_top1"] for r in mine]
     with (a.out / "proxy_fidelity.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, list(table[0]))
         writer.writeheader()
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"{a.model} width {a.width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
         f"(baseline test {100 * info['test_top1']:.2f} %, test after fine-tuning "
-        f"{100 * min(r['test_top1'] for r in mine):.2f}-{100 * max(r['test_top1'] for r in mine):.2f} %)",
+        f"{100 * min(test):.2f}-{100 * max(test):.2f} %)",
         "",
         "| score | steps | KD | Kendall τ | Spearman ρ | noise (val acc) | s / trial |",
         "|---|---|---|---|---|---|---|",

@@ -56,8 +56,8 @@ class Pruner:
         self.importance = (
             create_importance(importance, seed=seed) if isinstance(importance, str) else importance
         )
-        graph = build_graph(model, example_input)
-        groups, excluded = scan_groups(model, example_input, graph)
+        graph = build_graph(model, self.example_input)
+        groups, excluded = scan_groups(model, self.example_input, graph)
         self.excluded: list[ExcludedGroup] = excluded
         self.groups: list[ChannelGroup] = require_groups(groups, excluded)
         self.scores = self._score_groups(graph, calibration)
@@ -134,7 +134,8 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
     """
     pruned = copy.deepcopy(model)
     was_training = pruned.training
-    graph = build_graph(pruned, example_input.to(_device(model)))
+    example_input = example_input.to(_device(model))
+    graph = build_graph(pruned, example_input)
     modules = dict(pruned.named_modules())
     _check_layers(spec, modules)
     groups, excluded = scan_groups(pruned, example_input, graph)

@@ -11,8 +11,8 @@ projects it onto the budget: every group ``g`` of cluster ``c`` keeps
 filters, with the largest scale ``s`` for which every MACs/params budget still holds
 (bisection; ``count_g`` rounds to the group's allowed widths, so ``k_g`` is monotone in
 ``s``). A greedy fill then adds one rounding step at a time to the groups furthest below
-their share while the budget allows, so each candidate uses the budget to the rounding
-granularity. ``a = (1, ..., 1)`` is the uniform allocation. Costs come from
+their share while the budget allows, so each candidate uses the budget up to about one
+rounding step. ``a = (1, ..., 1)`` is the uniform allocation. Costs come from
 :class:`~iaprune.search.widthcost.WidthCost` (exact, microseconds per configuration);
 budgets it cannot compute (memory, latency) stay Optuna constraints.
 """
@@ -99,16 +99,25 @@ class BudgetProjection:
         return self._fill(keep, {n: min(1.0, hi * a) for n, a in alloc.items()})
 
     def _fill(self, keep: dict[str, int], target: Mapping[str, float]) -> dict[str, int]:
-        """Add one allowed step at a time to the group furthest below its target share."""
+        """Add one allowed step at a time to the group furthest below its target share.
+
+        Only groups still below their share grow, so the fill spends the rounding slack
+        without distorting the allocation (a cheap group is not filled to its width).
+        """
         widths = {g.name: g.channels for g in self.space.groups}
+        steps = {g.name: self.space.step(g) for g in self.space.groups}
         blocked: set[str] = set()
         while True:
-            open_groups = [n for n in keep if keep[n] < widths[n] and n not in blocked]
+            open_groups = [
+                n
+                for n in keep
+                if keep[n] < widths[n] and keep[n] / widths[n] < target[n] and n not in blocked
+            ]
             if not open_groups:
                 return keep
             name = max(open_groups, key=lambda n: target[n] - keep[n] / widths[n])
             trial = dict(keep)
-            trial[name] = min(widths[name], keep[name] + self.space.round_to)
+            trial[name] = min(widths[name], keep[name] + steps[name])
             if self.feasible(trial):
                 keep = trial
             else:

@@ -45,10 +45,16 @@ class SearchSpace:
         """Optuna parameter name of a group."""
         return f"r:{group.name}"
 
+    def step(self, group: ChannelGroup) -> int:
+        """Width granularity of ``group``: ``round_to`` and the group's own multiple (grouped
+        convs keep equal counts per conv-group), whichever is coarser, as their lcm."""
+        return math.lcm(self.round_to, group.multiple)
+
     def lower(self, group: ChannelGroup) -> int:
         """Fewest filters ``group`` may keep (never zero, never above its width)."""
         least = max(self.min_keep, math.ceil(self.min_ratio * group.channels))
-        return min(group.channels, math.ceil(least / self.round_to) * self.round_to)
+        step = self.step(group)
+        return min(group.channels, math.ceil(least / step) * step)
 
     def count(self, group: ChannelGroup, ratio: float) -> int:
         """Kept filters nearest to ``ratio`` of the width among the allowed widths."""
@@ -56,8 +62,9 @@ class SearchSpace:
         lo = self.lower(group)
         if target >= group.channels:
             return group.channels
-        below = max(lo, math.floor(target / self.round_to) * self.round_to)
-        above = min(group.channels, max(lo, below + self.round_to))
+        step = self.step(group)
+        below = max(lo, math.floor(target / step) * step)
+        above = min(group.channels, max(lo, below + step))
         return below if target - below <= above - target else above
 
     def suggest(self, trial: optuna.Trial) -> dict[str, int]:
