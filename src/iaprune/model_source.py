@@ -64,7 +64,8 @@ class ModelRecipe:
         if self.kind == "zoo":
             return create_model(self.target, **self.kwargs)
         if self.kind not in KINDS:
-            raise IAPruneError(f"unknown model source kind {self.kind!r}; valid: {', '.join(KINDS)}")
+            valid = ", ".join(KINDS)
+            raise IAPruneError(f"unknown model source kind {self.kind!r}; valid: {valid}")
         if not self.trusted:
             raise untrusted_error(f"model {self.kind} {self.target!r}")
         if self.kind == "factory":
