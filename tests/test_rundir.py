@@ -16,8 +16,7 @@ from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pipeline import RunConfig, Session
 from iaprune.rundir import RunDir, sqlite_url
-
-from .test_safety import FAST, _error, _snapshot
+from tests.test_safety import FAST, _error, _snapshot
 
 
 def _siblings(run: Path) -> list[str]:

@@ -14,12 +14,12 @@ from torch import nn
 
 from iaprune.cli.main import main
 from iaprune.errors import IAPruneError
+from iaprune.fileio import write_atomic
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.models import create_model
 from iaprune.pipeline import load_pruned
 from iaprune.train.checkpoint import load_state, load_weights
-
-from .conftest import TINY_RUN_ARGS
+from tests.conftest import TINY_RUN_ARGS
 
 FAST = TINY_RUN_ARGS
 
@@ -261,3 +261,18 @@ def test_latency_table_does_not_overwrite_a_foreign_file(tmp_path: Path, capsys)
     assert main([*LUT, "--output", str(notes)]) == 2
     assert "not overwriting" in _error(capsys)
     assert notes.read_text() == '{"mine": 1}'
+
+
+def test_atomic_write_never_replaces_a_non_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target in (fifo, tmp_path):
+        with pytest.raises(IAPruneError, match="regular file|directory"):
+            write_atomic(target, lambda fh: fh.write("{}"), what="table")
+    assert fifo.is_fifo()
+    link = tmp_path / "link.json"
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link.symlink_to(real)
+    write_atomic(link, lambda fh: fh.write("new"), what="table")
+    assert link.is_symlink() and real.read_text() == "new"

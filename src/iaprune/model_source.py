@@ -28,6 +28,7 @@ from torch import nn
 
 from iaprune.errors import IAPruneError, one_line
 from iaprune.models import create_model, list_models
+from iaprune.train.checkpoint import refused_global
 
 TRUST_FLAG = "--trust-code"
 """The CLI opt-in that lets stored factories and pickled module files run."""
@@ -161,7 +162,7 @@ def _load_module_file(path: Path, *, trusted: bool) -> nn.Module:
     try:
         model = torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as exc:
-        if "Weights only load failed" not in str(exc):
+        if not refused_global(exc):
             raise IAPruneError(f"cannot load model file {path}: {one_line(exc)}") from exc
         raise untrusted_error(f"model file {path} (a pickled module)") from exc
     except Exception as exc:  # corrupt or foreign file

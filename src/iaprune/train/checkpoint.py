@@ -32,6 +32,11 @@ def save_atomic(obj: Any, path: str | Path) -> None:
             os.unlink(tmp)
 
 
+def refused_global(exc: BaseException) -> bool:
+    """Whether ``torch.load(weights_only=True)`` failed on a pickled object (not corruption)."""
+    return "GLOBAL " in str(exc)
+
+
 def load_state(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint dictionary, or a bare state_dict, with a one-line error."""
     path = Path(path)
@@ -40,7 +45,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt pickle, zip or tensor data, or a pickled object
-        if "Weights only load failed" in str(exc):
+        if refused_global(exc):
             raise IAPruneError(
                 f"checkpoint {path} holds objects other than tensors and plain containers; "
                 "re-save it as torch.save(model.state_dict(), path)"
