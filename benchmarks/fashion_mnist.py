@@ -43,9 +43,11 @@ from iaprune.config import (  # noqa: E402
 )
 from iaprune.cost import count_macs, count_params, list_backends, measure_cost  # noqa: E402
 from iaprune.pipeline import RunConfig, Session  # noqa: E402
-from iaprune.pruning import Pruner, apply_spec  # noqa: E402
+from iaprune.pruning import Pruner, PruningSpec, apply_spec  # noqa: E402
+from iaprune.rundir import sqlite_url  # noqa: E402
 from iaprune.search import CandidateEvaluator, SearchSpace, run_search  # noqa: E402
 from iaprune.train import evaluate, finetune  # noqa: E402
+from iaprune.train.checkpoint import refused_global  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 T0 = time.perf_counter()
@@ -83,6 +85,7 @@ class Profile:
     download: bool = False  # fetch the official files (md5-checked) when not installed
     trial_steps: int = 0  # SGD steps per search trial (iaprune --trial-steps); 0: BN only
     trial_lr: float = 0.01
+    trust_cache: bool = False  # unpickle model caches of older versions (whole modules)
 
     @property
     def variant(self) -> str:
@@ -339,7 +342,7 @@ class ModelBench:
             self.pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep
         )
         evaluator.label, evaluator.count = key, 0
-        storage = f"sqlite:///{self.cache / (key + '.db')}"
+        storage = sqlite_url(self.cache / (key + ".db"))
         result = run_search(evaluator, space, cfg, storage=storage, resume=True)
         spec = self.pruner.spec(result.spec.keep)
         pruned = apply_spec(self.model, self.session.example_input, spec)
@@ -399,6 +402,33 @@ class ModelBench:
             "history": [],
         }, model
 
+    def save_pruned(self, pruned: nn.Module, key: str) -> None:
+        """Cache a row's final model as data only: kept width per group and the weights."""
+        modules = dict(pruned.named_modules())
+        keep = {g.name: modules[g.name].out_channels for g in self.pruner.groups}
+        data = {"keep": keep, "state_dict": pruned.state_dict()}
+        torch.save(data, self.cache / f"model_{key}.pt")
+
+    def load_pruned(self, key: str) -> nn.Module:
+        """Rebuild a cached row model (``weights_only``: a cache file never runs code)."""
+        path = self.cache / f"model_{key}.pt"
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            if not refused_global(exc):
+                raise
+            if not self.prof.trust_cache:
+                raise SystemExit(
+                    f"{path} is a pickled module from an older benchmark version; delete it "
+                    "and its row_*.json to recompute, or pass --trust-cache if you made it"
+                ) from exc
+            return torch.load(path, map_location="cpu", weights_only=False)
+        original = {g.name: g.channels for g in self.pruner.groups}
+        spec = PruningSpec(keep=data["keep"], original=original)
+        model = apply_spec(self.model, self.session.example_input, spec)
+        model.load_state_dict(data["state_dict"])
+        return model
+
     def row(self, method: str, budget: float, seed: int) -> dict[str, Any]:
         searched = method not in ("uniform-l1", "tp-magnitude")  # only these use trials
         key = f"{self.name}_{method}_m{budget:g}_s{seed}{self.prof.variant if searched else ''}"
@@ -419,7 +449,7 @@ class ModelBench:
         out.update(
             {"key": key, "model": self.name, "method": method, "budget": budget, "seed": seed}
         )
-        torch.save(pruned, self.cache / f"model_{key}.pt")
+        self.save_pruned(pruned, key)
         write_json(path, out)
         log(
             f"  {key}: test acc {out['test_top1']:.4f} (baseline {self.info['test_top1']:.4f}), "
@@ -459,7 +489,7 @@ def measure_latencies(
     for name, mb in baselines.items():
         out[f"baseline_{name}"] = lat(mb.model, mb.shape)
     for r in rows:
-        m = torch.load(cache / f"model_{r['key']}.pt", weights_only=False)
+        m = baselines[r["model"]].load_pruned(r["key"])
         out[r["key"]] = lat(m, baselines[r["model"]].shape)
     write_json(cache / "latency.json", out)
     return out
@@ -923,9 +953,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="fetch Fashion-MNIST from the official mirror (md5-checked) if it is not installed",
     )
+    p.add_argument(
+        "--trust-cache",
+        action="store_true",
+        help="unpickle whole-module model caches written by older versions (runs their code)",
+    )
     args = p.parse_args(argv)
 
     prof = SMOKE if args.smoke else FULL
+    prof = replace(prof, trust_cache=args.trust_cache)
     if args.download:
         prof = replace(prof, download=True)
     if args.trial_steps:
