@@ -276,3 +276,11 @@ def test_atomic_write_never_replaces_a_non_regular_file(tmp_path: Path) -> None:
     link.symlink_to(real)
     write_atomic(link, lambda fh: fh.write("new"), what="table")
     assert link.is_symlink() and real.read_text() == "new"
+
+
+def test_zoo_recipe_with_foreign_arguments_is_one_line_error() -> None:
+    recipe = ModelRecipe.from_dict({"kind": "zoo", "target": "test_vgg", "kwargs": {"evil": 1}})
+    with pytest.raises(IAPruneError, match="evil"):
+        recipe.build()
+    with pytest.raises(IAPruneError, match="JSON object"):
+        ModelRecipe.from_dict(["zoo"])  # type: ignore[arg-type]

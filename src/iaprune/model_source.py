@@ -63,7 +63,10 @@ class ModelRecipe:
     def build(self) -> nn.Module:
         """Instantiate the unpruned model (factory and file recipes only when trusted)."""
         if self.kind == "zoo":
-            return create_model(self.target, **self.kwargs)
+            try:
+                return create_model(self.target, **self.kwargs)
+            except TypeError as exc:  # a model.json with arguments the model does not take
+                raise IAPruneError(f"model {self.target!r}: {one_line(exc)}") from exc
         if self.kind not in KINDS:
             valid = ", ".join(KINDS)
             raise IAPruneError(f"unknown model source kind {self.kind!r}; valid: {valid}")

@@ -139,9 +139,16 @@ class RunDir:
 
 def _move_aside(path: Path) -> Path:
     """Rename ``path`` into a fresh hidden sibling folder; returns its new path."""
-    holder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.overwritten-"))
+    try:
+        holder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.overwritten-"))
+    except OSError as exc:
+        raise IAPruneError(f"cannot move run directory {path} aside: {exc.strerror}") from exc
     moved = holder / path.name
-    os.rename(path, moved)
+    try:
+        os.rename(path, moved)
+    except OSError as exc:
+        holder.rmdir()
+        raise IAPruneError(f"cannot move run directory {path} aside: {exc.strerror}") from exc
     return moved
 
 
