@@ -79,6 +79,7 @@ from iaprune.cost.lut import LatencyTable, _device_name, load_or_build, predicte
 from iaprune.models import create_model
 from iaprune.progress import set_progress
 from iaprune.pruning import Pruner
+from iaprune.rundir import sqlite_url
 from iaprune.search import CandidateEvaluator, CandidateResult, SearchSpace, run_search
 from iaprune.search.evaluate import CostFunction
 from iaprune.search.study import check_reachable, open_study, uniform_ratio
@@ -270,7 +271,7 @@ class ModelBench:
         self.groups = self.pruner.groups
         self.base = measure_cost(self.model, INPUT_SHAPE)
         self.static = ProxyEvaluator(self.pruner, lambda m, _k: measure_cost(m, INPUT_SHAPE))
-        self.storage = f"sqlite:///{cache / 'studies.db'}"
+        self.storage = sqlite_url(cache / "studies.db")
         self.timing = Timing()
         self.notes: list[str] = []
         self._macs_configs: dict[str, Config] = {}

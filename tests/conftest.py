@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,3 +51,44 @@ def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 def user_cnn() -> nn.Module:
     torch.manual_seed(0)
     return randomize_bn(UserCNN())
+
+
+TINY_RUN_ARGS = [
+    "--model",
+    "test_vgg",
+    "--width-mult",
+    "1.0",
+    "--baseline-epochs",
+    "1",
+    "--trials",
+    "2",
+    "--epochs",
+    "1",
+    "--repeats",
+    "3",
+    "--bn-batches",
+    "2",
+    "--round-to",
+    "1",
+    "--batch-size",
+    "256",
+]
+"""CLI arguments of the smallest full run (test_vgg on digits, seconds)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run directory; copy it (``received_run``) before changing anything."""
+    from iaprune.cli.main import main
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    assert main(["prune", "--run-dir", str(run), *TINY_RUN_ARGS]) == 0
+    return run
+
+
+@pytest.fixture
+def received_run(tiny_run: Path, tmp_path: Path) -> Path:
+    """A private copy of ``tiny_run`` (as if received from someone else)."""
+    run = tmp_path / "received"
+    shutil.copytree(tiny_run, run)
+    return run

@@ -1,23 +1,47 @@
 """Where a model comes from: the zoo, a user factory ``module.path:fn``, or a saved module.
 
-A :class:`ModelRecipe` is stored in every run directory so the unpruned architecture can
-be rebuilt, the pruning spec applied, and the pruned weights loaded without the search.
+A :class:`ModelRecipe` is stored in every run directory (``model.json``) so the unpruned
+architecture can be rebuilt, the pruning spec applied, and the pruned weights loaded
+without the search.
+
+Trust: a zoo recipe is data only. A ``factory`` recipe imports and calls user code and a
+``file`` recipe unpickles a whole module (which can run any code), so both build only
+when trusted: a factory the caller names itself for a new run is its own code, anything
+read back from a run directory or a pickled module file needs the explicit opt-in
+``trust_code=True`` (CLI ``--trust-code``). Untrusted, they fail with a one-line
+:class:`IAPruneError` before importing or unpickling anything.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pickle
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 from iaprune.models import create_model, list_models
+from iaprune.train.checkpoint import refused_global
+
+TRUST_FLAG = "--trust-code"
+"""The CLI opt-in that lets stored factories and pickled module files run."""
+KINDS = ("zoo", "factory", "file")
+"""Valid :attr:`ModelRecipe.kind` values."""
+
+
+def untrusted_error(what: str) -> IAPruneError:
+    """The one-line refusal to run code from ``what`` without the opt-in flag."""
+    return IAPruneError(
+        f"{what} would run code on loading; pass {TRUST_FLAG} (Python: trust_code=True) "
+        "only if you trust its origin"
+    )
 
 
 @dataclass(frozen=True)
@@ -26,43 +50,81 @@ class ModelRecipe:
 
     ``kind`` is ``zoo`` (``target`` is a registered name), ``factory``
     (``target`` is ``module.path:callable``) or ``file`` (``target`` is a file written by
-    ``torch.save(model)``; it is unpickled, so only load files you trust).
+    ``torch.save(model)``, absolute or relative to ``base``). ``trusted`` is never
+    stored: a factory or file recipe builds only when it is ``True``.
     """
 
     kind: str
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    trusted: bool = field(default=False, compare=False)
+    base: Path | None = field(default=None, compare=False)
 
     def build(self) -> nn.Module:
-        """Instantiate the unpruned model."""
+        """Instantiate the unpruned model (factory and file recipes only when trusted)."""
         if self.kind == "zoo":
-            return create_model(self.target, **self.kwargs)
+            try:
+                return create_model(self.target, **self.kwargs)
+            except TypeError as exc:  # a model.json with arguments the model does not take
+                raise IAPruneError(f"model {self.target!r}: {one_line(exc)}") from exc
+        if self.kind not in KINDS:
+            valid = ", ".join(KINDS)
+            raise IAPruneError(f"unknown model source kind {self.kind!r}; valid: {valid}")
+        if not self.trusted:
+            raise untrusted_error(f"model {self.kind} {self.target!r}")
         if self.kind == "factory":
             return _call_factory(self.target, self.kwargs)
-        if self.kind == "file":
-            return _load_module_file(Path(self.target))
-        raise IAPruneError(f"unknown model source kind {self.kind!r}")
+        return _load_module_file(self.path, trusted=True)
+
+    @property
+    def path(self) -> Path:
+        """A file recipe's file (relative targets resolve against ``base``)."""
+        target = Path(self.target)
+        return target if target.is_absolute() or self.base is None else self.base / target
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return asdict(self)
+        """JSON-ready dictionary (without ``trusted`` and ``base``)."""
+        return {"kind": self.kind, "target": self.target, "kwargs": dict(self.kwargs)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelRecipe:
-        """Inverse of :meth:`to_dict`."""
-        return cls(str(data["kind"]), str(data["target"]), dict(data.get("kwargs") or {}))
+    def from_dict(
+        cls, data: Mapping[str, Any], *, trust_code: bool = False, base: Path | None = None
+    ) -> ModelRecipe:
+        """Inverse of :meth:`to_dict`; ``trust_code`` lets factory/file recipes build."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("kwargs") or {}, Mapping):
+            raise IAPruneError("model recipe must be a JSON object with kind, target and kwargs")
+        try:
+            kind, target = str(data["kind"]), str(data["target"])
+        except KeyError as exc:
+            raise IAPruneError(f"model recipe lacks {exc}") from None
+        return cls(kind, target, dict(data.get("kwargs") or {}), trusted=trust_code, base=base)
 
 
 def resolve_model(
-    spec: str, *, num_classes: int, in_channels: int, width_mult: float = 1.0
+    spec: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    width_mult: float = 1.0,
+    trust_code: bool = False,
 ) -> ModelRecipe:
-    """Turn a CLI ``--model`` value into a recipe (checked by building it once)."""
+    """Turn a CLI ``--model`` value into a recipe (checked by building it once).
+
+    ``spec`` is the caller's own choice, so a factory it names runs; a module file is
+    unpickled only with ``trust_code`` (a state-dict file gets a pointer to --checkpoint).
+    """
     if ":" in spec and not Path(spec).exists():
         recipe = ModelRecipe(
-            "factory", spec, {"num_classes": num_classes, "in_channels": in_channels}
+            "factory",
+            spec,
+            {"num_classes": num_classes, "in_channels": in_channels},
+            trusted=True,
         )
     elif Path(spec).suffix in {".pt", ".pth"} or Path(spec).is_file():
-        recipe = ModelRecipe("file", str(Path(spec).resolve()))
+        path = Path(spec).resolve()
+        if not trust_code:
+            _load_module_file(path, trusted=False)  # raises: names the flag or --checkpoint
+        recipe = ModelRecipe("file", str(path), trusted=True)
     elif spec in list_models():
         recipe = ModelRecipe(
             "zoo",
@@ -96,13 +158,18 @@ def _call_factory(target: str, kwargs: dict[str, Any]) -> nn.Module:
     return model
 
 
-def _load_module_file(path: Path) -> nn.Module:
+def _load_module_file(path: Path, *, trusted: bool) -> nn.Module:
+    """Unpickle a ``torch.save(model)`` file; untrusted, only probe it as plain data."""
     if not path.is_file():
         raise IAPruneError(f"model file not found: {path}")
     try:
-        model = torch.load(path, map_location="cpu", weights_only=False)
+        model = torch.load(path, map_location="cpu", weights_only=not trusted)
+    except pickle.UnpicklingError as exc:
+        if not refused_global(exc):
+            raise IAPruneError(f"cannot load model file {path}: {one_line(exc)}") from exc
+        raise untrusted_error(f"model file {path} (a pickled module)") from exc
     except Exception as exc:  # corrupt or foreign file
-        raise IAPruneError(f"cannot load model file {path}: {exc}") from exc
+        raise IAPruneError(f"cannot load model file {path}: {one_line(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise IAPruneError(
             f"{path} holds a {type(model).__name__}, not a model; pass a state dict with "

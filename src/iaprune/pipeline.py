@@ -82,7 +82,12 @@ class Session:
     """A run directory with its data, model recipe and unpruned model loaded."""
 
     def __init__(
-        self, run: RunDir, config: RunConfig, *, recipe: ModelRecipe | None = None
+        self,
+        run: RunDir,
+        config: RunConfig,
+        *,
+        recipe: ModelRecipe | None = None,
+        trust_code: bool = False,
     ) -> None:
         self.run = run
         self.config = config
@@ -101,6 +106,7 @@ class Session:
             num_classes=self.bundle.num_classes,
             in_channels=self.bundle.in_channels,
             width_mult=config.width_mult,
+            trust_code=trust_code,
         )
         self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
         self.example_input = torch.randn(
@@ -115,23 +121,53 @@ class Session:
         *,
         resume: bool = False,
         overwrite: bool = False,
+        trust_code: bool = False,
     ) -> Session:
-        """Start a run (or reopen one with ``resume``, whose saved config then wins)."""
+        """Start a run (or reopen one with ``resume``, whose saved config then wins).
+
+        A factory named in ``config`` for a new run runs; a pickled model file, or a
+        resumed run's factory, needs ``trust_code`` (see :mod:`iaprune.model_source`).
+        A failed start leaves an overwritten run as it was (:meth:`RunDir.starting`).
+        """
         run = RunDir.prepare(run_dir, resume=resume, overwrite=overwrite)
-        if resume and (run / "config.json").is_file():
-            saved = RunConfig.from_dict(run.read_json("config.json"))
-            config = replace(saved, search=replace(saved.search, trials=config.search.trials))
-        session = cls(run, config)
-        run.write_json("config.json", config.to_dict())
-        run.write_json("model.json", session.recipe.to_dict())
+        with run.starting():
+            recipe = None
+            if resume and (run / "config.json").is_file():
+                saved = RunConfig.from_dict(run.read_json("config.json"))
+                config = replace(saved, search=replace(saved.search, trials=config.search.trials))
+                recipe = _stored_recipe(run, trust_code)
+            session = cls(run, config, recipe=recipe, trust_code=trust_code)
+            if recipe is None:
+                session.adopt_inputs()
+            run.write_json("config.json", session.config.to_dict())
+            run.write_json("model.json", session.recipe.to_dict())
         return session
 
     @classmethod
-    def open(cls, run_dir: str | Path) -> Session:
-        """Reopen a finished or partial run."""
+    def open(cls, run_dir: str | Path, *, trust_code: bool = False) -> Session:
+        """Reopen a finished or partial run (a factory or file model needs ``trust_code``)."""
         run = RunDir.existing(run_dir)
         config = RunConfig.from_dict(run.read_json("config.json"))
-        return cls(run, config, recipe=ModelRecipe.from_dict(run.read_json("model.json")))
+        return cls(run, config, recipe=_stored_recipe(run, trust_code))
+
+    def adopt_inputs(self) -> None:
+        """Make a new run self-contained: copy --checkpoint and a model file in, paths absolute.
+
+        The checkpoint is checked against the model first, so a wrong file fails the start.
+        """
+        c = self.config
+        if c.checkpoint:
+            load_weights(self.recipe.build(), c.checkpoint)
+            self.run.copy_in(c.checkpoint, "baseline.pt")
+        if self.recipe.kind == "file":
+            self.run.copy_in(self.recipe.path, "model.pt")
+            self.recipe = replace(self.recipe, target="model.pt", base=self.run.root)
+        self.config = replace(
+            c,
+            checkpoint=_absolute(c.checkpoint),
+            data_root=_absolute(c.data_root),
+            cost=replace(c.cost, table=_absolute(c.cost.table)),
+        )
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -153,10 +189,10 @@ class Session:
         """The trained unpruned model: from --checkpoint, from baseline.pt, or trained now."""
         model = self.recipe.build()
         path = self.run / "baseline.pt"
-        if self.config.checkpoint:
-            return load_weights(model, self.config.checkpoint).to(self.device)
-        if path.is_file():
+        if path.is_file():  # also the copy of --checkpoint
             return load_weights(model, path).to(self.device)
+        if self.config.checkpoint:  # runs from before --checkpoint was copied in
+            return load_weights(model, self.config.checkpoint).to(self.device)
         model.to(self.device)
         cfg = replace(
             self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
@@ -272,13 +308,20 @@ class Session:
 
 
 def run_prune(
-    run_dir: str | Path, config: RunConfig, *, resume: bool = False, overwrite: bool = False
+    run_dir: str | Path,
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
     """The whole pipeline; returns the report dictionary (also written to report.json)."""
     from iaprune.reports import build_report
 
     t0 = time.perf_counter()
-    session = Session.create(run_dir, config, resume=resume, overwrite=overwrite)
+    session = Session.create(
+        run_dir, config, resume=resume, overwrite=overwrite, trust_code=trust_code
+    )
     base = session.baseline()
     base_test = session.test(base)
     base_cost = session.measure(base, latency=True)
@@ -309,6 +352,19 @@ def _write_report_files(run_dir: Path) -> None:
         log.warning("report.html/report.md not written (%s); retry with `iaprune report`", exc)
 
 
-def load_pruned(run_dir: str | Path) -> nn.Module:
-    """Rebuild and load the pruned model of a finished run directory."""
-    return Session.open(run_dir).load_pruned()
+def load_pruned(run_dir: str | Path, *, trust_code: bool = False) -> nn.Module:
+    """Rebuild and load the pruned model of a finished run directory.
+
+    A run whose model.json names a factory or a pickled model file needs ``trust_code``.
+    """
+    return Session.open(run_dir, trust_code=trust_code).load_pruned()
+
+
+def _stored_recipe(run: RunDir, trust_code: bool) -> ModelRecipe:
+    """The run's model.json (file targets relative to the run directory)."""
+    return ModelRecipe.from_dict(run.read_json("model.json"), trust_code=trust_code, base=run.root)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute (``None`` stays ``None``)."""
+    return None if path is None else str(Path(path).expanduser().absolute())

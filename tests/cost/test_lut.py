@@ -281,12 +281,12 @@ def test_other_architecture_or_shape_rebuilds(resnet, resnet_groups, tmp_path: P
         load_or_build(path, wider, (3, 8, 8), groups, **FAST)
 
 
-def test_unreadable_table_rebuilds(resnet, resnet_groups, tmp_path: Path) -> None:
+def test_unreadable_table_is_not_overwritten(resnet, resnet_groups, tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text("garbage")
-    with pytest.warns(LatencyTableWarning, match="rebuilding"):
-        table = load_or_build(path, resnet, SHAPE, resnet_groups, **FAST)
-    assert table.built_now and LatencyTable.load(path).to_dict() == table.to_dict()
+    with pytest.raises(IAPruneError, match="not overwriting"):
+        load_or_build(path, resnet, SHAPE, resnet_groups, **FAST)
+    assert path.read_text() == "garbage"
 
 
 def test_default_path_uses_env(resnet, monkeypatch, tmp_path: Path) -> None:

@@ -14,10 +14,15 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
     g.add_argument(
         "--model",
         default="vgg16",
-        help="zoo name, 'module.path:factory', or a file saved with torch.save(model)",
+        help="zoo name, 'module.path:factory', or a file saved with torch.save(model) "
+        "(needs --trust-code; copied into the run directory as model.pt)",
     )
     g.add_argument("--width-mult", type=float, default=0.25, help="width of zoo models")
-    g.add_argument("--checkpoint", help="trained weights (state dict) of the unpruned model")
+    g.add_argument(
+        "--checkpoint",
+        help="trained weights (state dict) of the unpruned model; copied into the run "
+        "directory as baseline.pt",
+    )
     g.add_argument("--dataset", default="digits", help="see 'iaprune datasets'")
     g.add_argument("--data-root", help="data directory (default: per dataset)")
     g.add_argument(
@@ -42,7 +47,11 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
     r = p.add_argument_group("run directory")
     r.add_argument("--run-dir", default=None, help="output directory (default: runs/MODEL-DATASET)")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    r.add_argument("--overwrite", action="store_true", help="delete an existing run directory")
+    r.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run directory (removed only once the new run has started)",
+    )
 
 
 def add_search_args(p: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from iaprune.cli._trust import add_trust_arg
 from iaprune.pipeline import Session
 
 
@@ -15,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=("test", "val"))
     p.add_argument("--baseline", action="store_true", help="evaluate the unpruned model instead")
     p.add_argument("--latency", action="store_true", help="also measure latency")
+    add_trust_arg(p)
     p.set_defaults(func=run)
 
 
@@ -22,7 +24,7 @@ def run(a: argparse.Namespace) -> int:
     """Print accuracy and costs as JSON."""
     from iaprune.train import evaluate
 
-    session = Session.open(a.run_dir)
+    session = Session.open(a.run_dir, trust_code=a.trust_code)
     model = session.baseline() if a.baseline else session.load_pruned()
     metrics = evaluate(model, session.loaders[a.split], desc=a.split)
     cost = session.measure(model, latency=a.latency)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from iaprune.cli._trust import add_trust_arg
+from iaprune.errors import IAPruneError
 from iaprune.export.verify import FORMATS, default_export_path, export_model
+from iaprune.fileio import check_output_file, write_atomic
+from iaprune.rundir import in_run_dir
+
+SIDE_SUFFIX = ".json"
+"""The summary written next to the export: ``<output>.json``."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,25 +22,55 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="export a run's pruned model to ONNX or TorchScript, verify it against torch, "
         "print its latency",
+        description=(
+            "Write the model, reload it in its runtime, check its outputs against torch and "
+            "time it. Besides the model file OUTPUT it writes OUTPUT.json (path, format, max "
+            "abs difference, latency, environment). Inside a run directory only the export's "
+            "own names (pruned.onnx, baseline.ts.pt, ...) may be written; an OUTPUT that is "
+            "a run's file, a directory or a device is refused."
+        ),
     )
     p.add_argument("run_dir")
     p.add_argument("--format", dest="fmt", default="onnx", choices=FORMATS)
-    p.add_argument("-o", "--output", help="file to write (default RUN_DIR/pruned.<ext>)")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="file to write, plus OUTPUT.json beside it (default RUN_DIR/pruned.<ext>, "
+        "with --baseline RUN_DIR/baseline.<ext>)",
+    )
     p.add_argument("--baseline", action="store_true", help="export the unpruned model instead")
     p.add_argument("--batch-size", type=int, default=1, help="batch used to verify and time")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads while timing")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs output difference")
     p.add_argument("--repeats", type=int, default=30, help="timed runs (median reported)")
+    add_trust_arg(p)
     p.set_defaults(func=run)
+
+
+def output_paths(a: argparse.Namespace) -> tuple[Path, Path]:
+    """The export file and its ``.json`` side file, refused if either would clobber a run."""
+    default = default_export_path(a.run_dir, a.fmt, baseline=a.baseline)
+    path = Path(a.output).expanduser() if a.output else default
+    side = path.with_name(path.name + SIDE_SUFFIX)
+    for target in (path, side):
+        check_output_file(target, what="export output")
+        run = in_run_dir(target)
+        own = {default.name, default.name + SIDE_SUFFIX}
+        if run is not None and (target.resolve() == run or target.name not in own):
+            raise IAPruneError(
+                f"refusing to write {target}: it is inside run directory {run}; "
+                f"name a file outside it (or the default {default.name})"
+            )
+    return path, side
 
 
 def run(a: argparse.Namespace) -> int:
     """Export, print the path, the max abs difference and the latency (also as JSON)."""
     from iaprune.pipeline import Session
 
-    session = Session.open(a.run_dir)
+    path, side = output_paths(a)
+    session = Session.open(a.run_dir, trust_code=a.trust_code)
     model = session.baseline() if a.baseline else session.load_pruned()
-    path = a.output or default_export_path(a.run_dir, a.fmt)
     res = export_model(
         model,
         session.input_shape,
@@ -57,5 +95,6 @@ def run(a: argparse.Namespace) -> int:
         "latency_spread_ms": res.latency_spread_ms,
         "env": res.env,
     }
-    (res.path.parent / f"{res.path.name}.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(side, lambda fh: json.dump(summary, fh, indent=2), what="export summary")
+    print(f"wrote {side}")
     return 0

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from torch import nn
 
+from iaprune.cli._trust import add_trust_arg
 from iaprune.errors import IAPruneError
 from iaprune.pipeline import Session
 from iaprune.pruning import PruningSpec
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--trial", type=int, help="fine-tune this trial (e.g. a Pareto point)")
     p.add_argument("--epochs", type=int, help="override the run's fine-tuning epochs")
+    add_trust_arg(p)
     p.set_defaults(func=run)
 
 
@@ -45,7 +47,7 @@ def pick_trial(
 def run(a: argparse.Namespace) -> int:
     """Fine-tune and write report.json."""
     t0 = time.perf_counter()
-    session = Session.open(a.run_dir)
+    session = Session.open(a.run_dir, trust_code=a.trust_code)
     if a.epochs is not None:
         session.config = replace(
             session.config, finetune=replace(session.config.finetune, epochs=a.epochs)

@@ -7,6 +7,8 @@ import sys
 import time
 import warnings
 
+from iaprune.cli._trust import add_trust_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommand."""
@@ -24,8 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--model",
         default="vgg16",
-        help="zoo name, 'module.path:factory', or a file saved with torch.save(model)",
+        help="zoo name, 'module.path:factory', or a file saved with torch.save(model) "
+        "(needs --trust-code)",
     )
+    add_trust_arg(g)
     g.add_argument(
         "--width-mult", type=float, default=0.25, help="width of zoo models (as iaprune prune)"
     )
@@ -51,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument(
         "--output",
         help="table file (default: ~/.cache/iaprune/lut/<fingerprint>-<settings>.json, "
-        "or $IAPRUNE_LUT_DIR)",
+        "or $IAPRUNE_LUT_DIR); replaced atomically, so it must be a regular file, and a "
+        "file that is not a latency table is not overwritten unless --rebuild",
     )
     o.add_argument("--rebuild", action="store_true", help="measure even if a valid table exists")
     p.set_defaults(func=run)
@@ -67,11 +72,19 @@ def run(a: argparse.Namespace) -> int:
         default_table_path,
         load_or_build,
     )
+    from iaprune.fileio import check_output_file
     from iaprune.model_source import resolve_model
     from iaprune.pruning.groups import find_groups
 
+    if a.output:
+        check_output_file(a.output, what="latency table")
+
     recipe = resolve_model(
-        a.model, num_classes=a.num_classes, in_channels=a.in_channels, width_mult=a.width_mult
+        a.model,
+        num_classes=a.num_classes,
+        in_channels=a.in_channels,
+        width_mult=a.width_mult,
+        trust_code=a.trust_code,
     )
     model = recipe.build().eval()
     shape = (a.in_channels, a.input_size, a.input_size)

@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
+from iaprune.cli._trust import add_trust_arg
 from iaprune.pipeline import Session
 
 
@@ -14,13 +15,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the subcommand."""
     p = sub.add_parser("search", help="search per-layer widths without fine-tuning")
     add_pipeline_args(p)
+    add_trust_arg(p)
     p.set_defaults(func=run)
 
 
 def run(a: argparse.Namespace) -> int:
     """Run or resume the search and print the best configuration."""
     run_dir = default_run_dir(a)
-    session = Session.create(run_dir, run_config(a), resume=a.resume, overwrite=a.overwrite)
+    session = Session.create(
+        run_dir,
+        run_config(a),
+        resume=a.resume,
+        overwrite=a.overwrite,
+        trust_code=a.trust_code,
+    )
     result = session.search(session.baseline(), resume=a.resume)
     console = Console()
     console.print(

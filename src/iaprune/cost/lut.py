@@ -60,13 +60,12 @@ import math
 import os
 import platform
 import random
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import torch
 from torch import nn
@@ -77,6 +76,7 @@ from iaprune.cost.latency import LatencyBackend, LatencyResult, get_backend
 from iaprune.cost.latency._base import check_timing_args
 from iaprune.cost.measure import measure_cost
 from iaprune.errors import IAPruneError
+from iaprune.fileio import check_output_file, write_atomic
 from iaprune.pruning.groups import ChannelGroup
 
 __all__ = [
@@ -1076,19 +1076,19 @@ class LatencyTable:
             raise IAPruneError(f"malformed latency table: {exc}") from exc
 
     def save(self, path: str | Path) -> Path:
-        """Write the table as JSON (atomically; parent folders are created)."""
+        """Write the table as JSON (atomically; parent folders are created).
+
+        Raises:
+            IAPruneError: ``path`` exists and is not a regular file (a device, fifo or
+                directory is never replaced), or cannot be written.
+        """
         target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-                fh.write("\n")
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+
+        def dump(fh: IO[str]) -> None:
+            json.dump(self.to_dict(), fh, indent=1)
+            fh.write("\n")
+
+        write_atomic(target, dump, what="latency table")
         self.path = target
         return target
 
@@ -1132,9 +1132,10 @@ def load_or_build(
 
     A stored table whose :data:`STALE_KEYS` meta (backend and its version, torch
     version, device, CPU, threads, batch size, input shape, dtype, architecture or
-    groups fingerprint) differs from what :meth:`LatencyTable.build` would record now,
-    or that cannot be read, is never used: a :class:`LatencyTableWarning` says why, the
-    table is rebuilt and saved over it.
+    groups fingerprint) differs from what :meth:`LatencyTable.build` would record now
+    is never used: a :class:`LatencyTableWarning` says why, the table is rebuilt and
+    saved over it. A file at ``path`` that is not a readable latency table, or not a
+    regular file, is never overwritten (:class:`IAPruneError`).
 
     Args:
         path: table file.
@@ -1159,6 +1160,7 @@ def load_or_build(
     }
     if unknown:
         raise TypeError(f"unknown latency table settings: {sorted(unknown)}")
+    check_output_file(target, what="latency table")
     if target.exists():
         want = expected_meta(
             model, shape, groups, **{k: settings[k] for k in _META_SETTINGS if k in settings}
@@ -1166,18 +1168,19 @@ def load_or_build(
         try:
             table = LatencyTable.load(target)
         except IAPruneError as exc:
-            warnings.warn(f"{exc}; rebuilding", LatencyTableWarning, stacklevel=2)
-        else:
-            stale = table.stale_reasons(want)
-            if not stale:
-                log.info("latency table %s reused", target)
-                return table
-            warnings.warn(
-                f"latency table {target} was measured for {_describe(table.meta, stale)}; "
-                f"now {_describe(want, stale)}; rebuilding",
-                LatencyTableWarning,
-                stacklevel=2,
-            )
+            raise IAPruneError(
+                f"{exc}; not overwriting it: remove it or name another table file"
+            ) from exc
+        stale = table.stale_reasons(want)
+        if not stale:
+            log.info("latency table %s reused", target)
+            return table
+        warnings.warn(
+            f"latency table {target} was measured for {_describe(table.meta, stale)}; "
+            f"now {_describe(want, stale)}; rebuilding",
+            LatencyTableWarning,
+            stacklevel=2,
+        )
     table = LatencyTable.build(model, shape, groups, **settings)
     table.save(target)
     return table

@@ -16,6 +16,7 @@ from iaprune.cost._util import check_input_shape, eval_mode, model_device
 from iaprune.cost.latency._base import check_timing_args, summarize_runs, time_callable
 from iaprune.cost.latency._torch_util import random_input, torch_threads
 from iaprune.errors import IAPruneError
+from iaprune.fileio import check_output_file
 
 FORMATS = ("onnx", "torchscript")
 """Export formats :func:`export_model` writes."""
@@ -98,7 +99,8 @@ def export_model(
     A model on another device is copied to the CPU; the caller's model is not moved.
 
     Raises:
-        IAPruneError: unknown format, negative tolerance, ``check_batches < 1``, export
+        IAPruneError: unknown format, negative tolerance, ``check_batches < 1``, ``path``
+            exists and is not a regular file (a device, fifo or directory), export
             failure, or outputs differ above tolerance (the file is kept for
             inspection and the message names it).
         MissingDependencyError: ONNX export without ``onnx``/``onnxruntime``.
@@ -111,7 +113,7 @@ def export_model(
     if check_batches < 1:
         raise IAPruneError(f"check_batches must be >= 1, got {check_batches}")
     shape = check_input_shape(input_shape)
-    out = Path(path)
+    out = check_output_file(path, what="export output")
     out.parent.mkdir(parents=True, exist_ok=True)
     if model_device(model).type != "cpu":
         model = copy.deepcopy(model).cpu()  # nn.Module.cpu() moves in place
@@ -150,6 +152,6 @@ def export_model(
     return ExportResult(out, fmt, diff, median, spread, env)
 
 
-def default_export_path(run_dir: str | Path, fmt: str) -> Path:
-    """``RUN_DIR/pruned.onnx`` or ``RUN_DIR/pruned.ts.pt``."""
-    return Path(run_dir) / f"pruned{SUFFIX[fmt]}"
+def default_export_path(run_dir: str | Path, fmt: str, *, baseline: bool = False) -> Path:
+    """``RUN_DIR/pruned.onnx`` or ``RUN_DIR/pruned.ts.pt`` (``baseline.*`` for the baseline)."""
+    return Path(run_dir) / f"{'baseline' if baseline else 'pruned'}{SUFFIX[fmt]}"
