@@ -61,6 +61,7 @@ SEARCH = {
     "uniform": {"sampler": "uniform"},
 }
 METHODS = [*SEARCH, "tp-global", "tp-isomorphic"]
+SCORED = {"iaprune", "tpe", "random"}  # methods that take --trial-steps / --trial-distill
 DETERMINISTIC = {"uniform", "tp-global", "tp-isomorphic"}
 MODELS = {"vgg16": 0.25, "resnet56": 0.375}
 
@@ -72,6 +73,7 @@ def tp_prune(model: nn.Module, example: torch.Tensor, budget: float, isomorphic:
     import torch_pruning as tp
 
     model = copy.deepcopy(model).eval()
+    example = example.to(next(model.parameters()).device)
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     pruner = tp.pruner.MetaPruner(
         model,
@@ -140,6 +142,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-epochs", type=int, default=30)
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--trials", type=int, default=30)
+    p.add_argument(
+        "--trial-steps",
+        type=int,
+        default=None,
+        help="SGD steps per trial for iaprune/tpe/random (default: SearchConfig's)",
+    )
+    p.add_argument("--trial-distill", type=float, default=0.0, help="with --trial-steps")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (GPU: 6-8)")
     p.add_argument("--data-root", default=None)
@@ -151,34 +160,61 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
-    """Rows still to run, after training (or reloading) every baseline."""
+def _baseline(task: dict[str, Any]) -> dict[str, Any]:
+    torch.set_num_threads(task["threads"])
+    weights, info = baseline(Path(task["dir"]), RunConfig.from_dict(task["config"]))
+    return {"model": task["model"], "weights": str(weights), **info}
+
+
+def baselines(a: argparse.Namespace) -> dict[str, tuple[RunConfig, dict[str, Any]]]:
+    """Train (or reload) every model's baseline, in parallel; ``{model: (config, info)}``."""
     dataset = "digits" if a.smoke else "fashion-mnist"
     data = {"data_root": a.data_root} if a.data_root else {}
+    configs = {
+        m: baseline_config(m, MODELS.get(m, 1.0), dataset, a.baseline_epochs, a.device, **data)
+        for m in a.models.split(",")
+    }
+    jobs = [
+        {
+            "model": m,
+            "dir": str(a.out / f"baseline-{m}"),
+            "config": c.to_dict(),
+            "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
+        }
+        for m, c in configs.items()
+    ]
+    out = {}
+    for info in run_pool(_baseline, jobs, a.jobs):
+        log(f"{info['model']}: baseline test top-1 {info['test_top1']:.4f}")
+        out[info["model"]] = (configs[info["model"]], info)
+    return out
+
+
+def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
+    """Rows still to run, after training (or reloading) every baseline."""
+    score = {}
+    if a.trial_steps is not None:
+        score = {"finetune_steps": a.trial_steps, "distill": a.trial_distill}
     todo = []
-    for model in a.models.split(","):
-        base_cfg = baseline_config(
-            model, MODELS.get(model, 1.0), dataset, a.baseline_epochs, a.device, **data
-        )
-        weights, info = baseline(a.out / f"baseline-{model}", base_cfg)
-        log(f"{model}: baseline test top-1 {info['test_top1']:.4f}")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    for model, (base_cfg, info) in baselines(a).items():
         for budget in (float(b) for b in a.budgets.split(",")):
             for method in a.methods.split(","):
-                for seed in (int(s) for s in a.seeds.split(",")):
-                    if method in DETERMINISTIC and seed != int(a.seeds.split(",")[0]):
+                for seed in seeds:
+                    if method in DETERMINISTIC and seed != seeds[0]:
                         continue
                     key = f"{model}_{budget:g}_{method}_s{seed}"
                     if key in rows:
                         continue
+                    search = {**(score if method in SCORED else {}), **SEARCH.get(method, {})}
                     cfg = pruned_config(
                         base_cfg,
-                        weights,
-                        **SEARCH.get(method, {}),
+                        Path(info["weights"]),
+                        **search,
                         trials=a.trials,
                         seed=seed,
                         objective=ObjectiveConfig(max_macs=budget),
                     )
-                    cfg = _with_epochs(cfg, a.finetune_epochs)
                     todo.append(
                         {
                             "key": key,
@@ -187,7 +223,7 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
                             "method": method,
                             "seed": seed,
                             "dir": str(a.out / "runs" / key),
-                            "config": cfg.to_dict(),
+                            "config": _with_epochs(cfg, a.finetune_epochs).to_dict(),
                             "baseline_top1": info["test_top1"],
                             "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
                         }
@@ -201,7 +237,7 @@ def _with_epochs(cfg: RunConfig, epochs: int) -> RunConfig:
     return replace(cfg, finetune=replace(cfg.finetune, epochs=epochs, lr=0.01))
 
 
-def write_results(a: argparse.Namespace, rows: Rows, seconds: float) -> None:
+def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -> None:
     """CSV of every row and a markdown table of mean +- std per setting."""
     fields = ["model", "budget", "method", "seed", "test_top1", "baseline_top1", "macs_ratio"]
     fields += ["params_ratio", "search_seconds", "total_seconds", "trials", "chosen"]
@@ -230,8 +266,9 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float) -> None:
             f"| {model} | {budget:g} | {method} | {len(group)} | {acc:.2f}{spread} | "
             f"{acc - base:+.2f} | {macs:.3f} | {search:.0f} | {total:.0f} |"
         )
-    env = {**machine_info(a.device), "wall_seconds": round(seconds, 1), "args": vars(a)}
-    (a.out / "fashion_mnist_env.json").write_text(json.dumps(env, indent=2, default=str))
+    if ran:  # the machine and settings of the last run that added rows
+        env = {**machine_info(a.device), "wall_seconds": round(seconds, 1), "args": vars(a)}
+        (a.out / "fashion_mnist_env.json").write_text(json.dumps(env, indent=2, default=str))
     (a.out / "fashion_mnist_results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -248,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['key']}: test {row['test_top1']:.4f} (baseline {row['baseline_top1']:.4f}), "
             f"MACs x{row['macs_ratio']:.3f}, {row['total_seconds']:.0f} s"
         )
-    write_results(a, rows, time.perf_counter() - t0)
+    write_results(a, rows, time.perf_counter() - t0, len(todo))
     return 0
 
 

@@ -19,8 +19,9 @@ budgets it cannot compute (memory, latency) stay Optuna constraints.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import optuna
@@ -176,7 +177,7 @@ class AllocationSpace:
 
 
 def global_allocation(
-    scores: Mapping[str, Sequence[float] | np.ndarray], projection: BudgetProjection
+    scores: Mapping[str, Any], projection: BudgetProjection
 ) -> dict[str, int]:
     """Kept counts of global magnitude pruning at the budget.
 
@@ -187,7 +188,8 @@ def global_allocation(
     space = projection.space
     arrays = {}
     for g in space.groups:  # mean 1 per group, so residual groups (summed scores) compare fairly
-        values = np.asarray(scores[g.name], dtype=float)
+        raw = scores[g.name]
+        values = np.asarray(raw.detach().cpu() if hasattr(raw, "detach") else raw, dtype=float)
         arrays[g.name] = np.sort(values / (values.mean() + 1e-12))[::-1]
 
     def keep_at(threshold: float) -> dict[str, int]:
