@@ -149,6 +149,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="SGD steps per trial for iaprune/tpe/random (default: SearchConfig's)",
     )
     p.add_argument("--trial-distill", type=float, default=0.0, help="with --trial-steps")
+    p.add_argument(
+        "--val-batches", type=int, default=None, help="validation batches per trial (default: all)"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (GPU: 6-8)")
     p.add_argument("--data-root", default=None)
@@ -212,6 +215,7 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
                         Path(info["weights"]),
                         **search,
                         trials=a.trials,
+                        val_batches=a.val_batches,
                         seed=seed,
                         objective=ObjectiveConfig(max_macs=budget),
                     )

@@ -253,6 +253,7 @@ class Session:
             pruner,
             self.trial_cost(model, pruner),
             calibration=self.batches("train_eval", cfg.bn_batches),
+            recalibration=self.batches("train_eval", 2 * cfg.bn_batches)[cfg.bn_batches :],
             val_batches=self.batches("val", cfg.val_batches or 10**9),
             train_batches=self.batches("train", cfg.finetune_steps),
             finetune_steps=cfg.finetune_steps,

@@ -44,7 +44,8 @@ class CandidateEvaluator:
     Accuracy is measured on ``val_batches`` only: the search never sees the test split.
     The batches are materialised once so every trial sees the same data, which makes a
     seeded search reproducible; calling with another ``seed`` re-scores a candidate with
-    the training batches in another order, which measures the score's noise.
+    the ``recalibration`` batches for BatchNorm (when given) and the training batches in
+    another order, which measures the score's noise.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class CandidateEvaluator:
         *,
         calibration: Sequence[Batch],
         val_batches: Sequence[Batch],
+        recalibration: Sequence[Batch] = (),
         train_batches: Sequence[Batch] = (),
         finetune_steps: int = 0,
         lr: float = 0.01,
@@ -64,6 +66,7 @@ class CandidateEvaluator:
         self.measure = measure
         device = next((p.device for p in pruner.model.parameters()), torch.device("cpu"))
         self.calibration = _to(calibration, device)
+        self.recalibration = _to(recalibration, device)
         self.val_batches = _to(val_batches, device)
         self.train_batches = _to(train_batches, device)
         self.finetune_steps = finetune_steps
@@ -82,10 +85,12 @@ class CandidateEvaluator:
         """Prune to ``keep``, adapt, and validate (``seed`` other than the default re-scores)."""
         model = self.pruner.prune(keep)
         cost = self.measure(model, keep)
-        recalibrate_bn(model, self.calibration, steps=len(self.calibration))
+        other = seed is not None and seed != self.seed
+        calibration = self.recalibration if other and self.recalibration else self.calibration
+        recalibrate_bn(model, calibration, steps=len(calibration))
         if self.finetune_steps > 0 and self.train_batches:
             self._short_finetune(model, self.seed if seed is None else seed)
-            recalibrate_bn(model, self.calibration, steps=len(self.calibration))
+            recalibrate_bn(model, calibration, steps=len(calibration))
         accuracy = evaluate(model, self.val_batches, desc="validate")["top1"]
         return CandidateResult(accuracy, cost, cost.ratio_to(self.baseline))
 
