@@ -184,3 +184,45 @@ def test_weighted_objective_falls_back_to_the_free_space() -> None:
     evaluator = _evaluator()
     cfg = SearchConfig(objective=ObjectiveConfig(kind="weighted", w_macs=0.5))
     assert isinstance(make_space(evaluator.pruner, (1, 8, 8), cfg), SearchSpace)
+
+
+class _NoisyEvaluator:
+    """Wraps a real evaluator; scores are a fixed function of the kept widths plus noise."""
+
+    def __init__(self, inner: CandidateEvaluator, uniform: dict, bonus: float, noise: float):
+        self.inner, self.uniform, self.bonus, self.noise = inner, uniform, bonus, noise
+        self.pruner = inner.pruner
+
+    def costs(self, keep):
+        return self.inner.costs(keep)
+
+    def __call__(self, keep, *, seed=None):
+        real = self.inner(keep)
+        uniform = dict(keep) == self.uniform
+        first = seed is None or seed == 0
+        acc = 0.5 if uniform else 0.5 + self.bonus
+        acc += self.noise if first else -self.noise
+        return type(real)(acc, real.cost, real.ratios)
+
+
+@pytest.mark.parametrize(
+    ("bonus", "noise", "keeps_heuristic"), [(0.01, 0.02, True), (0.05, 0.0, False)]
+)
+def test_final_choice_keeps_the_warm_start_unless_beaten_by_more_than_the_noise(
+    tmp_path, bonus: float, noise: float, keeps_heuristic: bool
+) -> None:
+    inner = _evaluator()
+    cfg = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), sampler="random", trials=5)
+    space = make_space(inner.pruner, (1, 8, 8), cfg)
+    assert isinstance(space, AllocationSpace)
+    evaluator = _NoisyEvaluator(inner, space.keep_for(space.uniform_params()), bonus, noise)
+    result = run_search(
+        evaluator,  # type: ignore[arg-type]
+        space,
+        cfg,
+        storage=f"sqlite:///{tmp_path / 's'}.db",
+        warm_starts={"uniform": space.uniform_params()},
+    )
+    chosen = result.selection["scores"][str(result.best_trial)]
+    assert (chosen["warm_start"] == "uniform") == keeps_heuristic
+    assert result.selection["noise"] == pytest.approx(2 * noise)
