@@ -297,6 +297,9 @@ class ModelBench:
             round_to=round_to,
             study_name=key,
             objective=objective,
+            space="free",  # the free space these results were measured with
+            warm_start=False,
+            rescore=0,
         )
 
     def widths(self, keep: Mapping[str, int]) -> tuple[int, ...]:

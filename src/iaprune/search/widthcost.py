@@ -58,7 +58,9 @@ def _dims(module: nn.Module) -> tuple[int, int]:
         return module.num_channels, 0
     if isinstance(module, nn.LayerNorm):
         return math.prod(module.normalized_shape), 0
-    return int(module.num_features), 0
+    features = module.num_features
+    assert isinstance(features, int)
+    return features, 0
 
 
 def _is_counted(module: nn.Module) -> bool:
