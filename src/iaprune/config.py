@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from iaprune.errors import IAPruneError
+
+def _positive(value: float) -> bool:
+    """Finite and > 0 (NaN and inf are neither)."""
+    return math.isfinite(value) and value > 0
+
 
 ObjectiveKind = Literal["constrained", "weighted", "pareto"]
 OBJECTIVE_KINDS = ("constrained", "weighted", "pareto")
@@ -23,8 +29,8 @@ class FinetuneConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
-            raise IAPruneError("finetune needs epochs >= 0, lr > 0 and batch size >= 1")
+        if self.epochs < 0 or not _positive(self.lr) or self.batch_size < 1:
+            raise IAPruneError("finetune needs epochs >= 0, a finite lr > 0 and batch size >= 1")
         if not 0 <= self.label_smoothing < 1:
             raise IAPruneError("label smoothing must be in [0, 1)")
 
@@ -79,10 +85,9 @@ class ObjectiveConfig:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise IAPruneError(f"{name} is a ratio of the original model and must be in (0, 1]")
-        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
-            raise IAPruneError("max_latency_ms must be positive")
-        if min(self.w_macs, self.w_params, self.w_memory, self.w_latency) < 0:
-            raise IAPruneError("objective weights must be >= 0")
+        if self.max_latency_ms is not None and not _positive(self.max_latency_ms):
+            raise IAPruneError("max_latency_ms must be a finite number > 0")
+        self._check_weights()
         if self.kind == "constrained" and not self.budgets():
             raise IAPruneError(
                 "the constrained objective needs a budget: --max-macs, --max-params, "
@@ -90,6 +95,16 @@ class ObjectiveConfig:
             )
         if self.kind == "weighted" and not any(self.weights().values()):
             raise IAPruneError("the weighted objective needs a positive weight (e.g. --w-macs 0.5)")
+
+    def _check_weights(self) -> None:
+        """Weights are finite, >= 0, and only given with the weighted objective."""
+        weights = self.weights()
+        if not all(math.isfinite(w) and w >= 0 for w in weights.values()):
+            raise IAPruneError("objective weights (--w-*) must be finite numbers >= 0")
+        if self.kind != "weighted" and any(weights.values()):
+            raise IAPruneError(
+                f"--w-* weights apply only to --objective weighted (objective is {self.kind})"
+            )
 
     def budgets(self) -> dict[str, float]:
         """Non-empty budgets as ``{"macs": 0.4, "latency_ms": 2.0, ...}``."""
@@ -149,6 +164,10 @@ class SearchConfig:
             raise IAPruneError("min_keep must be >= 1 (a layer is never pruned to zero)")
         if self.round_to is not None and self.round_to < 1:
             raise IAPruneError("round_to must be >= 1")
+        if self.bn_batches < 0 or self.finetune_steps < 0:
+            raise IAPruneError("--bn-batches and --trial-steps must be >= 0")
+        if self.val_batches is not None and self.val_batches < 1:
+            raise IAPruneError("val_batches must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
