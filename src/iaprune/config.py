@@ -2,15 +2,67 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union
 
 from iaprune.errors import IAPruneError
+
 
 def _positive(value: float) -> bool:
     """Finite and > 0 (NaN and inf are neither)."""
     return math.isfinite(value) and value > 0
+
+
+def check_finite(obj: object, *names: str) -> None:
+    """A one-line error naming the first of ``names`` that is NaN or infinite."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise IAPruneError(f"{name} must be a finite number, got {value}")
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` fits a field annotation (str, int, float, bool, None, Literal)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (Union, UnionType) else (hint,)
+    for option in options:
+        if typing.get_origin(option) is Literal and value in typing.get_args(option):
+            return True
+        if option is type(None) and value is None:
+            return True
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option in (str, bool) and isinstance(value, option):
+            return True
+    return False
+
+
+def check_types(cls: type, data: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``data`` (a dict read from JSON) if every scalar field of dataclass ``cls`` fits its type.
+
+    Fields missing from ``data`` take their defaults (files from older versions lack the
+    newer fields), except those named in ``required``.
+
+    Raises:
+        IAPruneError: ``data`` is not a dict, a required key is missing, or a field has the
+            wrong type.
+    """
+    if not isinstance(data, dict):
+        raise IAPruneError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise IAPruneError(f"missing key(s) {', '.join(missing)}")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        nested = dataclasses.is_dataclass(hints[f.name])
+        if f.name in data and not nested and not _accepts(hints[f.name], data[f.name]):
+            raise IAPruneError(f"{f.name} has the wrong type: {data[f.name]!r}")
+    return data
 
 
 ObjectiveKind = Literal["constrained", "weighted", "pareto"]

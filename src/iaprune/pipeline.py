@@ -1,13 +1,23 @@
 """The end-to-end pipeline: baseline -> search -> prune best -> fine-tune -> test -> report.
 
-Each stage leaves its artefact in the run directory and is skipped on ``--resume`` when
-that artefact exists, so an interrupted run loses no finished work.
+Every input is checked before any training (model forward on a data-shaped example,
+registry names, storage, checkpoint, budget reachability, writable run directory), so
+a bad value fails in seconds and is never saved in config.json.
+
+Each stage's artefact is written atomically and only when the stage is complete:
+``baseline.pt`` (with ``complete``), ``search.json`` + ``spec.json``, ``pruned.pt`` (with
+the spec and fine-tuning settings it was made with), ``report.json``. Training in
+progress lives in ``baseline.partial.pt`` / ``pruned.partial.pt`` and ``--resume``
+continues it from its last finished epoch. ``--resume`` refuses a changed definition of
+the run (see :data:`SAFE_CHANGES` for what may change) and skips finished stages.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -16,18 +26,48 @@ from typing import Any
 import torch
 from torch import nn
 
-from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
+from iaprune.config import (
+    CostConfig,
+    FinetuneConfig,
+    ObjectiveConfig,
+    SearchConfig,
+    check_finite,
+    check_types,
+)
 from iaprune.cost import CostReport, measure_cost
-from iaprune.cost.latency import default_round_to
+from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
+from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.rundir import RunDir
 from iaprune.search import CandidateEvaluator, SearchResult, SearchSpace, run_search
 from iaprune.search.evaluate import CostFunction
+from iaprune.search.samplers import create_sampler
+from iaprune.search.study import check_reachable
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
+from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
+
+# Settings --resume may change: they do not alter what the finished stages computed.
+SAFE_CHANGES = frozenset(
+    {
+        "download",
+        "baseline_epochs",
+        "baseline_lr",
+        "search.trials",
+        "finetune.epochs",
+        "finetune.lr",
+        "finetune.label_smoothing",
+        "cost.warmup",
+        "cost.repeats",
+    }
+)
+
+
+# Keys config.json must hold (newer fields may be missing from older runs' files).
+_REQUIRED = ("model", "dataset", "seed", "search", "finetune", "cost")
 
 
 @dataclass(frozen=True)
@@ -44,32 +84,143 @@ class RunConfig:
     baseline_lr: float = 0.05
     val_fraction: float = 0.1
     seed: int = 0
+    image_size: int | None = None
+    pad_to: int | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=10))
     cost: CostConfig = field(default_factory=CostConfig)
+
+    def __post_init__(self) -> None:
+        check_finite(self, "width_mult", "baseline_lr", "val_fraction")
+        if self.width_mult <= 0 or self.baseline_lr <= 0 or self.baseline_epochs < 0:
+            raise IAPruneError("need --width-mult > 0, --baseline-lr > 0, --baseline-epochs >= 0")
+        for name in ("image_size", "pad_to"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise IAPruneError(f"{name} must be >= 1")
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Dataset-specific options given (``image_size``, ``pad_to``, ``download``)."""
+        options = {"image_size": self.image_size, "pad_to": self.pad_to}
+        options = {k: v for k, v in options.items() if v is not None}
+        return options | ({"download": True} if self.download else {})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
-        search = dict(data.pop("search"))
-        search["objective"] = ObjectiveConfig(**search["objective"])
-        finetune_cfg = FinetuneConfig(**data.pop("finetune"))
-        cost = CostConfig(**data.pop("cost"))
-        return cls(**data, search=SearchConfig(**search), finetune=finetune_cfg, cost=cost)
+    def from_dict(cls, data: dict[str, Any], *, where: str = "config.json") -> RunConfig:
+        """Inverse of :meth:`to_dict`; a missing key or a wrong type is a one-line error."""
+        try:
+            data = dict(check_types(cls, data, _REQUIRED))
+            search = dict(check_types(SearchConfig, data.pop("search"), ("objective",)))
+            objective = ObjectiveConfig(**check_types(ObjectiveConfig, search.pop("objective")))
+            search_cfg = SearchConfig(**search, objective=objective)
+            finetune_cfg = FinetuneConfig(**check_types(FinetuneConfig, data.pop("finetune")))
+            cost = CostConfig(**check_types(CostConfig, data.pop("cost")))
+            return cls(**data, search=search_cfg, finetune=finetune_cfg, cost=cost)
+        except IAPruneError as exc:
+            raise IAPruneError(f"{where} is invalid: {exc}") from exc
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise IAPruneError(f"{where} is invalid: {one_line(exc, 200)}") from exc
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"search": {"trials": 3}}`` -> ``{"search.trials": 3}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten`."""
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def resume_config(
+    saved: RunConfig, requested: RunConfig, explicit: Collection[str] | None = None
+) -> RunConfig:
+    """The config a resumed run continues with: ``saved`` plus the requested safe changes.
+
+    ``explicit`` names the dotted fields the user actually set (None: all of them).
+    A change to any field outside :data:`SAFE_CHANGES` refuses the resume.
+    """
+    old, new = flatten(saved.to_dict()), flatten(requested.to_dict())
+    asked = set(new) if explicit is None else set(explicit) & set(new)
+    changed = sorted(k for k in asked if old.get(k) != new[k])
+    refused = [k for k in changed if k not in SAFE_CHANGES]
+    if refused:
+        diff = ", ".join(f"{k}: {old.get(k)} -> {new[k]}" for k in refused)
+        raise IAPruneError(
+            f"--resume cannot change what defines the run ({diff}); "
+            "use another --run-dir (or --overwrite)"
+        )
+    if changed:
+        log.info("resuming with %s", ", ".join(f"{k}: {old[k]} -> {new[k]}" for k in changed))
+    return RunConfig.from_dict(unflatten(old | {k: new[k] for k in changed}))
+
+
+def _saved_config(root: Path) -> RunConfig | None:
+    """The config.json of an existing run directory, if any."""
+    if not (root / "config.json").is_file():
+        return None
+    return RunConfig.from_dict(RunDir(root).read_json("config.json"))
+
+
+def _check_writable(root: Path) -> None:
+    """A one-line error unless ``root`` (or the folder it would be made in) is writable."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise IAPruneError(f"cannot create run directory {root}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise IAPruneError(f"cannot write to {probe} (read-only); choose another --run-dir")
+
+
+def _check_storage(url: str, study_name: str, *, resume: bool) -> None:
+    """Open an Optuna storage URL; refuse an existing study unless resuming."""
+    import optuna
+
+    try:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        names = {s.study_name for s in optuna.storages.get_storage(url).get_all_studies()}
+    except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
+        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
+    if study_name in names and not resume:
+        raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
+
+
+def _check_output(out: Any, num_classes: int, spec: str) -> None:
+    """The model's forward must return one ``(batch, num_classes)`` logits tensor."""
+    if not isinstance(out, torch.Tensor):
+        raise IAPruneError(
+            f"model {spec!r} returns a {type(out).__name__}; it must return one logits tensor"
+        )
+    if tuple(out.shape) != (1, num_classes):
+        raise IAPruneError(
+            f"model {spec!r} returns shape {tuple(out.shape)}; expected (1, {num_classes}) logits"
+        )
 
 
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded."""
 
     def __init__(
-        self, run: RunDir, config: RunConfig, *, recipe: ModelRecipe | None = None
+        self, run: RunDir | None, config: RunConfig, *, recipe: ModelRecipe | None = None
     ) -> None:
-        self.run = run
+        self._run = run
         self.config = config
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
@@ -77,19 +228,48 @@ class Session:
             root=config.data_root,
             val_fraction=config.val_fraction,
             seed=config.seed,
-            **({"download": True} if config.download else {}),
+            **config.dataset_options(),
         )
         self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
-        self.recipe = recipe or resolve_model(
-            config.model,
-            num_classes=self.bundle.num_classes,
-            in_channels=self.bundle.in_channels,
-            width_mult=config.width_mult,
-        )
+        self.recipe = recipe or self._resolve_model()
         self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
         self.example_input = torch.randn(
             1, *self.input_shape, generator=torch.Generator().manual_seed(config.seed)
         )
+
+    @property
+    def run(self) -> RunDir:
+        """The run directory (set once every input has been checked)."""
+        if self._run is None:
+            raise RuntimeError("the run directory is not prepared yet")
+        return self._run
+
+    def _resolve_model(self) -> ModelRecipe:
+        """The model recipe; a factory that raises becomes a one-line error."""
+        try:
+            return resolve_model(
+                self.config.model,
+                num_classes=self.bundle.num_classes,
+                in_channels=self.bundle.in_channels,
+                width_mult=self.config.width_mult,
+            )
+        except IAPruneError:
+            raise
+        except Exception as exc:  # user code: any exception type
+            raise IAPruneError(
+                f"cannot build model {self.config.model!r}: {one_line(exc)}"
+            ) from exc
+
+    def build_model(self) -> nn.Module:
+        """A fresh unpruned model (user factories' exceptions become one-line errors)."""
+        try:
+            return self.recipe.build()
+        except IAPruneError:
+            raise
+        except Exception as exc:  # user code: any exception type
+            raise IAPruneError(
+                f"cannot build model {self.config.model!r}: {one_line(exc)}"
+            ) from exc
 
     @classmethod
     def create(
@@ -99,15 +279,26 @@ class Session:
         *,
         resume: bool = False,
         overwrite: bool = False,
+        explicit: Collection[str] | None = None,
     ) -> Session:
-        """Start a run (or reopen one with ``resume``, whose saved config then wins)."""
-        run = RunDir.prepare(run_dir, resume=resume, overwrite=overwrite)
-        if resume and (run / "config.json").is_file():
-            saved = RunConfig.from_dict(run.read_json("config.json"))
-            config = replace(saved, search=replace(saved.search, trials=config.search.trials))
-        session = cls(run, config)
-        run.write_json("config.json", config.to_dict())
-        run.write_json("model.json", session.recipe.to_dict())
+        """Check every input, then start a run (or reopen one with ``resume``).
+
+        On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
+        ``explicit`` names the fields the user set (None: compare all of them).
+        """
+        root = Path(run_dir)
+        saved = _saved_config(root) if resume and not overwrite else None
+        if saved is not None:
+            config = resume_config(saved, config, explicit)
+        _check_writable(root)
+        session = cls(None, config)
+        session.validate(root, resume=resume and not overwrite)
+        try:
+            session._run = RunDir.prepare(root, resume=resume, overwrite=overwrite)
+            session._write_if_changed("config.json", config.to_dict())
+            session._write_if_changed("model.json", session.recipe.to_dict())
+        except OSError as exc:
+            raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         return session
 
     @classmethod
@@ -115,7 +306,74 @@ class Session:
         """Reopen a finished or partial run."""
         run = RunDir.existing(run_dir)
         config = RunConfig.from_dict(run.read_json("config.json"))
-        return cls(run, config, recipe=ModelRecipe.from_dict(run.read_json("model.json")))
+        try:
+            recipe = ModelRecipe.from_dict(run.read_json("model.json"))
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise IAPruneError(f"{run / 'model.json'} is invalid: {one_line(exc)}") from exc
+        return cls(run, config, recipe=recipe)
+
+    def _write_if_changed(self, name: str, data: Any) -> None:
+        """Write a JSON artefact unless it already holds ``data`` (resume leaves it as is)."""
+        path = self.run / name
+        if path.is_file():
+            try:
+                if self.run.read_json(name) == data:
+                    return
+            except IAPruneError:
+                pass
+        self.run.write_json(name, data)
+
+    # -- checks before any work -------------------------------------------------------
+    def validate(self, root: Path, *, resume: bool) -> None:
+        """Everything that can fail before training: names, storage, model, budget."""
+        cfg = self.config
+        create_sampler(cfg.search.sampler, seed=cfg.search.seed)
+        get_backend(cfg.cost.backend)
+        if cfg.cost.table is not None and not Path(cfg.cost.table).is_file():
+            log.info("latency table %s will be measured", cfg.cost.table)
+        storage = cfg.search.storage or (RunDir(root).storage if resume else None)
+        if storage is not None and (cfg.search.storage or (root / "study.db").is_file()):
+            _check_storage(storage, cfg.search.study_name, resume=resume)
+        model = self.build_model()
+        self._check_forward(model)
+        if cfg.checkpoint:
+            self._load_checkpoint(model, cfg.checkpoint)
+        self._check_budget(model)
+
+    def _check_forward(self, model: nn.Module) -> None:
+        """One forward pass on a data-shaped example."""
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(self.example_input)
+        except Exception as exc:  # user models fail in any way
+            raise IAPruneError(
+                f"model {self.config.model!r} fails on input shape "
+                f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
+            ) from exc
+        _check_output(out, self.bundle.num_classes, self.config.model)
+
+    def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
+        """Load weights with a one-line, bounded error for anything unexpected."""
+        try:
+            return load_weights(model, path)
+        except IAPruneError as exc:
+            raise IAPruneError(one_line(exc, 400)) from exc
+        except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
+            raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
+
+    def _check_budget(self, model: nn.Module) -> None:
+        """Prunable groups exist and the smallest allowed model meets every budget."""
+        cfg = self.config.search
+        pruner = self.pruner(model)
+        latency = cfg.objective.needs_latency
+        evaluator = CandidateEvaluator(
+            pruner,
+            lambda m, _keep: self.measure(m, latency=latency),
+            calibration=[],
+            val_batches=[],
+        )
+        check_reachable(evaluator, self.space(pruner), cfg)
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -133,22 +391,44 @@ class Session:
         )
 
     # -- stages ----------------------------------------------------------------------
-    def baseline(self) -> nn.Module:
-        """The trained unpruned model: from --checkpoint, from baseline.pt, or trained now."""
-        model = self.recipe.build()
+    def baseline_done(self) -> dict[str, Any] | None:
+        """The finished baseline.pt (None when absent or written by an interrupted run)."""
         path = self.run / "baseline.pt"
+        if self.config.checkpoint or not path.is_file():
+            return None
+        obj = load_state(path)
+        # Older runs wrote "epoch" into the file while training and dropped it when done.
+        return obj if obj.get("complete") or "epoch" not in obj else None
+
+    def baseline(self) -> nn.Module:
+        """The trained unpruned model: from --checkpoint, a finished baseline.pt, or trained now.
+
+        Training saves its state in ``baseline.partial.pt`` after every epoch and writes
+        ``baseline.pt`` only at the end, so an interrupted baseline is never taken as done.
+        """
+        model = self.build_model()
         if self.config.checkpoint:
-            return load_weights(model, self.config.checkpoint)
-        if path.is_file():
-            return load_weights(model, path)
+            return self._load_checkpoint(model, self.config.checkpoint)
+        done = self.baseline_done()
+        if done is not None:
+            model.load_state_dict(done["state_dict"])
+            return model
         cfg = replace(
             self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
         )
-        log.info("training the baseline for %d epochs", cfg.epochs)
-        finetune(
-            model, self.loaders["train"], self.loaders["val"], cfg, checkpoint=path, desc="baseline"
+        log.info("stage baseline: training %s for %d epochs", self.config.model, cfg.epochs)
+        partial = self.run / "baseline.partial.pt"
+        history = finetune(
+            model,
+            self.loaders["train"],
+            self.loaders["val"],
+            cfg,
+            checkpoint=partial,
+            desc="baseline",
         )
-        save_atomic({"state_dict": model.state_dict()}, path)
+        state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
+        save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
+        partial.unlink(missing_ok=True)
         return model
 
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostFunction:
@@ -193,9 +473,25 @@ class Session:
             return self.config.search.round_to
         return default_round_to(self.config.cost.backend)
 
+    def space(self, pruner: Pruner) -> SearchSpace:
+        """The search space over ``pruner``'s channel groups."""
+        cfg = self.config.search
+        return SearchSpace.from_groups(
+            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep, round_to=self.round_to
+        )
+
+    def search_done(self) -> SearchResult | None:
+        """The finished search (None when absent or when more trials are asked for)."""
+        if not (self.run / "search.json").is_file():
+            return None
+        result = load_search_result(self.run)
+        tried = result.trials + getattr(result, "failed", 0)
+        return result if tried >= self.config.search.trials else None
+
     def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
         """Run or resume the search; writes search.json and spec.json."""
         cfg = self.config.search
+        log.info("stage search: %d trials, sampler %s", cfg.trials, cfg.sampler)
         pruner = self.pruner(model)
         evaluator = CandidateEvaluator(
             pruner,
@@ -206,11 +502,12 @@ class Session:
             finetune_steps=cfg.finetune_steps,
             seed=cfg.seed,
         )
-        space = SearchSpace.from_groups(
-            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep, round_to=self.round_to
-        )
         result = run_search(
-            evaluator, space, cfg, storage=cfg.storage or self.run.storage, resume=resume
+            evaluator,
+            self.space(pruner),
+            cfg,
+            storage=cfg.storage or self.run.storage,
+            resume=resume,
         )
         spec = pruner.spec(result.spec.keep)
         result.spec = spec
@@ -218,55 +515,124 @@ class Session:
         spec.save(self.run / "spec.json")
         return result
 
-    def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
-        """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt."""
-        pruned = apply_spec(model, self.example_input, spec)
+    def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
+        """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
+        ft = self.config.finetune
+        return {
+            "keep": dict(spec.keep),
+            "epochs": ft.epochs,
+            "lr": ft.lr,
+            "label_smoothing": ft.label_smoothing,
+        }
+
+    def finetune_done(self, spec: PruningSpec) -> bool:
+        """Whether pruned.pt is a finished fine-tune of ``spec`` with the current settings."""
         path = self.run / "pruned.pt"
+        return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
+
+    def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
+        """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
+
+        pruned.pt carries its spec, so it never disagrees with the weights even when a
+        kill lands between writing it and spec.json.
+        """
+        log.info("stage finetune: %d epochs", self.config.finetune.epochs)
+        pruned = apply_spec(model, self.example_input, spec)
+        partial = self.run / "pruned.partial.pt"
+        record = self.finetune_record(spec)
         history = finetune(
             pruned,
             self.loaders["train"],
             self.loaders["val"],
             self.config.finetune,
-            checkpoint=path,
+            checkpoint=partial,
+            tag={"keep": record["keep"]},
         )
-        save_atomic({"state_dict": pruned.state_dict(), "spec": spec.to_dict()}, path)
+        state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
+        save_atomic(state | {"history": history.epochs}, self.run / "pruned.pt")
         spec.save(self.run / "spec.json")
+        partial.unlink(missing_ok=True)
         return pruned, {"epochs": history.epochs}
 
+    def pruned_spec(self) -> PruningSpec:
+        """The spec pruned.pt was made from (spec.json for runs that predate it)."""
+        saved = load_state(self.run / "pruned.pt").get("spec")
+        if isinstance(saved, dict):
+            return PruningSpec.from_dict(saved)
+        return PruningSpec.load(self.run / "spec.json")
+
     def load_pruned(self) -> nn.Module:
-        """Rebuild the pruned model from model.json + spec.json and load pruned.pt."""
-        spec = PruningSpec.load(self.run / "spec.json")
+        """Rebuild the pruned model from model.json and pruned.pt's spec, then load it."""
+        spec = self.pruned_spec()
         shape_only = PruningSpec(keep=spec.keep, original=spec.original)
-        model = apply_spec(self.recipe.build(), self.example_input, shape_only)
-        return load_weights(model, self.run / "pruned.pt")
+        model = apply_spec(self.build_model(), self.example_input, shape_only)
+        return self._load_checkpoint(model, self.run / "pruned.pt")
 
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""
         return evaluate(model, self.loaders["test"], desc="test")
 
 
+def load_search_result(run: RunDir) -> SearchResult:
+    """search.json as a :class:`SearchResult`, with a one-line error when malformed."""
+    data = run.read_json("search.json")
+    try:
+        data["spec"] = PruningSpec.from_dict(data["spec"])
+        return SearchResult(**data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
+
+
 def run_prune(
-    run_dir: str | Path, config: RunConfig, *, resume: bool = False, overwrite: bool = False
+    run_dir: str | Path,
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    explicit: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The whole pipeline; returns the report dictionary (also written to report.json)."""
+    """The whole pipeline; returns the report dictionary (also written to report.json).
+
+    On ``resume`` finished stages are skipped; a finished run resumed unchanged rewrites
+    nothing and returns its report.
+    """
+    t0 = time.perf_counter()
+    session = Session.create(run_dir, config, resume=resume, overwrite=overwrite, explicit=explicit)
+    base = session.baseline()
+    result = session.search_done() if resume else None
+    searched = result is None
+    if result is None:
+        result = session.search(base, resume=resume)
+    else:
+        log.info("stage search: finished (%d trials), skipped", result.trials)
+    finetuned = resume and session.finetune_done(result.spec)
+    if finetuned and not searched and (session.run / "report.json").is_file():
+        log.info("every stage is finished; nothing to do")
+        return session.run.read_json("report.json")
+    if finetuned:
+        log.info("stage finetune: finished, skipped")
+        pruned = session.load_pruned()
+    else:
+        pruned, history = session.prune_and_finetune(base, result.spec)
+        session.run.write_json("finetune.json", history)
+    return write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
+
+
+def write_report(
+    session: Session, result: SearchResult, base: nn.Module, pruned: nn.Module, *, seconds: float
+) -> dict[str, Any]:
+    """Test both models, measure their costs, write report.json/html/md."""
     from iaprune.reports import build_report
 
-    t0 = time.perf_counter()
-    session = Session.create(run_dir, config, resume=resume, overwrite=overwrite)
-    base = session.baseline()
-    base_test = session.test(base)
-    base_cost = session.measure(base, latency=True)
-    result = session.search(base, resume=resume)
-    pruned, history = session.prune_and_finetune(base, result.spec)
-    session.run.write_json("finetune.json", history)
+    log.info("stage report: testing and measuring both models")
     report = build_report(
         session,
         result,
-        base_test=base_test,
-        base_cost=base_cost,
+        base_test=session.test(base),
+        base_cost=session.measure(base, latency=True),
         pruned_test=session.test(pruned),
         pruned_cost=session.measure(pruned, latency=True),
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
     )
     session.run.write_json("report.json", report)
     _write_report_files(session.run.root)

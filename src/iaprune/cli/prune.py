@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
+from iaprune.cli._args import add_pipeline_args, default_run_dir, explicit_paths, run_config
 from iaprune.pipeline import run_prune
 from iaprune.reports import print_table
 
@@ -19,7 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> int:
     """Execute the pipeline and print the summary table."""
     run_dir = default_run_dir(a)
-    report = run_prune(run_dir, run_config(a), resume=a.resume, overwrite=a.overwrite)
+    report = run_prune(
+        run_dir,
+        run_config(a),
+        resume=a.resume,
+        overwrite=a.overwrite,
+        explicit=explicit_paths(a),
+    )
     print_table(report)
     print(f"run directory: {run_dir}")
     return 0

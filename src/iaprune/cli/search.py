@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
+from iaprune.cli._args import add_pipeline_args, default_run_dir, explicit_paths, run_config
 from iaprune.pipeline import Session
 
 
@@ -20,8 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> int:
     """Run or resume the search and print the best configuration."""
     run_dir = default_run_dir(a)
-    session = Session.create(run_dir, run_config(a), resume=a.resume, overwrite=a.overwrite)
-    result = session.search(session.baseline(), resume=a.resume)
+    session = Session.create(
+        run_dir,
+        run_config(a),
+        resume=a.resume,
+        overwrite=a.overwrite,
+        explicit=explicit_paths(a),
+    )
+    base = session.baseline()
+    result = (session.search_done() if a.resume else None) or session.search(base, resume=a.resume)
     console = Console()
     console.print(
         f"best trial {result.best_trial} of {result.trials}: val accuracy "
