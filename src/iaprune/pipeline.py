@@ -166,9 +166,13 @@ def resume_config(
             f"--resume cannot change what defines the run ({diff}); "
             "use another --run-dir (or --overwrite)"
         )
-    if changed:
-        log.info("resuming with %s", ", ".join(f"{k}: {old[k]} -> {new[k]}" for k in changed))
     return RunConfig.from_dict(unflatten(old | {k: new[k] for k in changed}))
+
+
+def describe_changes(old: RunConfig, new: RunConfig) -> str:
+    """``"search.trials: 30 -> 60, finetune.lr: 0.01 -> 0.001"``."""
+    a, b = flatten(old.to_dict()), flatten(new.to_dict())
+    return ", ".join(f"{k}: {a.get(k)} -> {b[k]}" for k in sorted(b) if a.get(k) != b[k])
 
 
 def _saved_config(root: Path) -> RunConfig | None:
@@ -293,6 +297,8 @@ class Session:
         _check_writable(root)
         session = cls(None, config)
         session.validate(root, resume=resume and not overwrite)
+        if saved is not None and saved != config:
+            log.info("resuming with %s", describe_changes(saved, config))
         try:
             session._run = RunDir.prepare(root, resume=resume, overwrite=overwrite)
             session._write_if_changed("config.json", config.to_dict())
