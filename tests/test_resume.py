@@ -142,9 +142,8 @@ def test_interrupted_finetune_of_a_trial_keeps_pruned_consistent(
 ) -> None:
     run = _copy(finished, tmp_path)
     report = json.loads((run / "report.json").read_text())
-    other = next(
-        p["number"] for p in report["pareto"] if p["number"] != report["search"]["best_trial"]
-    )
+    history = json.loads((run / "search.json").read_text())["history"]
+    other = next(h["number"] for h in history if h["number"] != report["search"]["best_trial"])
     pruned = (run / "pruned.pt").read_bytes()
     _interrupt_at(monkeypatch, 2)
     assert main(["finetune", str(run), "--trial", str(other)]) == 130
