@@ -182,6 +182,26 @@ def _saved_config(root: Path) -> RunConfig | None:
     return RunConfig.from_dict(RunDir(root).read_json("config.json"))
 
 
+def finished_baseline(root: Path) -> dict[str, Any] | None:
+    """``root/baseline.pt`` if it holds a finished baseline (not an interrupted one)."""
+    path = root / "baseline.pt"
+    if not path.is_file():
+        return None
+    obj = load_state(path)
+    # Older runs wrote "epoch" into the file while training and dropped it when done.
+    return obj if obj.get("complete") or "epoch" not in obj else None
+
+
+def _check_baseline_change(root: Path, saved: RunConfig, config: RunConfig) -> None:
+    """Baseline epochs/lr may change on resume only while the baseline is unfinished."""
+    old = (saved.baseline_epochs, saved.baseline_lr)
+    if old != (config.baseline_epochs, config.baseline_lr) and finished_baseline(root):
+        raise IAPruneError(
+            f"the baseline is finished ({old[0]} epochs, lr {old[1]:g}); --baseline-epochs and "
+            "--baseline-lr can change only an unfinished one"
+        )
+
+
 def _check_writable(root: Path) -> None:
     """A one-line error unless ``root`` (or the folder it would be made in) is writable."""
     probe = root
@@ -294,6 +314,7 @@ class Session:
         saved = _saved_config(root) if resume and not overwrite else None
         if saved is not None:
             config = resume_config(saved, config, explicit)
+            _check_baseline_change(root, saved, config)
         _check_writable(root)
         session = cls(None, config)
         session.validate(root, resume=resume and not overwrite)
@@ -399,12 +420,7 @@ class Session:
     # -- stages ----------------------------------------------------------------------
     def baseline_done(self) -> dict[str, Any] | None:
         """The finished baseline.pt (None when absent or written by an interrupted run)."""
-        path = self.run / "baseline.pt"
-        if self.config.checkpoint or not path.is_file():
-            return None
-        obj = load_state(path)
-        # Older runs wrote "epoch" into the file while training and dropped it when done.
-        return obj if obj.get("complete") or "epoch" not in obj else None
+        return None if self.config.checkpoint else finished_baseline(self.run.root)
 
     def baseline(self) -> nn.Module:
         """The trained unpruned model: from --checkpoint, a finished baseline.pt, or trained now.

@@ -149,6 +149,10 @@ CASES = {
         "model: test_vgg -> test_resnet",
     ),
     "resume changed seed": ([*RESUME, "--seed", "3"], "seed: 0 -> 3"),
+    "resume finished baseline epochs": (
+        [*RESUME, "--baseline-epochs", "5"],
+        "baseline is finished",
+    ),
     "resume changed objective": ([*RESUME, "--objective", "pareto"], "kind: constrained"),
     "resume garbage study.db": (
         ["prune", "--run-dir", "{work}/garbage_db", "--resume", "--trials", "3"],
