@@ -181,3 +181,21 @@ def test_model_from_a_python_file(tmp_path) -> None:
 def test_pad_to_sets_the_input_size() -> None:
     session = Session(None, RunConfig(model="test_vgg", dataset="digits", pad_to=12))
     assert session.input_shape == (1, 12, 12)
+
+
+def test_read_only_run_directory_is_refused_before_work(
+    finished: Path, monkeypatch, capsys
+) -> None:
+    import iaprune.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline.os, "access", lambda *_a, **_k: False)
+    assert main(["prune", "--run-dir", str(finished), "--resume", "--trials", "5"]) == 2
+    assert "read-only" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_parent_is_refused(tmp_path, capsys) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir(mode=0o555)
+    assert main(["prune", "--run-dir", str(parent / "run"), *TINY]) == 2
+    assert "read-only" in capsys.readouterr().err

@@ -422,19 +422,26 @@ class Session:
         """The finished baseline.pt (None when absent or written by an interrupted run)."""
         return None if self.config.checkpoint else finished_baseline(self.run.root)
 
+    def finished_baseline_model(self) -> nn.Module:
+        """The unpruned model of a finished baseline (or --checkpoint); never trains."""
+        if self.config.checkpoint:
+            return self._load_checkpoint(self.build_model(), self.config.checkpoint)
+        done = self.baseline_done()
+        if done is None:
+            raise IAPruneError(f"the baseline of {self.run.root} is not finished; use --resume")
+        model = self.build_model()
+        model.load_state_dict(done["state_dict"])
+        return model
+
     def baseline(self) -> nn.Module:
         """The trained unpruned model: from --checkpoint, a finished baseline.pt, or trained now.
 
         Training saves its state in ``baseline.partial.pt`` after every epoch and writes
         ``baseline.pt`` only at the end, so an interrupted baseline is never taken as done.
         """
+        if self.config.checkpoint or self.baseline_done() is not None:
+            return self.finished_baseline_model()
         model = self.build_model()
-        if self.config.checkpoint:
-            return self._load_checkpoint(model, self.config.checkpoint)
-        done = self.baseline_done()
-        if done is not None:
-            model.load_state_dict(done["state_dict"])
-            return model
         cfg = replace(
             self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
         )
