@@ -138,7 +138,7 @@ class ObjectiveConfig:
             if value is not None and not 0 < value <= 1:
                 raise IAPruneError(f"{name} is a ratio of the original model and must be in (0, 1]")
         if self.max_latency_ms is not None and not _positive(self.max_latency_ms):
-            raise IAPruneError("max_latency_ms must be a finite number > 0")
+            raise IAPruneError("max_latency_ms must be a finite positive number")
         self._check_weights()
         if self.kind == "constrained" and not self.budgets():
             raise IAPruneError(
