@@ -9,16 +9,15 @@ Each stage's artefact is written atomically and only when the stage is complete:
 the spec and fine-tuning settings it was made with), ``report.json``. Training in
 progress lives in ``baseline.partial.pt`` / ``pruned.partial.pt`` and ``--resume``
 continues it from its last finished epoch. ``--resume`` refuses a changed definition of
-the run (see :data:`SAFE_CHANGES` for what may change) and skips finished stages.
+the run (see :data:`iaprune.runconfig.SAFE_CHANGES` for what may change) and skips finished stages.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from iaprune.config import (
-    CostConfig,
-    FinetuneConfig,
-    ObjectiveConfig,
-    SearchConfig,
-    check_finite,
-    check_types,
+from iaprune.checks import (
+    check_baseline_change,
+    check_output,
+    check_storage,
+    check_writable,
+    finished_baseline,
+    saved_config,
+    user_model_errors,
 )
 from iaprune.cost import CostReport, measure_cost
 from iaprune.cost.latency import default_round_to, get_backend
@@ -40,6 +40,7 @@ from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
+from iaprune.runconfig import RunConfig, describe_changes, resume_config
 from iaprune.rundir import RunDir
 from iaprune.search import CandidateEvaluator, SearchResult, SearchSpace, run_search
 from iaprune.search.evaluate import CostFunction
@@ -49,193 +50,6 @@ from iaprune.train import evaluate, finetune, load_weights, save_atomic
 from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
-
-# Settings --resume may change: they do not alter what the finished stages computed.
-SAFE_CHANGES = frozenset(
-    {
-        "download",
-        "baseline_epochs",
-        "baseline_lr",
-        "search.trials",
-        "finetune.epochs",
-        "finetune.lr",
-        "finetune.label_smoothing",
-        "cost.warmup",
-        "cost.repeats",
-    }
-)
-
-
-# Keys config.json must hold (newer fields may be missing from older runs' files).
-_REQUIRED = ("model", "dataset", "seed", "search", "finetune", "cost")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run; saved as ``config.json``."""
-
-    model: str = "vgg16"
-    dataset: str = "digits"
-    data_root: str | None = None
-    download: bool = False
-    width_mult: float = 0.25
-    checkpoint: str | None = None
-    baseline_epochs: int = 30
-    baseline_lr: float = 0.05
-    val_fraction: float = 0.1
-    seed: int = 0
-    image_size: int | None = None
-    pad_to: int | None = None
-    search: SearchConfig = field(default_factory=SearchConfig)
-    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=10))
-    cost: CostConfig = field(default_factory=CostConfig)
-
-    def __post_init__(self) -> None:
-        check_finite(self, "width_mult", "baseline_lr", "val_fraction")
-        if self.width_mult <= 0 or self.baseline_lr <= 0 or self.baseline_epochs < 0:
-            raise IAPruneError("need --width-mult > 0, --baseline-lr > 0, --baseline-epochs >= 0")
-        for name in ("image_size", "pad_to"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise IAPruneError(f"{name} must be >= 1")
-
-    def dataset_options(self) -> dict[str, Any]:
-        """Dataset-specific options given (``image_size``, ``pad_to``, ``download``)."""
-        options = {"image_size": self.image_size, "pad_to": self.pad_to}
-        options = {k: v for k, v in options.items() if v is not None}
-        return options | ({"download": True} if self.download else {})
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, where: str = "config.json") -> RunConfig:
-        """Inverse of :meth:`to_dict`; a missing key or a wrong type is a one-line error."""
-        try:
-            data = dict(check_types(cls, data, _REQUIRED))
-            search = dict(check_types(SearchConfig, data.pop("search"), ("objective",)))
-            objective = ObjectiveConfig(**check_types(ObjectiveConfig, search.pop("objective")))
-            search_cfg = SearchConfig(**search, objective=objective)
-            finetune_cfg = FinetuneConfig(**check_types(FinetuneConfig, data.pop("finetune")))
-            cost = CostConfig(**check_types(CostConfig, data.pop("cost")))
-            return cls(**data, search=search_cfg, finetune=finetune_cfg, cost=cost)
-        except IAPruneError as exc:
-            raise IAPruneError(f"{where} is invalid: {exc}") from exc
-        except (TypeError, KeyError, ValueError, AttributeError) as exc:
-            raise IAPruneError(f"{where} is invalid: {one_line(exc, 200)}") from exc
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"search": {"trials": 3}}`` -> ``{"search.trials": 3}``."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out |= flatten(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`flatten`."""
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        *parents, leaf = path.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return out
-
-
-def resume_config(
-    saved: RunConfig, requested: RunConfig, explicit: Collection[str] | None = None
-) -> RunConfig:
-    """The config a resumed run continues with: ``saved`` plus the requested safe changes.
-
-    ``explicit`` names the dotted fields the user actually set (None: all of them).
-    A change to any field outside :data:`SAFE_CHANGES` refuses the resume.
-    """
-    old, new = flatten(saved.to_dict()), flatten(requested.to_dict())
-    asked = set(new) if explicit is None else set(explicit) & set(new)
-    changed = sorted(k for k in asked if old.get(k) != new[k])
-    refused = [k for k in changed if k not in SAFE_CHANGES]
-    if refused:
-        diff = ", ".join(f"{k}: {old.get(k)} -> {new[k]}" for k in refused)
-        raise IAPruneError(
-            f"--resume cannot change what defines the run ({diff}); "
-            "use another --run-dir (or --overwrite)"
-        )
-    return RunConfig.from_dict(unflatten(old | {k: new[k] for k in changed}))
-
-
-def describe_changes(old: RunConfig, new: RunConfig) -> str:
-    """``"search.trials: 30 -> 60, finetune.lr: 0.01 -> 0.001"``."""
-    a, b = flatten(old.to_dict()), flatten(new.to_dict())
-    return ", ".join(f"{k}: {a.get(k)} -> {b[k]}" for k in sorted(b) if a.get(k) != b[k])
-
-
-def _saved_config(root: Path) -> RunConfig | None:
-    """The config.json of an existing run directory, if any."""
-    if not (root / "config.json").is_file():
-        return None
-    return RunConfig.from_dict(RunDir(root).read_json("config.json"))
-
-
-def finished_baseline(root: Path) -> dict[str, Any] | None:
-    """``root/baseline.pt`` if it holds a finished baseline (not an interrupted one)."""
-    path = root / "baseline.pt"
-    if not path.is_file():
-        return None
-    obj = load_state(path)
-    # Older runs wrote "epoch" into the file while training and dropped it when done.
-    return obj if obj.get("complete") or "epoch" not in obj else None
-
-
-def _check_baseline_change(root: Path, saved: RunConfig, config: RunConfig) -> None:
-    """Baseline epochs/lr may change on resume only while the baseline is unfinished."""
-    old = (saved.baseline_epochs, saved.baseline_lr)
-    if old != (config.baseline_epochs, config.baseline_lr) and finished_baseline(root):
-        raise IAPruneError(
-            f"the baseline is finished ({old[0]} epochs, lr {old[1]:g}); --baseline-epochs and "
-            "--baseline-lr can change only an unfinished one"
-        )
-
-
-def _check_writable(root: Path) -> None:
-    """A one-line error unless ``root`` (or the folder it would be made in) is writable."""
-    probe = root
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise IAPruneError(f"cannot create run directory {root}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise IAPruneError(f"cannot write to {probe} (read-only); choose another --run-dir")
-
-
-def _check_storage(url: str, study_name: str, *, resume: bool) -> None:
-    """Open an Optuna storage URL; refuse an existing study unless resuming."""
-    import optuna
-
-    try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        names = {s.study_name for s in optuna.storages.get_storage(url).get_all_studies()}
-    except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
-        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
-    if study_name in names and not resume:
-        raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
-
-
-def _check_output(out: Any, num_classes: int, spec: str) -> None:
-    """The model's forward must return one ``(batch, num_classes)`` logits tensor."""
-    if not isinstance(out, torch.Tensor):
-        raise IAPruneError(
-            f"model {spec!r} returns a {type(out).__name__}; it must return one logits tensor"
-        )
-    if tuple(out.shape) != (1, num_classes):
-        raise IAPruneError(
-            f"model {spec!r} returns shape {tuple(out.shape)}; expected (1, {num_classes}) logits"
-        )
 
 
 class Session:
@@ -270,30 +84,18 @@ class Session:
 
     def _resolve_model(self) -> ModelRecipe:
         """The model recipe; a factory that raises becomes a one-line error."""
-        try:
+        with user_model_errors(self.config.model):
             return resolve_model(
                 self.config.model,
                 num_classes=self.bundle.num_classes,
                 in_channels=self.bundle.in_channels,
                 width_mult=self.config.width_mult,
             )
-        except IAPruneError:
-            raise
-        except Exception as exc:  # user code: any exception type
-            raise IAPruneError(
-                f"cannot build model {self.config.model!r}: {one_line(exc)}"
-            ) from exc
 
     def build_model(self) -> nn.Module:
         """A fresh unpruned model (user factories' exceptions become one-line errors)."""
-        try:
+        with user_model_errors(self.config.model):
             return self.recipe.build()
-        except IAPruneError:
-            raise
-        except Exception as exc:  # user code: any exception type
-            raise IAPruneError(
-                f"cannot build model {self.config.model!r}: {one_line(exc)}"
-            ) from exc
 
     @classmethod
     def create(
@@ -310,14 +112,16 @@ class Session:
         On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
         ``explicit`` names the fields the user set (None: compare all of them).
         """
+        if resume and overwrite:
+            raise IAPruneError("--resume and --overwrite exclude each other")
         root = Path(run_dir)
-        saved = _saved_config(root) if resume and not overwrite else None
+        saved = saved_config(root) if resume else None
         if saved is not None:
             config = resume_config(saved, config, explicit)
-            _check_baseline_change(root, saved, config)
-        _check_writable(root)
+            check_baseline_change(root, saved, config)
+        check_writable(root)
         session = cls(None, config)
-        session.validate(root, resume=resume and not overwrite)
+        session.validate(root, resume=resume)
         if saved is not None and saved != config:
             log.info("resuming with %s", describe_changes(saved, config))
         try:
@@ -360,7 +164,7 @@ class Session:
             log.info("latency table %s will be measured", cfg.cost.table)
         storage = cfg.search.storage or (RunDir(root).storage if resume else None)
         if storage is not None and (cfg.search.storage or (root / "study.db").is_file()):
-            _check_storage(storage, cfg.search.study_name, resume=resume)
+            check_storage(storage, cfg.search.study_name, resume=resume)
         model = self.build_model()
         self._check_forward(model)
         if cfg.checkpoint:
@@ -378,7 +182,7 @@ class Session:
                 f"model {self.config.model!r} fails on input shape "
                 f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
             ) from exc
-        _check_output(out, self.bundle.num_classes, self.config.model)
+        check_output(out, self.bundle.num_classes, self.config.model)
 
     def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
         """Load weights with a one-line, bounded error for anything unexpected."""
