@@ -160,8 +160,6 @@ class Session:
         cfg = self.config
         create_sampler(cfg.search.sampler, seed=cfg.search.seed)
         get_backend(cfg.cost.backend)
-        if cfg.cost.table is not None and not Path(cfg.cost.table).is_file():
-            log.info("latency table %s will be measured", cfg.cost.table)
         storage = cfg.search.storage or (RunDir(root).storage if resume else None)
         if storage is not None and (cfg.search.storage or (root / "study.db").is_file()):
             check_storage(storage, cfg.search.study_name, resume=resume)
