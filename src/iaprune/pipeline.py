@@ -160,9 +160,9 @@ class Session:
         cfg = self.config
         create_sampler(cfg.search.sampler, seed=cfg.search.seed)
         get_backend(cfg.cost.backend)
-        storage = cfg.search.storage or (RunDir(root).storage if resume else None)
-        if storage is not None and (cfg.search.storage or (root / "study.db").is_file()):
-            check_storage(storage, cfg.search.study_name, resume=resume)
+        if cfg.search.storage or (resume and (root / "study.db").is_file()):
+            url = cfg.search.storage or RunDir(root).storage
+            check_storage(url, cfg.search.study_name, resume=resume)
         model = self.build_model()
         self._check_forward(model)
         if cfg.checkpoint:
