@@ -186,9 +186,7 @@ def test_pad_to_sets_the_input_size() -> None:
 def test_read_only_run_directory_is_refused_before_work(
     finished: Path, monkeypatch, capsys
 ) -> None:
-    import iaprune.pipeline as pipeline
-
-    monkeypatch.setattr(pipeline.os, "access", lambda *_a, **_k: False)
+    monkeypatch.setattr(os, "access", lambda *_a, **_k: False)
     assert main(["prune", "--run-dir", str(finished), "--resume", "--trials", "5"]) == 2
     assert "read-only" in capsys.readouterr().err
 
