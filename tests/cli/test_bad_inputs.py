@@ -138,6 +138,9 @@ CASES = {
     "factory raises": ([*NEW, "--model", "{work}/models.py:raises"], "factory exploded"),
     "3 channels on 1": ([*NEW, "--model", "{work}/models.py:rgb_only"], "fails on input"),
     "forward tuple": ([*NEW, "--model", "{work}/models.py:pair"], "returns a tuple"),
+    "module factory raises": ([*NEW, "--model", "models:raises"], "factory exploded"),
+    "module forward tuple": ([*NEW, "--model", "models:pair"], "returns a tuple"),
+    "module 3 channels on 1": ([*NEW, "--model", "models:rgb_only"], "fails on input"),
     "state_dict string": (
         [*NEW, "--checkpoint", "{work}/string_state.pt"],
         "string_state.pt",
@@ -177,6 +180,7 @@ CASES = {
 def test_bad_input_exits_2_with_one_line(name: str, work: Path, tmp_path: Path) -> None:
     args, message = CASES[name]
     new = tmp_path / "new"
+    shutil.copy(work / "models.py", tmp_path)  # importable as 'models' from the cwd
     argv = [a.format(work=work, new=new) for a in args]
     before = _digest(work / "done")
     proc = subprocess.run(
