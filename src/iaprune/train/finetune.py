@@ -47,6 +47,130 @@ class _State:
     history: TrainHistory = field(default_factory=TrainHistory)
 
 
+class _Trainer:
+    """SGD + cosine schedule over ``config.epochs``, with a resumable state file."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: FinetuneConfig,
+        steps: int,
+        checkpoint: Path | None,
+        tag: Any,
+        desc: str,
+    ) -> None:
+        self.model, self.config, self.steps = model, config, steps
+        self.checkpoint, self.tag, self.desc = checkpoint, tag, desc
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.momentum > 0,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
+        self.state = _State(copy.deepcopy(model.state_dict()))
+
+    def epoch(self, train_loader: DataLoader, val_loader: DataLoader, epoch: int) -> None:
+        """Train one epoch, validate, keep the best weights, save the state."""
+        try:
+            loss = train_epoch(
+                self.model,
+                train_loader,
+                self.optimizer,
+                scheduler=self.scheduler,
+                label_smoothing=self.config.label_smoothing,
+                desc=f"{self.desc} {epoch + 1}/{self.config.epochs}",
+            )
+        except NaNLossError as exc:
+            self.model.load_state_dict(self.state.best_state)
+            raise IAPruneError(
+                f"{self.desc} stopped at epoch {epoch + 1}: {exc}{self._kept()}"
+            ) from exc
+        metrics = evaluate(self.model, val_loader, desc="validate")
+        self.state.history.epochs.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": loss,
+                "val_top1": metrics["top1"],
+                "val_loss": metrics["loss"],
+            }
+        )
+        log.info(
+            "%s epoch %d/%d: loss %.4f val top1 %.4f",
+            self.desc,
+            epoch + 1,
+            self.config.epochs,
+            loss,
+            metrics["top1"],
+        )
+        if metrics["top1"] > self.state.best_acc:
+            self.state.best_acc = metrics["top1"]
+            self.state.best_state = copy.deepcopy(self.model.state_dict())
+        self.save()
+
+    def _kept(self) -> str:
+        """Where the last good weights are, for the NaN message (only if a file was written)."""
+        if self.checkpoint is not None and self.checkpoint.is_file():
+            return f"; last good weights kept in {self.checkpoint} (resume, e.g. with a lower --lr)"
+        return "; no epoch finished, so no weights were saved (retry with a lower --lr)"
+
+    def save(self) -> None:
+        """Write the training state (``state_dict`` = best weights so far), if asked to."""
+        if self.checkpoint is None:
+            return
+        save_atomic(
+            {
+                "state_dict": self.state.best_state,
+                "epoch": len(self.state.history.epochs),
+                "tag": self.tag,
+                "current": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "best_acc": self.state.best_acc,
+                "history": self.state.history.epochs,
+            },
+            self.checkpoint,
+        )
+
+    def resume(self) -> None:
+        """Continue from a saved state with the same tag, if there is one."""
+        path = self.checkpoint
+        if path is None or not path.is_file():
+            return
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if (
+                not isinstance(saved, dict)
+                or "current" not in saved
+                or saved.get("tag") != self.tag
+            ):
+                log.info("%s is from another training; starting afresh", path)
+                return
+            self.model.load_state_dict(saved["current"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+        except Exception as exc:  # unreadable or foreign file: start again rather than fail
+            log.warning("cannot resume from %s (%s); starting afresh", path, exc)
+            return
+        self._restretch()
+        log.info("%s: resuming from %s after epoch %d", self.desc, path, saved["epoch"])
+        history = TrainHistory(saved["history"])
+        self.state = _State(saved["state_dict"], float(saved["best_acc"]), history)
+
+    def _restretch(self) -> None:
+        """Cosine schedule over this run's steps and lr, continued at the saved step."""
+        lr, steps, sched = self.config.lr, self.steps, self.scheduler
+        sched.T_max = steps
+        sched.base_lrs = [lr for _ in self.optimizer.param_groups]
+        t = min(sched.last_epoch, steps)
+        current = sched.eta_min + (lr - sched.eta_min) * (1 + math.cos(math.pi * t / steps)) / 2
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = lr
+            group["lr"] = current
+        sched._last_lr = [current for _ in self.optimizer.param_groups]  # noqa: SLF001
+
+
 def finetune(
     model: nn.Module,
     train_loader: DataLoader,
@@ -66,157 +190,11 @@ def finetune(
     """
     if config.epochs <= 0:
         return TrainHistory()
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.momentum > 0,
-    )
     steps = max(config.epochs * len(train_loader), 1)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    state = _State(copy.deepcopy(model.state_dict()))
-    if checkpoint is not None:
-        state = _resume(Path(checkpoint), tag, model, optimizer, scheduler, config, steps) or state
-    for epoch in range(len(state.history.epochs), config.epochs):
-        _one_epoch(
-            model,
-            train_loader,
-            val_loader,
-            optimizer,
-            scheduler,
-            config,
-            state,
-            epoch,
-            desc,
-            checkpoint,
-        )
-        if checkpoint is not None:
-            _save(Path(checkpoint), tag, model, optimizer, scheduler, state)
-    model.load_state_dict(state.best_state)
-    return state.history
-
-
-def _one_epoch(
-    model: nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    config: FinetuneConfig,
-    state: _State,
-    epoch: int,
-    desc: str,
-    checkpoint: str | Path | None,
-) -> None:
-    """Train one epoch, validate, and update the best weights in ``state``."""
-    try:
-        loss = train_epoch(
-            model,
-            train_loader,
-            optimizer,
-            scheduler=scheduler,
-            label_smoothing=config.label_smoothing,
-            desc=f"{desc} {epoch + 1}/{config.epochs}",
-        )
-    except NaNLossError as exc:
-        model.load_state_dict(state.best_state)
-        raise IAPruneError(
-            f"{desc} stopped at epoch {epoch + 1}: {exc}{_kept(checkpoint)}"
-        ) from exc
-    metrics = evaluate(model, val_loader, desc="validate")
-    state.history.epochs.append(
-        {
-            "epoch": epoch + 1,
-            "train_loss": loss,
-            "val_top1": metrics["top1"],
-            "val_loss": metrics["loss"],
-        }
-    )
-    log.info(
-        "%s epoch %d/%d: loss %.4f val top1 %.4f",
-        desc,
-        epoch + 1,
-        config.epochs,
-        loss,
-        metrics["top1"],
-    )
-    if metrics["top1"] > state.best_acc:
-        state.best_acc = metrics["top1"]
-        state.best_state = copy.deepcopy(model.state_dict())
-
-
-def _kept(checkpoint: str | Path | None) -> str:
-    """Where the last good weights are, for the NaN message (only if a file was written)."""
-    if checkpoint is not None and Path(checkpoint).is_file():
-        return f"; last good weights kept in {checkpoint} (resume, e.g. with a lower --lr)"
-    return "; no epoch finished, so no weights were saved (retry with a lower --lr)"
-
-
-def _save(
-    path: Path,
-    tag: Any,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    state: _State,
-) -> None:
-    """Write the in-progress training state (``state_dict`` = best weights so far)."""
-    save_atomic(
-        {
-            "state_dict": state.best_state,
-            "epoch": len(state.history.epochs),
-            "tag": tag,
-            "current": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "best_acc": state.best_acc,
-            "history": state.history.epochs,
-        },
-        path,
-    )
-
-
-def _resume(
-    path: Path,
-    tag: Any,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
-    config: FinetuneConfig,
-    steps: int,
-) -> _State | None:
-    """Load a saved training state into the live objects; None when there is none to use."""
-    if not path.is_file():
-        return None
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(saved, dict) or "current" not in saved or saved.get("tag") != tag:
-            log.info("%s is from another training; starting afresh", path)
-            return None
-        model.load_state_dict(saved["current"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-    except Exception as exc:  # unreadable or foreign file: start again rather than fail
-        log.warning("cannot resume from %s (%s); starting afresh", path, exc)
-        return None
-    _restretch(optimizer, scheduler, config.lr, steps)
-    log.info("resuming from %s after epoch %d", path, saved["epoch"])
-    return _State(saved["state_dict"], float(saved["best_acc"]), TrainHistory(saved["history"]))
-
-
-def _restretch(
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.CosineAnnealingLR,
-    lr: float,
-    steps: int,
-) -> None:
-    """Cosine schedule over ``steps`` from base ``lr``, continued at the saved step."""
-    scheduler.T_max = steps
-    scheduler.base_lrs = [lr for _ in optimizer.param_groups]
-    t = min(scheduler.last_epoch, steps)
-    current = scheduler.eta_min + (lr - scheduler.eta_min) * (1 + math.cos(math.pi * t / steps)) / 2
-    for group in optimizer.param_groups:
-        group["initial_lr"] = lr
-        group["lr"] = current
-    scheduler._last_lr = [current for _ in optimizer.param_groups]  # noqa: SLF001
+    path = Path(checkpoint) if checkpoint is not None else None
+    trainer = _Trainer(model, config, steps, path, tag, desc)
+    trainer.resume()
+    for epoch in range(len(trainer.state.history.epochs), config.epochs):
+        trainer.epoch(train_loader, val_loader, epoch)
+    model.load_state_dict(trainer.state.best_state)
+    return trainer.state.history
