@@ -197,3 +197,31 @@ def test_read_only_parent_is_refused(tmp_path, capsys) -> None:
     parent.mkdir(mode=0o555)
     assert main(["prune", "--run-dir", str(parent / "run"), *TINY]) == 2
     assert "read-only" in capsys.readouterr().err
+
+
+def test_sigkill_during_baseline_then_resume_with_fewer_epochs(tmp_path) -> None:
+    import signal
+    import time
+
+    run = tmp_path / "killed"
+    args = [*TINY, "--baseline-epochs", "200"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "iaprune.cli.main", "prune", "--run-dir", str(run), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    deadline = time.monotonic() + 180
+    while not (run / "baseline.partial.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (run / "baseline.partial.pt").exists() and not (run / "baseline.pt").exists()
+    done = torch.load(run / "baseline.partial.pt", weights_only=True)["epoch"]
+    assert (
+        main(["prune", "--run-dir", str(run), "--resume", "--baseline-epochs", str(done + 1)]) == 0
+    )
+    baseline = torch.load(run / "baseline.pt", weights_only=True)
+    assert baseline["complete"] and len(baseline["history"]) == done + 1
+    config = json.loads((run / "config.json").read_text())
+    assert config["baseline_epochs"] == done + 1
