@@ -2,10 +2,68 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import typing
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union
 
 from iaprune.errors import IAPruneError
+
+
+def _positive(value: float) -> bool:
+    """Finite and > 0 (NaN and inf are neither)."""
+    return math.isfinite(value) and value > 0
+
+
+def check_finite(obj: object, *names: str) -> None:
+    """A one-line error naming the first of ``names`` that is NaN or infinite."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise IAPruneError(f"{name} must be a finite number, got {value}")
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` fits a field annotation (str, int, float, bool, None, Literal)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (Union, UnionType) else (hint,)
+    for option in options:
+        if typing.get_origin(option) is Literal and value in typing.get_args(option):
+            return True
+        if option is type(None) and value is None:
+            return True
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return True
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if option in (str, bool) and isinstance(value, option):
+            return True
+    return False
+
+
+def check_types(cls: type, data: Any, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``data`` (a dict read from JSON) if every scalar field of dataclass ``cls`` fits its type.
+
+    Fields missing from ``data`` take their defaults (files from older versions lack the
+    newer fields), except those named in ``required``.
+
+    Raises:
+        IAPruneError: ``data`` is not a dict, a required key is missing, or a field has the
+            wrong type.
+    """
+    if not isinstance(data, dict):
+        raise IAPruneError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise IAPruneError(f"missing key(s) {', '.join(missing)}")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        nested = dataclasses.is_dataclass(hints[f.name])
+        if f.name in data and not nested and not _accepts(hints[f.name], data[f.name]):
+            raise IAPruneError(f"{f.name} has the wrong type: {data[f.name]!r}")
+    return data
+
 
 ObjectiveKind = Literal["constrained", "weighted", "pareto"]
 OBJECTIVE_KINDS = ("constrained", "weighted", "pareto")
@@ -23,8 +81,8 @@ class FinetuneConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.lr <= 0 or self.batch_size < 1:
-            raise IAPruneError("finetune needs epochs >= 0, lr > 0 and batch size >= 1")
+        if self.epochs < 0 or not _positive(self.lr) or self.batch_size < 1:
+            raise IAPruneError("finetune needs epochs >= 0, a finite lr > 0 and batch size >= 1")
         if not 0 <= self.label_smoothing < 1:
             raise IAPruneError("label smoothing must be in [0, 1)")
 
@@ -79,10 +137,9 @@ class ObjectiveConfig:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise IAPruneError(f"{name} is a ratio of the original model and must be in (0, 1]")
-        if self.max_latency_ms is not None and self.max_latency_ms <= 0:
-            raise IAPruneError("max_latency_ms must be positive")
-        if min(self.w_macs, self.w_params, self.w_memory, self.w_latency) < 0:
-            raise IAPruneError("objective weights must be >= 0")
+        if self.max_latency_ms is not None and not _positive(self.max_latency_ms):
+            raise IAPruneError("max_latency_ms must be a finite positive number")
+        self._check_weights()
         if self.kind == "constrained" and not self.budgets():
             raise IAPruneError(
                 "the constrained objective needs a budget: --max-macs, --max-params, "
@@ -90,6 +147,16 @@ class ObjectiveConfig:
             )
         if self.kind == "weighted" and not any(self.weights().values()):
             raise IAPruneError("the weighted objective needs a positive weight (e.g. --w-macs 0.5)")
+
+    def _check_weights(self) -> None:
+        """Weights are finite, >= 0, and only given with the weighted objective."""
+        weights = self.weights()
+        if not all(math.isfinite(w) and w >= 0 for w in weights.values()):
+            raise IAPruneError("objective weights (--w-*) must be finite numbers >= 0")
+        if self.kind != "weighted" and any(weights.values()):
+            raise IAPruneError(
+                f"--w-* weights apply only to --objective weighted (objective is {self.kind})"
+            )
 
     def budgets(self) -> dict[str, float]:
         """Non-empty budgets as ``{"macs": 0.4, "latency_ms": 2.0, ...}``."""
@@ -177,6 +244,10 @@ class SearchConfig:
             raise IAPruneError("min_keep must be >= 1 (a layer is never pruned to zero)")
         if self.round_to is not None and self.round_to < 1:
             raise IAPruneError("round_to must be >= 1")
+        if self.bn_batches < 0 or self.finetune_steps < 0:
+            raise IAPruneError("--bn-batches and --trial-steps must be >= 0")
+        if self.val_batches is not None and self.val_batches < 1:
+            raise IAPruneError("val_batches must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""

@@ -15,6 +15,7 @@ read back from a run directory or a pickled module file needs the explicit opt-i
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pickle
 import sys
@@ -116,7 +117,7 @@ def resolve_model(
     if ":" in spec and not Path(spec).exists():
         recipe = ModelRecipe(
             "factory",
-            spec,
+            _absolute_file(spec),
             {"num_classes": num_classes, "in_channels": in_channels},
             trusted=True,
         )
@@ -140,12 +141,36 @@ def resolve_model(
     return recipe
 
 
+# -- factories in a .py file: ``path/to/file.py:factory`` ---------------------------------
+def _absolute_file(target: str) -> str:
+    """``file.py:fn`` with the file made absolute (a run directory outlives the cwd)."""
+    source, _, attr = target.rpartition(":")
+    if source.endswith(".py"):
+        return f"{Path(source).resolve()}:{attr}"
+    return target
+
+
+def _import_source(source: str) -> Any:
+    """Import ``source``: a dotted module name, or a ``.py`` file loaded by path."""
+    if not source.endswith(".py"):
+        return importlib.import_module(source)
+    path = Path(source)
+    if not path.is_file():
+        raise ImportError(f"no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"iaprune_user_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _call_factory(target: str, kwargs: dict[str, Any]) -> nn.Module:
-    module_name, _, attr = target.partition(":")
+    module_name, _, attr = target.rpartition(":")
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
+        fn = getattr(_import_source(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise IAPruneError(f"cannot import model factory {target!r}: {exc}") from exc
     accepted = inspect.signature(fn).parameters

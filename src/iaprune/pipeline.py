@@ -1,14 +1,26 @@
 """The end-to-end pipeline: baseline -> search -> prune best -> fine-tune -> test -> report.
 
-Each stage leaves its artefact in the run directory and is skipped on ``--resume`` when
-that artefact exists, so an interrupted run loses no finished work.
+Every input is checked before any training (model forward on a data-shaped example,
+registry names, storage, checkpoint, budget reachability, writable run directory), so
+a bad value fails in seconds and is never saved in config.json.
+
+Each stage's artefact is written atomically and only when the stage is complete:
+``baseline.pt`` (with ``complete``), ``search.json`` + ``spec.json``, ``pruned.pt`` (with
+the spec and fine-tuning settings it was made with), ``report.json``. Training in
+progress lives in ``baseline.partial.pt`` / ``pruned.partial.pt`` and ``--resume``
+continues it from its last finished epoch. ``--resume`` refuses a changed definition of
+the run (see :data:`iaprune.runconfig.SAFE_CHANGES` for what may change) and skips
+finished stages. A new run is self-contained: ``--checkpoint`` is copied in as
+``baseline.pt`` and paths are stored absolute. Factory and pickled-file models of a run
+read back from disk are built only with ``trust_code`` (``--trust-code``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Collection
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -16,53 +28,38 @@ from typing import Any
 import torch
 from torch import nn
 
-from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
+from iaprune.checks import (
+    check_baseline_change,
+    check_output,
+    check_storage,
+    check_writable,
+    finished_baseline,
+    saved_config,
+    user_model_errors,
+)
 from iaprune.cost import CostReport, measure_cost
-from iaprune.cost.latency import default_round_to
+from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
+from iaprune.runconfig import RunConfig, describe_changes, resume_config
 from iaprune.rundir import RunDir
-from iaprune.search import CandidateEvaluator, SearchResult, make_space, run_search, warm_starts
+from iaprune.search import (
+    CandidateEvaluator,
+    SearchResult,
+    SearchSpace,
+    make_space,
+    run_search,
+    warm_starts,
+)
 from iaprune.search.evaluate import CostFunction
+from iaprune.search.samplers import create_sampler
+from iaprune.search.study import check_reachable
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
+from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run; saved as ``config.json``."""
-
-    model: str = "vgg16"
-    dataset: str = "digits"
-    data_root: str | None = None
-    download: bool = False
-    width_mult: float = 0.25
-    checkpoint: str | None = None
-    baseline_epochs: int = 30
-    baseline_lr: float = 0.05
-    val_fraction: float = 0.1
-    seed: int = 0
-    device: str = "cpu"
-    search: SearchConfig = field(default_factory=SearchConfig)
-    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=10))
-    cost: CostConfig = field(default_factory=CostConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
-        search = dict(data.pop("search"))
-        search["objective"] = ObjectiveConfig(**search["objective"])
-        finetune_cfg = FinetuneConfig(**data.pop("finetune"))
-        cost = CostConfig(**data.pop("cost"))
-        return cls(**data, search=SearchConfig(**search), finetune=finetune_cfg, cost=cost)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,18 +76,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Session:
-    """A run directory with its data, model recipe and unpruned model loaded."""
+    """A run directory with its data, model recipe and unpruned model loaded.
+
+    Models are trained, searched and fine-tuned on ``config.device``.
+    """
 
     def __init__(
         self,
-        run: RunDir,
+        run: RunDir | None,
         config: RunConfig,
         *,
         recipe: ModelRecipe | None = None,
         trust_code: bool = False,
     ) -> None:
-        self.run = run
+        self._run = run
         self.config = config
+        self.trust_code = trust_code
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
@@ -98,20 +99,37 @@ class Session:
             root=config.data_root,
             val_fraction=config.val_fraction,
             seed=config.seed,
-            **({"download": True} if config.download else {}),
+            **config.dataset_options(),
         )
         self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
-        self.recipe = recipe or resolve_model(
-            config.model,
-            num_classes=self.bundle.num_classes,
-            in_channels=self.bundle.in_channels,
-            width_mult=config.width_mult,
-            trust_code=trust_code,
-        )
+        self.recipe = recipe or self._resolve_model()
         self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
         self.example_input = torch.randn(
             1, *self.input_shape, generator=torch.Generator().manual_seed(config.seed)
         )
+
+    @property
+    def run(self) -> RunDir:
+        """The run directory (set once every input has been checked)."""
+        if self._run is None:
+            raise RuntimeError("the run directory is not prepared yet")
+        return self._run
+
+    def _resolve_model(self) -> ModelRecipe:
+        """The model recipe; a factory that raises becomes a one-line error."""
+        with user_model_errors(self.config.model):
+            return resolve_model(
+                self.config.model,
+                num_classes=self.bundle.num_classes,
+                in_channels=self.bundle.in_channels,
+                width_mult=self.config.width_mult,
+                trust_code=self.trust_code,
+            )
+
+    def build_model(self) -> nn.Module:
+        """A fresh unpruned model (user factories' exceptions become one-line errors)."""
+        with user_model_errors(self.config.model):
+            return self.recipe.build()
 
     @classmethod
     def create(
@@ -122,25 +140,41 @@ class Session:
         resume: bool = False,
         overwrite: bool = False,
         trust_code: bool = False,
+        explicit: Collection[str] | None = None,
     ) -> Session:
-        """Start a run (or reopen one with ``resume``, whose saved config then wins).
+        """Check every input, then start a run (or reopen one with ``resume``).
 
-        A factory named in ``config`` for a new run runs; a pickled model file, or a
-        resumed run's factory, needs ``trust_code`` (see :mod:`iaprune.model_source`).
-        A failed start leaves an overwritten run as it was (:meth:`RunDir.starting`).
+        On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
+        ``explicit`` names the fields the user set (None: compare all of them). A factory
+        named in ``config`` for a new run runs; a pickled model file, or a resumed run's
+        factory, needs ``trust_code`` (see :mod:`iaprune.model_source`). A failed start
+        leaves an overwritten run as it was (:meth:`RunDir.starting`).
         """
-        run = RunDir.prepare(run_dir, resume=resume, overwrite=overwrite)
-        with run.starting():
-            recipe = None
-            if resume and (run / "config.json").is_file():
-                saved = RunConfig.from_dict(run.read_json("config.json"))
-                config = replace(saved, search=replace(saved.search, trials=config.search.trials))
-                recipe = _stored_recipe(run, trust_code)
-            session = cls(run, config, recipe=recipe, trust_code=trust_code)
-            if recipe is None:
-                session.adopt_inputs()
-            run.write_json("config.json", session.config.to_dict())
-            run.write_json("model.json", session.recipe.to_dict())
+        if resume and overwrite:
+            raise IAPruneError("--resume and --overwrite exclude each other")
+        root = Path(run_dir)
+        saved = saved_config(root) if resume else None
+        if saved is not None:
+            config = resume_config(saved, config, explicit)
+            check_baseline_change(root, saved, config)
+        check_writable(root)
+        recipe = None
+        if saved is not None and (root / "model.json").is_file():
+            recipe = _stored_recipe(RunDir(root), trust_code)
+        session = cls(None, config, recipe=recipe, trust_code=trust_code)
+        session.validate(root, resume=resume)
+        if saved is not None and saved != config:
+            log.info("resuming with %s", describe_changes(saved, config))
+        try:
+            run = RunDir.prepare(root, resume=resume, overwrite=overwrite)
+            with run.starting():
+                session._run = run
+                if saved is None:
+                    session.adopt_inputs()
+                session._write_if_changed("config.json", session.config.to_dict())
+                session._write_if_changed("model.json", session.recipe.to_dict())
+        except OSError as exc:
+            raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         return session
 
     @classmethod
@@ -148,17 +182,19 @@ class Session:
         """Reopen a finished or partial run (a factory or file model needs ``trust_code``)."""
         run = RunDir.existing(run_dir)
         config = RunConfig.from_dict(run.read_json("config.json"))
-        return cls(run, config, recipe=_stored_recipe(run, trust_code))
+        return cls(run, config, recipe=_stored_recipe(run, trust_code), trust_code=trust_code)
 
     def adopt_inputs(self) -> None:
-        """Make a new run self-contained: copy --checkpoint and a model file in, paths absolute.
+        """Make a new run self-contained: --checkpoint and a model file copied in, paths absolute.
 
-        The checkpoint is checked against the model first, so a wrong file fails the start.
+        The checkpoint is checked against the model and stored as a finished
+        ``baseline.pt``, so a changed or missing external file cannot change the run.
         """
         c = self.config
         if c.checkpoint:
-            load_weights(self.recipe.build(), c.checkpoint)
-            self.run.copy_in(c.checkpoint, "baseline.pt")
+            model = self._load_checkpoint(self.build_model(), c.checkpoint)
+            state = {"state_dict": model.state_dict(), "complete": True, "source": c.checkpoint}
+            save_atomic(state, self.run / "baseline.pt")
         if self.recipe.kind == "file":
             self.run.copy_in(self.recipe.path, "model.pt")
             self.recipe = replace(self.recipe, target="model.pt", base=self.run.root)
@@ -168,6 +204,67 @@ class Session:
             data_root=_absolute(c.data_root),
             cost=replace(c.cost, table=_absolute(c.cost.table)),
         )
+
+    def _write_if_changed(self, name: str, data: Any) -> None:
+        """Write a JSON artefact unless it already holds ``data`` (resume leaves it as is)."""
+        path = self.run / name
+        if path.is_file():
+            try:
+                if self.run.read_json(name) == data:
+                    return
+            except IAPruneError:
+                pass
+        self.run.write_json(name, data)
+
+    # -- checks before any work -------------------------------------------------------
+    def validate(self, root: Path, *, resume: bool) -> None:
+        """Everything that can fail before training: names, storage, model, budget."""
+        cfg = self.config
+        create_sampler(cfg.search.sampler, seed=cfg.search.seed)
+        get_backend(cfg.cost.backend)
+        if cfg.search.storage or (resume and (root / "study.db").is_file()):
+            url = cfg.search.storage or RunDir(root).storage
+            check_storage(url, cfg.search.study_name, resume=resume)
+        model = self.build_model()
+        self._check_forward(model)
+        if cfg.checkpoint and not (resume and finished_baseline(root)):
+            self._load_checkpoint(model, cfg.checkpoint)  # a resumed run has its own copy
+        self._check_budget(model)
+
+    def _check_forward(self, model: nn.Module) -> None:
+        """One forward pass on a data-shaped example."""
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(self.example_input)
+        except Exception as exc:  # user models fail in any way
+            raise IAPruneError(
+                f"model {self.config.model!r} fails on input shape "
+                f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
+            ) from exc
+        check_output(out, self.bundle.num_classes, self.config.model)
+
+    def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
+        """Load weights with a one-line, bounded error for anything unexpected."""
+        try:
+            return load_weights(model, path)
+        except IAPruneError as exc:
+            raise IAPruneError(one_line(exc, 400)) from exc
+        except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
+            raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
+
+    def _check_budget(self, model: nn.Module) -> None:
+        """Prunable groups exist and the smallest allowed model meets every budget."""
+        cfg = self.config.search
+        pruner = self.pruner(model)
+        latency = cfg.objective.needs_latency
+        evaluator = CandidateEvaluator(
+            pruner,
+            lambda m, _keep: self.measure(m, latency=latency),
+            calibration=[],
+            val_batches=[],
+        )
+        check_reachable(evaluator, self.space(pruner), cfg)
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -185,23 +282,47 @@ class Session:
         )
 
     # -- stages ----------------------------------------------------------------------
-    def baseline(self) -> nn.Module:
-        """The trained unpruned model: from --checkpoint, from baseline.pt, or trained now."""
-        model = self.recipe.build()
-        path = self.run / "baseline.pt"
-        if path.is_file():  # also the copy of --checkpoint
-            return load_weights(model, path).to(self.device)
+    def baseline_done(self) -> dict[str, Any] | None:
+        """The finished baseline.pt (None when absent or written by an interrupted run)."""
+        return finished_baseline(self.run.root)
+
+    def finished_baseline_model(self) -> nn.Module:
+        """The unpruned model of a finished baseline (the copy of --checkpoint); never trains."""
+        done = self.baseline_done()
+        if done is not None:
+            model = self.build_model()
+            model.load_state_dict(done["state_dict"])
+            return model.to(self.device)
         if self.config.checkpoint:  # runs from before --checkpoint was copied in
-            return load_weights(model, self.config.checkpoint).to(self.device)
-        model.to(self.device)
+            model = self._load_checkpoint(self.build_model(), self.config.checkpoint)
+            return model.to(self.device)
+        raise IAPruneError(f"the baseline of {self.run.root} is not finished; use --resume")
+
+    def baseline(self) -> nn.Module:
+        """The trained unpruned model: from --checkpoint, a finished baseline.pt, or trained now.
+
+        Training saves its state in ``baseline.partial.pt`` after every epoch and writes
+        ``baseline.pt`` only at the end, so an interrupted baseline is never taken as done.
+        """
+        if self.config.checkpoint or self.baseline_done() is not None:
+            return self.finished_baseline_model()
+        model = self.build_model().to(self.device)
         cfg = replace(
             self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
         )
-        log.info("training the baseline for %d epochs", cfg.epochs)
-        finetune(
-            model, self.loaders["train"], self.loaders["val"], cfg, checkpoint=path, desc="baseline"
+        log.info("stage baseline: training %s for %d epochs", self.config.model, cfg.epochs)
+        partial = self.run / "baseline.partial.pt"
+        history = finetune(
+            model,
+            self.loaders["train"],
+            self.loaders["val"],
+            cfg,
+            checkpoint=partial,
+            desc="baseline",
         )
-        save_atomic({"state_dict": model.state_dict()}, path)
+        state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
+        save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
+        partial.unlink(missing_ok=True)
         return model
 
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostFunction:
@@ -246,6 +367,21 @@ class Session:
             return self.config.search.round_to
         return default_round_to(self.config.cost.backend)
 
+    def space(self, pruner: Pruner) -> SearchSpace:
+        """The search space over ``pruner``'s channel groups."""
+        cfg = self.config.search
+        return SearchSpace.from_groups(
+            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep, round_to=self.round_to
+        )
+
+    def search_done(self) -> SearchResult | None:
+        """The finished search (None when absent or when more trials are asked for)."""
+        if not (self.run / "search.json").is_file():
+            return None
+        result = load_search_result(self.run)
+        tried = result.trials + getattr(result, "failed", 0)
+        return result if tried >= self.config.search.trials else None
+
     def evaluator(self, model: nn.Module, pruner: Pruner) -> CandidateEvaluator:
         """The trial evaluator of this run's search settings (batches on the model's device)."""
         cfg = self.config.search
@@ -264,11 +400,11 @@ class Session:
     def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
         """Run or resume the search; writes search.json and spec.json."""
         cfg = self.config.search
+        log.info("stage search: %d trials, sampler %s", cfg.trials, cfg.sampler)
         pruner = self.pruner(model)
-        evaluator = self.evaluator(model, pruner)
         space = make_space(pruner, self.input_shape, cfg, round_to=self.round_to)
         result = run_search(
-            evaluator,
+            self.evaluator(model, pruner),
             space,
             cfg,
             storage=cfg.storage or self.run.storage,
@@ -281,31 +417,72 @@ class Session:
         spec.save(self.run / "spec.json")
         return result
 
-    def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
-        """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt."""
-        pruned = apply_spec(model, self.example_input, spec)
+    def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
+        """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
+        ft = self.config.finetune
+        return {
+            "keep": dict(spec.keep),
+            "epochs": ft.epochs,
+            "lr": ft.lr,
+            "label_smoothing": ft.label_smoothing,
+        }
+
+    def finetune_done(self, spec: PruningSpec) -> bool:
+        """Whether pruned.pt is a finished fine-tune of ``spec`` with the current settings."""
         path = self.run / "pruned.pt"
+        return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
+
+    def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
+        """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
+
+        pruned.pt carries its spec, so it never disagrees with the weights even when a
+        kill lands between writing it and spec.json.
+        """
+        log.info("stage finetune: %d epochs", self.config.finetune.epochs)
+        pruned = apply_spec(model, self.example_input, spec)
+        partial = self.run / "pruned.partial.pt"
+        record = self.finetune_record(spec)
         history = finetune(
             pruned,
             self.loaders["train"],
             self.loaders["val"],
             self.config.finetune,
-            checkpoint=path,
+            checkpoint=partial,
+            tag={"keep": record["keep"]},
         )
-        save_atomic({"state_dict": pruned.state_dict(), "spec": spec.to_dict()}, path)
+        state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
+        save_atomic(state | {"history": history.epochs}, self.run / "pruned.pt")
         spec.save(self.run / "spec.json")
+        partial.unlink(missing_ok=True)
         return pruned, {"epochs": history.epochs}
 
+    def pruned_spec(self) -> PruningSpec:
+        """The spec pruned.pt was made from (spec.json for runs that predate it)."""
+        saved = load_state(self.run / "pruned.pt").get("spec")
+        if isinstance(saved, dict):
+            return PruningSpec.from_dict(saved)
+        return PruningSpec.load(self.run / "spec.json")
+
     def load_pruned(self) -> nn.Module:
-        """Rebuild the pruned model from model.json + spec.json and load pruned.pt."""
-        spec = PruningSpec.load(self.run / "spec.json")
+        """Rebuild the pruned model from model.json and pruned.pt's spec, then load it."""
+        spec = self.pruned_spec()
         shape_only = PruningSpec(keep=spec.keep, original=spec.original)
-        model = apply_spec(self.recipe.build(), self.example_input, shape_only)
-        return load_weights(model, self.run / "pruned.pt").to(self.device)
+        model = apply_spec(self.build_model(), self.example_input, shape_only)
+        return self._load_checkpoint(model, self.run / "pruned.pt").to(self.device)
 
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""
         return evaluate(model, self.loaders["test"], desc="test")
+
+
+def load_search_result(run: RunDir) -> SearchResult:
+    """search.json as a :class:`SearchResult`, with a one-line error when malformed."""
+    data = run.read_json("search.json")
+    try:
+        data["spec"] = PruningSpec.from_dict(data["spec"])
+        return SearchResult(**data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
 
 
 def run_prune(
@@ -315,28 +492,57 @@ def run_prune(
     resume: bool = False,
     overwrite: bool = False,
     trust_code: bool = False,
+    explicit: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """The whole pipeline; returns the report dictionary (also written to report.json)."""
-    from iaprune.reports import build_report
+    """The whole pipeline; returns the report dictionary (also written to report.json).
 
+    On ``resume`` finished stages are skipped; a finished run resumed unchanged rewrites
+    nothing and returns its report.
+    """
     t0 = time.perf_counter()
     session = Session.create(
-        run_dir, config, resume=resume, overwrite=overwrite, trust_code=trust_code
+        run_dir,
+        config,
+        resume=resume,
+        overwrite=overwrite,
+        trust_code=trust_code,
+        explicit=explicit,
     )
     base = session.baseline()
-    base_test = session.test(base)
-    base_cost = session.measure(base, latency=True)
-    result = session.search(base, resume=resume)
-    pruned, history = session.prune_and_finetune(base, result.spec)
-    session.run.write_json("finetune.json", history)
+    result = session.search_done() if resume else None
+    searched = result is None
+    if result is None:
+        result = session.search(base, resume=resume)
+    else:
+        log.info("stage search: finished (%d trials), skipped", result.trials)
+    finetuned = resume and session.finetune_done(result.spec)
+    if finetuned and not searched and (session.run / "report.json").is_file():
+        log.info("every stage is finished; nothing to do")
+        return session.run.read_json("report.json")
+    if finetuned:
+        log.info("stage finetune: finished, skipped")
+        pruned = session.load_pruned()
+    else:
+        pruned, history = session.prune_and_finetune(base, result.spec)
+        session.run.write_json("finetune.json", history)
+    return write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
+
+
+def write_report(
+    session: Session, result: SearchResult, base: nn.Module, pruned: nn.Module, *, seconds: float
+) -> dict[str, Any]:
+    """Test both models, measure their costs, write report.json/html/md."""
+    from iaprune.reports import build_report
+
+    log.info("stage report: testing and measuring both models")
     report = build_report(
         session,
         result,
-        base_test=base_test,
-        base_cost=base_cost,
+        base_test=session.test(base),
+        base_cost=session.measure(base, latency=True),
         pruned_test=session.test(pruned),
         pruned_cost=session.measure(pruned, latency=True),
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
     )
     session.run.write_json("report.json", report)
     _write_report_files(session.run.root)
@@ -356,14 +562,18 @@ def _write_report_files(run_dir: Path) -> None:
 def load_pruned(run_dir: str | Path, *, trust_code: bool = False) -> nn.Module:
     """Rebuild and load the pruned model of a finished run directory.
 
-    A run whose model.json names a factory or a pickled model file needs ``trust_code``.
+    A run whose model is a user factory or a pickled file needs ``trust_code=True``.
     """
     return Session.open(run_dir, trust_code=trust_code).load_pruned()
 
 
 def _stored_recipe(run: RunDir, trust_code: bool) -> ModelRecipe:
     """The run's model.json (file targets relative to the run directory)."""
-    return ModelRecipe.from_dict(run.read_json("model.json"), trust_code=trust_code, base=run.root)
+    try:
+        data = run.read_json("model.json")
+        return ModelRecipe.from_dict(data, trust_code=trust_code, base=run.root)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise IAPruneError(f"{run / 'model.json'} is invalid: {one_line(exc)}") from exc
 
 
 def _absolute(path: str | None) -> str | None:

@@ -63,3 +63,21 @@ def test_bn_recalibration_matches_batch_statistics() -> None:
     allx = torch.cat([x for x, _ in data])
     torch.testing.assert_close(bn.running_mean, allx.mean(0), atol=1e-4, rtol=0)
     assert bn.momentum == 0.1
+
+
+def test_resume_after_nan_continues_from_last_good_epoch_with_a_new_lr(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    ckpt = tmp_path / "ft.partial.pt"
+    with pytest.raises(IAPruneError, match="stopped at epoch 2"):
+        finetune(model, EpochData(), _batches(1), FinetuneConfig(epochs=3, lr=0.1), checkpoint=ckpt)
+    first = torch.load(ckpt, weights_only=True)["history"]
+    history = finetune(
+        nn.Linear(4, 3),
+        _batches(0),
+        _batches(1),
+        FinetuneConfig(epochs=3, lr=0.01),
+        checkpoint=ckpt,
+    )
+    assert len(history.epochs) == 3 and history.epochs[0] == first[0]
+    assert torch.load(ckpt, weights_only=True)["optimizer"]["param_groups"][0]["initial_lr"] == 0.01

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
 from iaprune.pipeline import RunConfig
@@ -14,8 +15,9 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
     g.add_argument(
         "--model",
         default="vgg16",
-        help="zoo name, 'module.path:factory', or a file saved with torch.save(model) "
-        "(needs --trust-code; copied into the run directory as model.pt)",
+        help="zoo name, 'module.path:factory', 'path/to/file.py:factory', or a file saved "
+        "with torch.save(model) (a file needs --trust-code; copied into the run directory "
+        "as model.pt)",
     )
     g.add_argument("--width-mult", type=float, default=0.25, help="width of zoo models")
     g.add_argument(
@@ -35,6 +37,12 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
         type=float,
         default=0.1,
         help="share of the training set held out for the search",
+    )
+    g.add_argument(
+        "--image-size", type=int, help="square crop fed to the model (imagefolder; default 224)"
+    )
+    g.add_argument(
+        "--pad-to", type=int, help="zero-pad digit images to this side (mnist/fashion-mnist: 32)"
     )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(
@@ -151,7 +159,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
     """RunConfig from parsed arguments."""
     search = SearchConfig(
         sampler=a.sampler,
-        trials=a.trials or 30,
+        trials=30 if a.trials is None else a.trials,
         seed=a.seed,
         importance=a.importance,
         min_ratio=a.min_ratio,
@@ -173,6 +181,8 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         baseline_lr=a.baseline_lr,
         val_fraction=a.val_fraction,
         seed=a.seed,
+        image_size=a.image_size,
+        pad_to=a.pad_to,
         search=search,
         finetune=FinetuneConfig(
             epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, label_smoothing=a.label_smoothing
@@ -194,3 +204,76 @@ def default_run_dir(a: argparse.Namespace) -> str:
         return a.run_dir
     name = a.model.replace(":", "_").replace("/", "_").replace(".", "_")
     return f"runs/{name}-{a.dataset}"
+
+
+# Which config fields (dotted paths, as in config.json) each pipeline option sets.
+CONFIG_PATHS: dict[str, tuple[str, ...]] = {
+    "model": ("model",),
+    "width_mult": ("width_mult",),
+    "checkpoint": ("checkpoint",),
+    "dataset": ("dataset",),
+    "data_root": ("data_root",),
+    "download": ("download",),
+    "val_fraction": ("val_fraction",),
+    "image_size": ("image_size",),
+    "pad_to": ("pad_to",),
+    "seed": ("seed", "search.seed"),
+    "baseline_epochs": ("baseline_epochs",),
+    "baseline_lr": ("baseline_lr",),
+    "sampler": ("search.sampler",),
+    "trials": ("search.trials",),
+    "importance": ("search.importance",),
+    "min_ratio": ("search.min_ratio",),
+    "min_keep": ("search.min_keep",),
+    "round_to": ("search.round_to",),
+    "bn_batches": ("search.bn_batches",),
+    "trial_steps": ("search.finetune_steps",),
+    "storage": ("search.storage",),
+    "objective": ("search.objective.kind",),
+    "pareto_cost": ("search.objective.pareto_cost",),
+    "max_macs": ("search.objective.max_macs",),
+    "max_params": ("search.objective.max_params",),
+    "max_memory": ("search.objective.max_memory",),
+    "max_latency_ms": ("search.objective.max_latency_ms",),
+    "w_macs": ("search.objective.w_macs",),
+    "w_params": ("search.objective.w_params",),
+    "w_memory": ("search.objective.w_memory",),
+    "w_latency": ("search.objective.w_latency",),
+    "epochs": ("finetune.epochs",),
+    "lr": ("finetune.lr",),
+    "batch_size": ("finetune.batch_size",),
+    "label_smoothing": ("finetune.label_smoothing",),
+    "backend": ("cost.backend",),
+    "latency_batch": ("cost.batch_size",),
+    "threads": ("cost.threads",),
+    "repeats": ("cost.repeats",),
+    "latency": ("cost.latency",),
+    "latency_table": ("cost.table",),
+}
+
+
+def explicit_paths(a: argparse.Namespace) -> set[str] | None:
+    """Config fields set by options given on the command line (None: unknown, i.e. all)."""
+    given = getattr(a, "explicit", None)
+    if given is None:
+        return None
+    return {path for dest in given for path in CONFIG_PATHS.get(dest, ())}
+
+
+def given_dests(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """Destinations of the options present in ``argv`` (parsed again without defaults)."""
+    saved: list[tuple[argparse.Action, object]] = []
+    parsers = [parser]
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.dest != "help":
+                saved.append((action, action.default))
+                action.default = argparse.SUPPRESS
+    try:
+        namespace = parser.parse_args(argv)
+    finally:
+        for action, default in saved:
+            action.default = default
+    return set(vars(namespace)) - {"func", "command"}

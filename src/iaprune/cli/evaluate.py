@@ -25,7 +25,7 @@ def run(a: argparse.Namespace) -> int:
     from iaprune.train import evaluate
 
     session = Session.open(a.run_dir, trust_code=a.trust_code)
-    model = session.baseline() if a.baseline else session.load_pruned()
+    model = session.finished_baseline_model() if a.baseline else session.load_pruned()
     metrics = evaluate(model, session.loaders[a.split], desc=a.split)
     cost = session.measure(model, latency=a.latency)
     out = {

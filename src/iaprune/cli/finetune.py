@@ -10,9 +10,8 @@ from torch import nn
 
 from iaprune.cli._trust import add_trust_arg
 from iaprune.errors import IAPruneError
-from iaprune.pipeline import Session
-from iaprune.pruning import PruningSpec
-from iaprune.reports import build_report, print_table
+from iaprune.pipeline import Session, load_search_result, write_report
+from iaprune.reports import print_table
 from iaprune.search import SearchResult
 
 
@@ -45,30 +44,19 @@ def pick_trial(
 
 
 def run(a: argparse.Namespace) -> int:
-    """Fine-tune and write report.json."""
+    """Fine-tune and write report.json (pruned.pt is replaced only when fine-tuning ends)."""
     t0 = time.perf_counter()
     session = Session.open(a.run_dir, trust_code=a.trust_code)
     if a.epochs is not None:
         session.config = replace(
             session.config, finetune=replace(session.config.finetune, epochs=a.epochs)
         )
-    data = session.run.read_json("search.json")
-    data["spec"] = PruningSpec.from_dict(data["spec"])
-    result = SearchResult(**data)
+    result = load_search_result(session.run)
     base = session.baseline()
     if a.trial is not None:
         result = pick_trial(result, a.trial, session, base)
     pruned, history = session.prune_and_finetune(base, result.spec)
     session.run.write_json("finetune.json", history)
-    report = build_report(
-        session,
-        result,
-        base_test=session.test(base),
-        base_cost=session.measure(base, latency=True),
-        pruned_test=session.test(pruned),
-        pruned_cost=session.measure(pruned, latency=True),
-        seconds=time.perf_counter() - t0,
-    )
-    session.run.write_json("report.json", report)
+    report = write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
     print_table(report)
     return 0

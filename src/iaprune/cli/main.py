@@ -42,21 +42,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(verbose: bool) -> None:
+    """INFO to stderr with -v, or when stderr is not a terminal (CI, nohup, a log file).
+
+    Without a terminal there are no progress bars, so stages, trials and epochs are logged.
+    """
+    level = logging.INFO if verbose or not sys.stderr.isatty() else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("iaprune").setLevel(level)
+
+
+def error_line(exc: BaseException, limit: int = 500) -> str:
+    """``error: <message>`` on one line, at most about ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return f"error: {text if len(text) <= limit else text[: limit - 3] + '...'}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    from iaprune.cli._args import given_dests
+
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    args.explicit = given_dests(build_parser(), argv)
+    setup_logging(args.verbose)
     if args.command is None:
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except IAPruneError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished work is saved; continue with --resume", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
+from iaprune.cli._args import add_pipeline_args, default_run_dir, explicit_paths, run_config
 from iaprune.cli._trust import add_trust_arg
 from iaprune.pipeline import run_prune
 from iaprune.reports import print_table
@@ -27,6 +27,7 @@ def run(a: argparse.Namespace) -> int:
         resume=a.resume,
         overwrite=a.overwrite,
         trust_code=a.trust_code,
+        explicit=explicit_paths(a),
     )
     print_table(report)
     print(f"run directory: {run_dir}")

@@ -6,7 +6,7 @@ import argparse
 
 from rich.console import Console
 
-from iaprune.cli._args import add_pipeline_args, default_run_dir, run_config
+from iaprune.cli._args import add_pipeline_args, default_run_dir, explicit_paths, run_config
 from iaprune.cli._trust import add_trust_arg
 from iaprune.pipeline import Session
 
@@ -28,8 +28,10 @@ def run(a: argparse.Namespace) -> int:
         resume=a.resume,
         overwrite=a.overwrite,
         trust_code=a.trust_code,
+        explicit=explicit_paths(a),
     )
-    result = session.search(session.baseline(), resume=a.resume)
+    base = session.baseline()
+    result = (session.search_done() if a.resume else None) or session.search(base, resume=a.resume)
     console = Console()
     console.print(
         f"best trial {result.best_trial} of {result.trials}: val accuracy "

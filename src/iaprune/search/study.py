@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 from iaprune.objective import constraint_values, score
 from iaprune.progress import progress
 from iaprune.pruning.spec import PruningSpec
@@ -40,12 +40,14 @@ class SearchResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     pareto: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)
+    failed: int = 0
 
     def summary(self) -> dict[str, Any]:
         """The ``search`` block of report.json."""
         return {
             "sampler": self.sampler,
             "trials": self.trials,
+            "failed_trials": self.failed,
             "best_trial": self.best_trial,
             "best_value": self.best_value,
             "val_accuracy": self.accuracy,
@@ -165,7 +167,12 @@ def run_search(
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         keep = space.suggest(trial)
-        result = evaluator(keep)
+        try:
+            result = evaluator(keep)
+        except Exception as exc:  # one bad candidate fails its trial, not the search
+            trial.set_user_attr("error", one_line(exc))
+            log.warning("trial %d failed: %s", trial.number, one_line(exc))
+            raise
         value, constraints = score(
             result.accuracy, result.ratios, result.cost.latency_ms, objective_cfg
         )
@@ -176,13 +183,19 @@ def run_search(
         trial.set_user_attr("ratios", result.ratios)
         trial.set_user_attr("latency_ms", result.cost.latency_ms)
         trial.set_user_attr("keep", keep)
+        log.info(
+            "trial %d: val accuracy %.4f, ratios %s",
+            trial.number,
+            result.accuracy,
+            {k: round(v, 3) for k, v in result.ratios.items()},
+        )
         if objective_cfg.multi_objective:
             return value, pareto_cost(result.ratios, result.cost.latency_ms, objective_cfg)
         return value
 
     remaining = max(0, n_trials - len(_complete(study)))
     for _ in progress(range(remaining), desc=f"search ({config.sampler})"):
-        study.optimize(objective, n_trials=1)
+        study.optimize(objective, n_trials=1, catch=(Exception,))
     result = _result(study, space, config)
     if config.rescore and not objective_cfg.multi_objective and config.sampler != "uniform":
         _robust_choice(study, evaluator, config, result)
@@ -321,6 +334,10 @@ def _robust_choice(
 
 def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchResult:
     trials = _complete(study)
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if not trials:
+        why = next((t.user_attrs["error"] for t in failed if "error" in t.user_attrs), "")
+        raise IAPruneError(f"all {len(failed)} trials failed; first error: {why}")
     feasible = [t for t in trials if _feasible(t)]
     if not feasible:
         closest = min(trials, key=lambda t: max(t.user_attrs.get("constraints", [math.inf])))
@@ -356,4 +373,5 @@ def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchRe
         seconds=seconds,
         history=history,
         pareto=front,
+        failed=len(failed),
     )

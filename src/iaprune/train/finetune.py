@@ -1,11 +1,19 @@
-"""Training a baseline and fine-tuning a pruned model: SGD + momentum, cosine LR."""
+"""Training a baseline and fine-tuning a pruned model: SGD + momentum, cosine LR.
+
+With a ``checkpoint`` path, the training state (best and current weights, optimizer,
+scheduler, epoch, history) is saved atomically after every epoch, and a later call with
+the same path and ``tag`` continues from the last finished epoch. More epochs or a new
+learning rate on resume re-stretch the cosine schedule from where it stopped.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,51 +38,57 @@ class TrainHistory:
         return max(self.epochs, key=lambda e: e["val_top1"], default=None)
 
 
-def finetune(
-    model: nn.Module,
-    train_loader: DataLoader,
-    val_loader: DataLoader,
-    config: FinetuneConfig,
-    *,
-    checkpoint: str | Path | None = None,
-    desc: str = "finetune",
-) -> TrainHistory:
-    """Train ``model`` in place for ``config.epochs`` epochs; keep the best-on-validation weights.
+@dataclass
+class _State:
+    """What a resumed training needs besides the live model/optimizer/scheduler."""
 
-    After each epoch the weights with the best validation accuracy so far are saved
-    atomically to ``checkpoint``. A NaN/inf loss stops training, restores the last good
-    weights (so the checkpoint stays valid) and raises :class:`IAPruneError`.
-    """
-    history = TrainHistory()
-    if config.epochs <= 0:
-        return history
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.momentum > 0,
-    )
-    steps = config.epochs * len(train_loader)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
-    best_state = copy.deepcopy(model.state_dict())
-    best_acc = -1.0
-    for epoch in range(config.epochs):
+    best_state: dict[str, torch.Tensor]
+    best_acc: float = -1.0
+    history: TrainHistory = field(default_factory=TrainHistory)
+
+
+class _Trainer:
+    """SGD + cosine schedule over ``config.epochs``, with a resumable state file."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: FinetuneConfig,
+        steps: int,
+        checkpoint: Path | None,
+        tag: Any,
+        desc: str,
+    ) -> None:
+        self.model, self.config, self.steps = model, config, steps
+        self.checkpoint, self.tag, self.desc = checkpoint, tag, desc
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.momentum > 0,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=steps)
+        self.state = _State(copy.deepcopy(model.state_dict()))
+
+    def epoch(self, train_loader: DataLoader, val_loader: DataLoader, epoch: int) -> None:
+        """Train one epoch, validate, keep the best weights, save the state."""
         try:
             loss = train_epoch(
-                model,
+                self.model,
                 train_loader,
-                optimizer,
-                scheduler=scheduler,
-                label_smoothing=config.label_smoothing,
-                desc=f"{desc} {epoch + 1}/{config.epochs}",
+                self.optimizer,
+                scheduler=self.scheduler,
+                label_smoothing=self.config.label_smoothing,
+                desc=f"{self.desc} {epoch + 1}/{self.config.epochs}",
             )
         except NaNLossError as exc:
-            model.load_state_dict(best_state)
-            where = f"; last good weights kept in {checkpoint}" if checkpoint else ""
-            raise IAPruneError(f"{desc} stopped at epoch {epoch + 1}: {exc}{where}") from exc
-        metrics = evaluate(model, val_loader, desc="validate")
-        history.epochs.append(
+            self.model.load_state_dict(self.state.best_state)
+            raise IAPruneError(
+                f"{self.desc} stopped at epoch {epoch + 1}: {exc}{self._kept()}"
+            ) from exc
+        metrics = evaluate(self.model, val_loader, desc="validate")
+        self.state.history.epochs.append(
             {
                 "epoch": epoch + 1,
                 "train_loss": loss,
@@ -82,11 +96,105 @@ def finetune(
                 "val_loss": metrics["loss"],
             }
         )
-        log.info("%s epoch %d: loss %.4f val top1 %.4f", desc, epoch + 1, loss, metrics["top1"])
-        if metrics["top1"] > best_acc:
-            best_acc = metrics["top1"]
-            best_state = copy.deepcopy(model.state_dict())
-            if checkpoint is not None:
-                save_atomic({"state_dict": best_state, "epoch": epoch + 1}, checkpoint)
-    model.load_state_dict(best_state)
-    return history
+        log.info(
+            "%s epoch %d/%d: loss %.4f val top1 %.4f",
+            self.desc,
+            epoch + 1,
+            self.config.epochs,
+            loss,
+            metrics["top1"],
+        )
+        if metrics["top1"] > self.state.best_acc:
+            self.state.best_acc = metrics["top1"]
+            self.state.best_state = copy.deepcopy(self.model.state_dict())
+        self.save()
+
+    def _kept(self) -> str:
+        """Where the last good weights are, for the NaN message (only if a file was written)."""
+        if self.checkpoint is not None and self.checkpoint.is_file():
+            return f"; last good weights kept in {self.checkpoint} (resume, e.g. with a lower --lr)"
+        return "; no epoch finished, so no weights were saved (retry with a lower --lr)"
+
+    def save(self) -> None:
+        """Write the training state (``state_dict`` = best weights so far), if asked to."""
+        if self.checkpoint is None:
+            return
+        save_atomic(
+            {
+                "state_dict": self.state.best_state,
+                "epoch": len(self.state.history.epochs),
+                "tag": self.tag,
+                "current": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "best_acc": self.state.best_acc,
+                "history": self.state.history.epochs,
+            },
+            self.checkpoint,
+        )
+
+    def resume(self) -> None:
+        """Continue from a saved state with the same tag, if there is one."""
+        path = self.checkpoint
+        if path is None or not path.is_file():
+            return
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if (
+                not isinstance(saved, dict)
+                or "current" not in saved
+                or saved.get("tag") != self.tag
+            ):
+                log.info("%s is from another training; starting afresh", path)
+                return
+            self.model.load_state_dict(saved["current"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+        except Exception as exc:  # unreadable or foreign file: start again rather than fail
+            log.warning("cannot resume from %s (%s); starting afresh", path, exc)
+            return
+        self._restretch()
+        log.info("%s: resuming from %s after epoch %d", self.desc, path, saved["epoch"])
+        history = TrainHistory(saved["history"])
+        self.state = _State(saved["state_dict"], float(saved["best_acc"]), history)
+
+    def _restretch(self) -> None:
+        """Cosine schedule over this run's steps and lr, continued at the saved step."""
+        lr, steps, sched = self.config.lr, self.steps, self.scheduler
+        sched.T_max = steps
+        sched.base_lrs = [lr for _ in self.optimizer.param_groups]
+        t = min(sched.last_epoch, steps)
+        current = sched.eta_min + (lr - sched.eta_min) * (1 + math.cos(math.pi * t / steps)) / 2
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = lr
+            group["lr"] = current
+        sched._last_lr = [current for _ in self.optimizer.param_groups]  # noqa: SLF001
+
+
+def finetune(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    config: FinetuneConfig,
+    *,
+    checkpoint: str | Path | None = None,
+    tag: Any = None,
+    desc: str = "finetune",
+) -> TrainHistory:
+    """Train ``model`` in place for ``config.epochs`` epochs; keep the best-on-validation weights.
+
+    After each epoch the training state is saved atomically to ``checkpoint`` (its
+    ``state_dict`` holds the best weights so far) and training resumes from it when it
+    exists and was saved with the same ``tag``. A NaN/inf loss stops training, restores
+    the last good weights and raises :class:`IAPruneError`.
+    """
+    if config.epochs <= 0:
+        return TrainHistory()
+    steps = max(config.epochs * len(train_loader), 1)
+    path = Path(checkpoint) if checkpoint is not None else None
+    trainer = _Trainer(model, config, steps, path, tag, desc)
+    trainer.resume()
+    for epoch in range(len(trainer.state.history.epochs), config.epochs):
+        trainer.epoch(train_loader, val_loader, epoch)
+    model.load_state_dict(trainer.state.best_state)
+    return trainer.state.history

@@ -1,0 +1,90 @@
+"""Checks made before any work: a bad input fails in seconds and is never saved."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from iaprune.errors import IAPruneError, one_line
+from iaprune.runconfig import RunConfig
+from iaprune.rundir import RunDir
+from iaprune.train.checkpoint import load_state
+
+
+def saved_config(root: Path) -> RunConfig | None:
+    """The config.json of an existing run directory, if any."""
+    if not (root / "config.json").is_file():
+        return None
+    return RunConfig.from_dict(RunDir(root).read_json("config.json"))
+
+
+def finished_baseline(root: Path) -> dict[str, Any] | None:
+    """``root/baseline.pt`` if it holds a finished baseline (not an interrupted one)."""
+    path = root / "baseline.pt"
+    if not path.is_file():
+        return None
+    obj = load_state(path)
+    # Older runs wrote "epoch" into the file while training and dropped it when done.
+    return obj if obj.get("complete") or "epoch" not in obj else None
+
+
+def check_baseline_change(root: Path, saved: RunConfig, config: RunConfig) -> None:
+    """Baseline epochs/lr may change on resume only while the baseline is unfinished."""
+    old = (saved.baseline_epochs, saved.baseline_lr)
+    if old != (config.baseline_epochs, config.baseline_lr) and finished_baseline(root):
+        raise IAPruneError(
+            f"the baseline is finished ({old[0]} epochs, lr {old[1]:g}); --baseline-epochs and "
+            "--baseline-lr can change only an unfinished one"
+        )
+
+
+def check_writable(root: Path) -> None:
+    """A one-line error unless ``root`` (or the folder it would be made in) is writable."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise IAPruneError(f"cannot create run directory {root}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise IAPruneError(f"cannot write to {probe} (read-only); choose another --run-dir")
+
+
+def check_storage(url: str, study_name: str, *, resume: bool) -> None:
+    """Open an Optuna storage URL; refuse an existing study unless resuming."""
+    import optuna
+
+    try:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        names = {s.study_name for s in optuna.storages.get_storage(url).get_all_studies()}
+    except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
+        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
+    if study_name in names and not resume:
+        raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
+
+
+@contextmanager
+def user_model_errors(spec: str) -> Iterator[None]:
+    """Any exception from user model code becomes a one-line :class:`IAPruneError`."""
+    try:
+        yield
+    except IAPruneError:
+        raise
+    except Exception as exc:  # user code raises anything
+        raise IAPruneError(f"cannot build model {spec!r}: {one_line(exc)}") from exc
+
+
+def check_output(out: Any, num_classes: int, spec: str) -> None:
+    """The model's forward must return one ``(batch, num_classes)`` logits tensor."""
+    if not isinstance(out, torch.Tensor):
+        raise IAPruneError(
+            f"model {spec!r} returns a {type(out).__name__}; it must return one logits tensor"
+        )
+    if tuple(out.shape) != (1, num_classes):
+        raise IAPruneError(
+            f"model {spec!r} returns shape {tuple(out.shape)}; expected (1, {num_classes}) logits"
+        )

@@ -1,0 +1,202 @@
+"""Bad input through the real CLI: exit code 2, one line on stderr, no traceback, no damage.
+
+Every case runs ``python -m iaprune.cli.main`` in a subprocess (no terminal, so INFO logs
+would show on stderr: the check runs before any work is logged). A finished run directory
+sits next to the cases, and some cases target it (``--resume`` with a changed definition);
+it must be byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+import iaprune
+from iaprune.cli.main import main
+
+# The subprocess imports this checkout's package whatever the working directory.
+ENV = os.environ | {"PYTHONPATH": str(Path(iaprune.__file__).resolve().parents[1])}
+
+TINY = [
+    "--model",
+    "test_vgg",
+    "--baseline-epochs",
+    "1",
+    "--trials",
+    "2",
+    "--epochs",
+    "1",
+    "--repeats",
+    "3",
+    "--bn-batches",
+    "2",
+    "--round-to",
+    "1",
+]
+
+USER_MODELS = """
+import torch
+import torch.nn as nn
+
+def linear(num_classes, in_channels):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 64, num_classes))
+
+def raises(num_classes, in_channels):
+    raise RuntimeError("factory exploded")
+
+def rgb_only(num_classes, in_channels):
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, num_classes))
+
+class Pair(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 8, 3)
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        y = self.head(self.conv(x).mean((2, 3)))
+        return y, y
+
+def pair(num_classes, in_channels):
+    return Pair(num_classes, in_channels)
+"""
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """A folder with a finished run, user model files and broken copies of the run."""
+    root = tmp_path_factory.mktemp("bad")
+    assert main(["prune", "--run-dir", str(root / "done"), *TINY]) == 0
+    (root / "models.py").write_text(USER_MODELS)
+    (root / "a_file").write_text("not a folder")
+    torch.save({"state_dict": "not a dict"}, root / "string_state.pt")
+    torch.save({"state_dict": {f"w{i}": torch.zeros(1) for i in range(400)}}, root / "other.pt")
+    _broken_copy(root, "garbage_db", lambda r: (r / "study.db").write_bytes(b"garbage" * 100))
+    _broken_copy(
+        root, "config_missing", lambda r: _edit(r / "config.json", lambda d: d.pop("model"))
+    )
+    _broken_copy(root, "config_types", lambda r: _edit(r / "config.json", _bad_trials))
+    _broken_copy(root, "model_missing", lambda r: (r / "model.json").write_text("{}"))
+    _broken_copy(
+        root, "search_missing", lambda r: _edit(r / "search.json", lambda d: d.pop("spec"))
+    )
+    return root
+
+
+def _broken_copy(root: Path, name: str, damage: Callable[[Path], object]) -> None:
+    shutil.copytree(root / "done", root / name)
+    damage(root / name)
+
+
+def _edit(path: Path, change: Callable[[dict], object]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _bad_trials(data: dict) -> None:
+    data["search"]["trials"] = "many"
+
+
+NEW = ["prune", "--run-dir", "{new}", *TINY]
+RESUME = ["prune", "--run-dir", "{work}/done", "--resume"]
+
+CASES = {
+    "trials 0": ([*NEW, "--trials", "0"], "at least one trial"),
+    "w-macs nan": ([*NEW, "--objective", "weighted", "--w-macs", "nan"], "finite"),
+    "w-macs inf": ([*NEW, "--objective", "weighted", "--w-macs", "inf"], "finite"),
+    "w-macs without weighted": ([*NEW, "--w-macs", "0.5"], "--objective weighted"),
+    "max-latency-ms nan": ([*NEW, "--max-latency-ms", "nan"], "max_latency_ms"),
+    "max-latency-ms inf": ([*NEW, "--max-latency-ms", "inf"], "max_latency_ms"),
+    "width-mult nan": ([*NEW, "--width-mult", "nan"], "width_mult"),
+    "bn-batches -5": ([*NEW, "--bn-batches", "-5"], "--bn-batches"),
+    "trial-steps -1": ([*NEW, "--trial-steps", "-1"], "--trial-steps"),
+    "unknown sampler": ([*NEW, "--sampler", "nope"], "unknown sampler 'nope'"),
+    "unknown importance": ([*NEW, "--importance", "nope"], "unknown importance 'nope'"),
+    "unknown backend": ([*NEW, "--backend", "nope"], "nope"),
+    "bad storage url": ([*NEW, "--storage", "nope://x"], "cannot open study storage"),
+    "unreachable budget": ([*NEW, "--max-macs", "0.0001"], "unreachable"),
+    "no prunable conv": ([*NEW, "--model", "{work}/models.py:linear"], "no prunable conv"),
+    "factory raises": ([*NEW, "--model", "{work}/models.py:raises"], "factory exploded"),
+    "3 channels on 1": ([*NEW, "--model", "{work}/models.py:rgb_only"], "fails on input"),
+    "forward tuple": ([*NEW, "--model", "{work}/models.py:pair"], "returns a tuple"),
+    "module factory raises": ([*NEW, "--model", "models:raises"], "factory exploded"),
+    "module forward tuple": ([*NEW, "--model", "models:pair"], "returns a tuple"),
+    "module 3 channels on 1": ([*NEW, "--model", "models:rgb_only"], "fails on input"),
+    "state_dict string": (
+        [*NEW, "--checkpoint", "{work}/string_state.pt"],
+        "string_state.pt",
+    ),
+    "checkpoint mismatch": ([*NEW, "--checkpoint", "{work}/other.pt"], "does not match"),
+    "run dir under a file": (["prune", "--run-dir", "{work}/a_file/run", *TINY], "a_file"),
+    "resume changed model": (
+        [*RESUME, "--model", "test_resnet", "--dataset", "synthetic", "--max-macs", "0.2"],
+        "model: test_vgg -> test_resnet",
+    ),
+    "resume changed seed": ([*RESUME, "--seed", "3"], "seed: 0 -> 3"),
+    "resume finished baseline epochs": (
+        [*RESUME, "--baseline-epochs", "5"],
+        "baseline is finished",
+    ),
+    "resume changed objective": ([*RESUME, "--objective", "pareto"], "kind: constrained"),
+    "resume garbage study.db": (
+        ["prune", "--run-dir", "{work}/garbage_db", "--resume", "--trials", "3"],
+        "cannot open study storage",
+    ),
+    "resume config missing key": (
+        ["prune", "--run-dir", "{work}/config_missing", "--resume"],
+        "missing key(s) model",
+    ),
+    "resume config wrong type": (
+        ["prune", "--run-dir", "{work}/config_types", "--resume"],
+        "trials has the wrong type",
+    ),
+    "evaluate config wrong type": (["evaluate", "{work}/config_types"], "wrong type"),
+    "evaluate model.json empty": (["evaluate", "{work}/model_missing"], "model.json is invalid"),
+    "finetune search.json missing": (["finetune", "{work}/search_missing"], "search.json"),
+    "finetune epochs -1": (["finetune", "{work}/done", "--epochs", "-1"], "epochs >= 0"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_exits_2_with_one_line(name: str, work: Path, tmp_path: Path) -> None:
+    args, message = CASES[name]
+    new = tmp_path / "new"
+    shutil.copy(work / "models.py", tmp_path)  # importable as 'models' from the cwd
+    argv = [a.format(work=work, new=new) for a in args]
+    before = _digest(work / "done")
+    proc = subprocess.run(
+        [sys.executable, "-m", "iaprune.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=ENV,
+        timeout=300,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert message in lines[0]
+    assert len(lines[0]) <= 520
+    assert not (new / "config.json").exists()  # nothing saved for a rejected run
+    assert _digest(work / "done") == before
