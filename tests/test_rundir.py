@@ -88,7 +88,10 @@ def test_checkpoint_is_copied_in_and_paths_stored_absolute(
     Session.create("run", config)
     saved = json.loads(Path("run/config.json").read_text())
     assert saved["checkpoint"] == str(work / "ckpt.pt")
-    assert Path("run/baseline.pt").read_bytes() == Path("ckpt.pt").read_bytes()
+    copied = torch.load("run/baseline.pt", weights_only=True)  # a finished baseline.pt
+    assert copied["complete"] and copied["source"] == str(work / "ckpt.pt")
+    for name, value in model.state_dict().items():
+        assert torch.equal(copied["state_dict"][name], value), name
 
     other = create_model("test_vgg", num_classes=10, in_channels=1, width_mult=1.0)
     torch.save({"state_dict": other.state_dict()}, "ckpt.pt")  # the external file changes

@@ -99,7 +99,9 @@ def test_resume_does_not_run_a_received_factory(received_run: Path, tmp_path: Pa
     config = json.loads((received_run / "config.json").read_text())
     config["model"] = "os:system"
     (received_run / "config.json").write_text(json.dumps(config))
-    assert main(["search", "--run-dir", str(received_run), "--resume", *FAST]) == 2
+    # the same options as the run was made with (now naming the factory): only trust is missing
+    args = [a if a != "test_vgg" else "os:system" for a in FAST]
+    assert main(["search", "--run-dir", str(received_run), "--resume", *args]) == 2
     assert "--trust-code" in _error(capsys)
     assert not marker.exists()
 

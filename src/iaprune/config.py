@@ -190,6 +190,7 @@ class ObjectiveConfig:
 
 
 SPACES = ("budget", "free")
+TIE_MODES = ("stage", "none")
 
 
 @dataclass(frozen=True)
@@ -230,12 +231,16 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.space not in SPACES:
             raise IAPruneError(f"unknown search space {self.space!r}; valid: {', '.join(SPACES)}")
+        if self.tie not in TIE_MODES:
+            raise IAPruneError(f"unknown --tie {self.tie!r}; valid: {', '.join(TIE_MODES)}")
         if self.startup_trials is not None and self.startup_trials < 0:
             raise IAPruneError("startup_trials must be >= 0")
         if self.rescore < 0:
             raise IAPruneError("rescore must be >= 0")
         if not 0 <= self.distill <= 1:
             raise IAPruneError("distill must be in [0, 1]")
+        if self.distill > 0 and self.finetune_steps == 0:
+            raise IAPruneError("--distill applies to the --trial-steps of each trial; set both")
         if self.trials < 1:
             raise IAPruneError("the search needs at least one trial")
         if not 0 < self.min_ratio <= 1:

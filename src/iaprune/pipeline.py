@@ -193,7 +193,8 @@ class Session:
         c = self.config
         if c.checkpoint:
             model = self._load_checkpoint(self.build_model(), c.checkpoint)
-            state = {"state_dict": model.state_dict(), "complete": True, "source": c.checkpoint}
+            source = _absolute(c.checkpoint)
+            state = {"state_dict": model.state_dict(), "complete": True, "source": source}
             save_atomic(state, self.run / "baseline.pt")
         if self.recipe.kind == "file":
             self.run.copy_in(self.recipe.path, "model.pt")
@@ -569,10 +570,10 @@ def load_pruned(run_dir: str | Path, *, trust_code: bool = False) -> nn.Module:
 
 def _stored_recipe(run: RunDir, trust_code: bool) -> ModelRecipe:
     """The run's model.json (file targets relative to the run directory)."""
+    data = run.read_json("model.json")
     try:
-        data = run.read_json("model.json")
         return ModelRecipe.from_dict(data, trust_code=trust_code, base=run.root)
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+    except (IAPruneError, TypeError, KeyError, ValueError, AttributeError) as exc:
         raise IAPruneError(f"{run / 'model.json'} is invalid: {one_line(exc)}") from exc
 
 

@@ -85,6 +85,42 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--trial-steps", type=int, default=0, help="fine-tune steps per trial before validation"
     )
+    g.add_argument(
+        "--distill",
+        type=float,
+        default=0.0,
+        help="weight of distillation from the unpruned model in --trial-steps (0 to 1)",
+    )
+    g.add_argument(
+        "--space",
+        default="budget",
+        help="budget (default: allocations scaled onto the MACs/params budget) or free "
+        "(one independent keep-ratio per group)",
+    )
+    g.add_argument(
+        "--tie",
+        default="stage",
+        help="stage (default: groups of one width, resolution and kind share a dimension) "
+        "or none",
+    )
+    g.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="do not start the search from the uniform and global-magnitude allocations",
+    )
+    g.add_argument(
+        "--startup-trials",
+        type=int,
+        default=None,
+        help="random trials before the GP/TPE model (default: trials / 4, 2 to 10)",
+    )
+    g.add_argument(
+        "--rescore",
+        type=int,
+        default=3,
+        help="best searched trials scored again to measure the score's noise (0: off)",
+    )
     g.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run directory)")
     o = p.add_argument_group("objective")
     o.add_argument(
@@ -167,6 +203,12 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         round_to=a.round_to,
         bn_batches=a.bn_batches,
         finetune_steps=a.trial_steps,
+        distill=a.distill,
+        space=a.space,
+        tie=a.tie,
+        warm_start=a.warm_start,
+        startup_trials=a.startup_trials,
+        rescore=a.rescore,
         storage=a.storage,
         objective=objective_config(a),
     )
@@ -228,6 +270,12 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "round_to": ("search.round_to",),
     "bn_batches": ("search.bn_batches",),
     "trial_steps": ("search.finetune_steps",),
+    "distill": ("search.distill",),
+    "space": ("search.space",),
+    "tie": ("search.tie",),
+    "warm_start": ("search.warm_start",),
+    "startup_trials": ("search.startup_trials",),
+    "rescore": ("search.rescore",),
     "storage": ("search.storage",),
     "objective": ("search.objective.kind",),
     "pareto_cost": ("search.objective.pareto_cost",),

@@ -26,12 +26,12 @@ from typing import Any
 import numpy as np
 import optuna
 
+from iaprune.config import TIE_MODES
 from iaprune.errors import IAPruneError
 from iaprune.search.space import SearchSpace
 from iaprune.search.widthcost import WidthCost
 
 PROJECTABLE = ("macs", "params")
-TIE_MODES = ("stage", "none")
 
 
 def cluster_groups(
