@@ -286,3 +286,16 @@ def test_zoo_recipe_with_foreign_arguments_is_one_line_error() -> None:
         recipe.build()
     with pytest.raises(IAPruneError, match="JSON object"):
         ModelRecipe.from_dict(["zoo"])  # type: ignore[arg-type]
+
+
+def test_export_baseline_never_trains_an_unfinished_baseline(
+    received_run: Path, tmp_path: Path, capsys
+) -> None:
+    (received_run / "baseline.pt").unlink()
+    out = tmp_path / "b.onnx"
+    code = main(
+        ["export", str(received_run), "--baseline", "--format", "torchscript", "-o", str(out)]
+    )
+    assert code == 2
+    assert "not finished" in _error(capsys)
+    assert not (received_run / "baseline.pt").exists() and not out.exists()

@@ -20,11 +20,11 @@ class Flaky(CandidateEvaluator):
     bad: set[int] = set()
     calls = 0
 
-    def __call__(self, keep):
+    def __call__(self, keep, *, seed=None):
         type(self).calls += 1
         if type(self).calls in self.bad:
             raise RuntimeError("candidate exploded")
-        return super().__call__(keep)
+        return super().__call__(keep, seed=seed)
 
 
 def _flaky(bad: set[int]) -> tuple[Flaky, SearchSpace]:

@@ -70,7 +70,7 @@ def run(a: argparse.Namespace) -> int:
 
     path, side = output_paths(a)
     session = Session.open(a.run_dir, trust_code=a.trust_code)
-    model = session.baseline() if a.baseline else session.load_pruned()
+    model = session.finished_baseline_model() if a.baseline else session.load_pruned()
     res = export_model(
         model,
         session.input_shape,

@@ -52,7 +52,7 @@ def run(a: argparse.Namespace) -> int:
             session.config, finetune=replace(session.config.finetune, epochs=a.epochs)
         )
     result = load_search_result(session.run)
-    base = session.baseline()
+    base = session.finished_baseline_model()  # never trains: the search needed it finished
     if a.trial is not None:
         result = pick_trial(result, a.trial, session, base)
     pruned, history = session.prune_and_finetune(base, result.spec)

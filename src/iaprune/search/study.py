@@ -271,7 +271,11 @@ def _rescored(
     saved = dict(study.user_attrs.get("rescored", {}))
     for t in trials:
         if str(t.number) not in saved:
-            r = evaluator(t.user_attrs["keep"], seed=config.seed + 1)
+            try:
+                r = evaluator(t.user_attrs["keep"], seed=config.seed + 1)
+            except Exception as exc:  # a candidate that fails to re-score is not chosen
+                log.warning("re-scoring trial %d failed: %s", t.number, one_line(exc))
+                continue
             value, _ = score(r.accuracy, r.ratios, r.cost.latency_ms, config.objective)
             saved[str(t.number)] = value
             study.set_user_attr("rescored", saved)
@@ -297,6 +301,11 @@ def _robust_choice(
     if len(pool) < 2:
         return
     second = _rescored(study, evaluator, config, pool)
+    warm = [t for t in warm if str(t.number) in second]
+    searched = [t for t in searched if str(t.number) in second]
+    pool = warm + searched
+    if not pool:
+        return
     mean = {t.number: (t.values[0] + second[str(t.number)]) / 2 for t in pool}
     noise = sum(abs(t.values[0] - second[str(t.number)]) for t in pool) / len(pool)
     best_of = lambda ts: max(ts, key=lambda t: (mean[t.number], -t.number))  # noqa: E731
