@@ -64,6 +64,8 @@ METHODS = [*SEARCH, "tp-global", "tp-isomorphic"]
 SCORED = {"iaprune", "tpe", "random"}  # methods that take --trial-steps / --trial-distill
 DETERMINISTIC = {"uniform", "tp-global", "tp-isomorphic"}
 MODELS = {"vgg16": 0.25, "resnet56": 0.375}
+# resnet56 at width 0.375 has 6-channel groups that the CPU default --round-to 8 cannot prune
+ROUND_TO = {"resnet56": 2}
 
 
 def tp_prune(model: nn.Module, example: torch.Tensor, budget: float, isomorphic: bool) -> nn.Module:
@@ -215,6 +217,7 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
                         Path(info["weights"]),
                         **search,
                         trials=a.trials,
+                        round_to=ROUND_TO.get(model),
                         val_batches=a.val_batches,
                         seed=seed,
                         objective=ObjectiveConfig(max_macs=budget),

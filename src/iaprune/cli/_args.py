@@ -100,8 +100,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tie",
         default="stage",
-        help="stage (default: groups of one width, resolution and kind share a dimension) "
-        "or none",
+        help="stage (default: groups of one width, resolution and kind share a dimension) or none",
     )
     g.add_argument(
         "--no-warm-start",

@@ -176,9 +176,7 @@ class AllocationSpace:
         return self.space.smallest()
 
 
-def global_allocation(
-    scores: Mapping[str, Any], projection: BudgetProjection
-) -> dict[str, int]:
+def global_allocation(scores: Mapping[str, Any], projection: BudgetProjection) -> dict[str, int]:
     """Kept counts of global magnitude pruning at the budget.
 
     Every filter's score (normalised by its group's mean) is ranked across all groups and
