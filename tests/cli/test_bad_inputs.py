@@ -121,6 +121,10 @@ RESUME = ["prune", "--run-dir", "{work}/done", "--resume"]
 
 CASES = {
     "trials 0": ([*NEW, "--trials", "0"], "at least one trial"),
+    "unknown device": ([*NEW, "--device", "tpu9"], "unknown device"),
+    "tie nope": ([*NEW, "--tie", "nope"], "unknown --tie"),
+    "space nope": ([*NEW, "--space", "nope"], "unknown search space"),
+    "distill without trial steps": ([*NEW, "--distill", "0.5"], "--trial-steps"),
     "w-macs nan": ([*NEW, "--objective", "weighted", "--w-macs", "nan"], "finite"),
     "w-macs inf": ([*NEW, "--objective", "weighted", "--w-macs", "inf"], "finite"),
     "w-macs without weighted": ([*NEW, "--w-macs", "0.5"], "--objective weighted"),

@@ -46,6 +46,11 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
     )
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu (default), cuda, cuda:N or auto: where training, search and fine-tuning run",
+    )
+    g.add_argument(
         "--baseline-epochs",
         type=int,
         default=30,
@@ -222,6 +227,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         baseline_lr=a.baseline_lr,
         val_fraction=a.val_fraction,
         seed=a.seed,
+        device=a.device,
         image_size=a.image_size,
         pad_to=a.pad_to,
         search=search,
@@ -259,6 +265,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "image_size": ("image_size",),
     "pad_to": ("pad_to",),
     "seed": ("seed", "search.seed"),
+    "device": ("device",),
     "baseline_epochs": ("baseline_epochs",),
     "baseline_lr": ("baseline_lr",),
     "sampler": ("search.sampler",),
