@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +240,6 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
 
 
 def _with_epochs(cfg: RunConfig, epochs: int) -> RunConfig:
-    from dataclasses import replace
-
     return replace(cfg, finetune=replace(cfg.finetune, epochs=epochs, lr=0.01))
 
 

@@ -88,8 +88,9 @@ class BudgetProjection:
         if min(alloc[g.name] for g in self.space.groups) <= 0:
             raise IAPruneError("allocations must be positive")
         hi = 1.0 / min(alloc[g.name] for g in self.space.groups)
-        if self.feasible(self._at(alloc, hi)):
-            return self._at(alloc, hi)
+        full = self._at(alloc, hi)
+        if self.feasible(full):
+            return full
         lo = 0.0
         for _ in range(40):
             mid = (lo + hi) / 2

@@ -308,7 +308,10 @@ def _robust_choice(
         return
     mean = {t.number: (t.values[0] + second[str(t.number)]) / 2 for t in pool}
     noise = sum(abs(t.values[0] - second[str(t.number)]) for t in pool) / len(pool)
-    best_of = lambda ts: max(ts, key=lambda t: (mean[t.number], -t.number))  # noqa: E731
+
+    def best_of(trials: list[Any]) -> Any:
+        return max(trials, key=lambda t: (mean[t.number], -t.number))
+
     chosen = best_of(pool)
     reason = "best mean score"
     if warm and searched:
