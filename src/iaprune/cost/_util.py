@@ -22,15 +22,6 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the first parameter (or buffer) of ``model``; CPU for stateless models."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
 def model_dtype(model: nn.Module) -> torch.dtype:
     """Floating dtype of the first floating parameter of ``model``; float32 otherwise."""
     for tensor in model.parameters():

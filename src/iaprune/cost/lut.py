@@ -71,10 +71,11 @@ import torch
 from torch import nn
 
 from iaprune.cost._base import CostReport
-from iaprune.cost._util import check_input_shape, eval_mode, model_device, model_dtype
+from iaprune.cost._util import check_input_shape, eval_mode, model_dtype
 from iaprune.cost.latency import LatencyBackend, LatencyResult, get_backend
 from iaprune.cost.latency._base import check_timing_args
 from iaprune.cost.measure import measure_cost
+from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
 from iaprune.fileio import check_output_file, write_atomic
 from iaprune.pruning.groups import ChannelGroup

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode, model_device, model_dtype
+from iaprune.cost._util import check_input_shape, eval_mode, model_dtype
+from iaprune.devices import model_device
 
 
 def _layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> int:

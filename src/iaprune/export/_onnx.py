@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from iaprune._imports import optional_import
-from iaprune.cost._util import eval_mode, model_device
+from iaprune.cost._util import eval_mode
+from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
 
 DEFAULT_OPSET = 17

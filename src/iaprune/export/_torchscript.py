@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from iaprune.cost._util import eval_mode, model_device
+from iaprune.cost._util import eval_mode
+from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
 
 

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode, model_device
+from iaprune.cost._util import check_input_shape, eval_mode
 from iaprune.cost.latency._base import check_timing_args, summarize_runs, time_callable
 from iaprune.cost.latency._torch_util import random_input, torch_threads
+from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
 from iaprune.fileio import check_output_file
 

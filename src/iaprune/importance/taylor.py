@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from iaprune.devices import model_device
 from iaprune.importance._base import IMPORTANCES, Importance, _filters
 
 
@@ -30,7 +31,7 @@ def accumulate_gradients(
     was_training = model.training
     model.train()
     model.zero_grad(set_to_none=True)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     for x, y in batches:
         nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()
     model.train(was_training)

@@ -16,6 +16,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
 from iaprune.importance import Importance, create_importance
 from iaprune.importance.norms import L1Importance
@@ -52,7 +53,7 @@ class Pruner:
         seed: int = 0,
     ) -> None:
         self.model = model
-        self.example_input = example_input.to(_device(model))
+        self.example_input = example_input.to(model_device(model))
         self.importance = (
             create_importance(importance, seed=seed) if isinstance(importance, str) else importance
         )
@@ -120,10 +121,6 @@ class Pruner:
         return total
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
-
-
 def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec) -> nn.Module:
     """Prune a deep copy of ``model`` to ``spec``.
 
@@ -134,7 +131,7 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
     """
     pruned = copy.deepcopy(model)
     was_training = pruned.training
-    example_input = example_input.to(_device(model))
+    example_input = example_input.to(model_device(model))
     graph = build_graph(pruned, example_input)
     modules = dict(pruned.named_modules())
     _check_layers(spec, modules)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from iaprune.cost import CostReport
+from iaprune.devices import model_device
 from iaprune.pruning.surgery import Pruner
 from iaprune.train.bn_recalibrate import recalibrate_bn
 from iaprune.train.loop import evaluate
@@ -64,7 +65,7 @@ class CandidateEvaluator:
     ) -> None:
         self.pruner = pruner
         self.measure = measure
-        device = next((p.device for p in pruner.model.parameters()), torch.device("cpu"))
+        device = model_device(pruner.model)
         self.calibration = _to(calibration, device)
         self.recalibration = _to(recalibration, device)
         self.val_batches = _to(val_batches, device)

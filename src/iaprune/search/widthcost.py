@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from iaprune.cost import count_macs, count_params
+from iaprune.devices import model_device
 from iaprune.pruning.surgery import Pruner
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -130,8 +131,7 @@ class WidthCost:
         try:
             model.eval()
             with torch.no_grad():
-                device = next((p.device for p in model.parameters()), torch.device("cpu"))
-                model(torch.zeros((1, *input_shape), device=device))
+                model(torch.zeros((1, *input_shape), device=model_device(model)))
         finally:
             model.train(was_training)
             for h in handles:

@@ -8,6 +8,8 @@ from itertools import islice
 import torch
 from torch import nn
 
+from iaprune.devices import model_device
+
 
 @torch.no_grad()
 def recalibrate_bn(
@@ -27,7 +29,7 @@ def recalibrate_bn(
         m.momentum = None  # cumulative moving average
     was_training = model.training
     model.train()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = model_device(model)
     try:
         for x, _ in islice(batches, steps):
             model(x.to(device))

@@ -8,16 +8,12 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from iaprune.devices import model_device
 from iaprune.progress import progress
 
 
 class NaNLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Device of the model's first parameter (CPU for a model without parameters)."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def train_epoch(

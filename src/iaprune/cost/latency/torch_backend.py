@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from iaprune.cost._util import eval_mode, model_device, model_dtype
+from iaprune.cost._util import eval_mode, model_dtype
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
@@ -21,6 +21,7 @@ from iaprune.cost.latency._torch_util import (
     resolve_device,
     torch_threads,
 )
+from iaprune.devices import model_device
 
 __all__ = ["INPUT_SEED", "TorchBackend"]
 
