@@ -33,7 +33,7 @@ _EXPORTS = {
     "CostReport": "iaprune.cost",
     "measure_cost": "iaprune.cost",
     "IAPruneError": "iaprune.errors",
-    "RunConfig": "iaprune.pipeline",
+    "RunConfig": "iaprune.config",
     "Session": "iaprune.pipeline",
     "run_prune": "iaprune.pipeline",
     "load_pruned": "iaprune.pipeline",

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
+from iaprune.config import RunConfig
 from iaprune.errors import IAPruneError, one_line
-from iaprune.runconfig import RunConfig
 from iaprune.rundir import RunDir
 from iaprune.train.checkpoint import load_state
 

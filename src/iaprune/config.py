@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from types import UnionType
 from typing import Any, Literal, Union
 
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 
 
 def _positive(value: float) -> bool:
@@ -257,3 +257,63 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
         return asdict(self)
+
+
+# Keys config.json must hold (newer fields may be missing from older runs' files).
+_REQUIRED = ("model", "dataset", "seed", "search", "finetune", "cost")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a run; saved as ``config.json``."""
+
+    model: str = "vgg16"
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    width_mult: float = 0.25
+    checkpoint: str | None = None
+    baseline_epochs: int = 30
+    baseline_lr: float = 0.05
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "cpu"
+    image_size: int | None = None
+    pad_to: int | None = None
+    search: SearchConfig = field(default_factory=SearchConfig)
+    finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(epochs=10))
+    cost: CostConfig = field(default_factory=CostConfig)
+
+    def __post_init__(self) -> None:
+        check_finite(self, "width_mult", "baseline_lr", "val_fraction")
+        if self.width_mult <= 0 or self.baseline_lr <= 0 or self.baseline_epochs < 0:
+            raise IAPruneError("need --width-mult > 0, --baseline-lr > 0, --baseline-epochs >= 0")
+        for name in ("image_size", "pad_to"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise IAPruneError(f"{name} must be >= 1")
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Dataset-specific options given (``image_size``, ``pad_to``, ``download``)."""
+        options = {"image_size": self.image_size, "pad_to": self.pad_to}
+        options = {k: v for k, v in options.items() if v is not None}
+        return options | ({"download": True} if self.download else {})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "config.json") -> RunConfig:
+        """Inverse of :meth:`to_dict`; a missing key or a wrong type is a one-line error."""
+        try:
+            data = dict(check_types(cls, data, _REQUIRED))
+            search = dict(check_types(SearchConfig, data.pop("search"), ("objective",)))
+            objective = ObjectiveConfig(**check_types(ObjectiveConfig, search.pop("objective")))
+            search_cfg = SearchConfig(**search, objective=objective)
+            finetune_cfg = FinetuneConfig(**check_types(FinetuneConfig, data.pop("finetune")))
+            cost = CostConfig(**check_types(CostConfig, data.pop("cost")))
+            return cls(**data, search=search_cfg, finetune=finetune_cfg, cost=cost)
+        except IAPruneError as exc:
+            raise IAPruneError(f"{where} is invalid: {exc}") from exc
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise IAPruneError(f"{where} is invalid: {one_line(exc, 200)}") from exc

@@ -9,7 +9,7 @@ Each stage's artefact is written atomically and only when the stage is complete:
 the spec and fine-tuning settings it was made with), ``report.json``. Training in
 progress lives in ``baseline.partial.pt`` / ``pruned.partial.pt`` and ``--resume``
 continues it from its last finished epoch. ``--resume`` refuses a changed definition of
-the run (see :data:`iaprune.runconfig.SAFE_CHANGES` for what may change) and skips
+the run (see :data:`iaprune.resume.SAFE_CHANGES` for what may change) and skips
 finished stages. A new run is self-contained: ``--checkpoint`` is copied in as
 ``baseline.pt`` and paths are stored absolute. Factory and pickled-file models of a run
 read back from disk are built only with ``trust_code`` (``--trust-code``).
@@ -37,13 +37,14 @@ from iaprune.checks import (
     saved_config,
     user_model_errors,
 )
+from iaprune.config import RunConfig
 from iaprune.cost import CostReport, measure_cost
 from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
-from iaprune.runconfig import RunConfig, describe_changes, resume_config
+from iaprune.resume import describe_changes, resume_config
 from iaprune.rundir import RunDir
 from iaprune.search import (
     CandidateEvaluator,
@@ -537,8 +538,10 @@ def write_report(
 
     log.info("stage report: testing and measuring both models")
     report = build_report(
-        session,
+        session.config,
         result,
+        run_dir=session.run.root,
+        round_to=session.round_to,
         base_test=session.test(base),
         base_cost=session.measure(base, latency=True),
         pruned_test=session.test(pruned),

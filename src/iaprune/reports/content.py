@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from iaprune.errors import IAPruneError
+from iaprune.pareto import TrialPoint, pareto_front
 from iaprune.rundir import RunDir
 
 # -- number formats ------------------------------------------------------------------------
@@ -158,35 +159,6 @@ class RunData:
                     )
                 )
         return points
-
-
-@dataclass(frozen=True)
-class TrialPoint:
-    """One trial in an accuracy / cost plane."""
-
-    number: int
-    accuracy: float
-    cost: float
-    feasible: bool
-
-
-def pareto_front(points: Iterable[TrialPoint]) -> list[TrialPoint]:
-    """The feasible non-dominated points (accuracy up, cost down), by increasing cost.
-
-    Infeasible (over-budget) points are left out, as the search leaves them out when it
-    chooses. A point is dominated when another has cost <= and accuracy >= with one
-    strict; identical points are all kept.
-    """
-    front: list[TrialPoint] = []
-    best = -math.inf
-    feasible = [p for p in points if p.feasible]
-    for p in sorted(feasible, key=lambda p: (p.cost, -p.accuracy, p.number)):
-        if p.accuracy > best:
-            front.append(p)
-            best = p.accuracy
-        elif front and (p.cost, p.accuracy) == (front[-1].cost, front[-1].accuracy):
-            front.append(p)
-    return front
 
 
 def objective_series(data: RunData) -> tuple[str, list[tuple[int, float, bool]]]:

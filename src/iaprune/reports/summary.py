@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -12,7 +13,7 @@ from rich.table import Table
 from iaprune.cost import CostReport
 
 if TYPE_CHECKING:
-    from iaprune.pipeline import Session
+    from iaprune.config import RunConfig
     from iaprune.search import SearchResult
 
 
@@ -32,20 +33,26 @@ def _side(test: dict[str, float], cost: CostReport) -> dict[str, Any]:
 
 
 def build_report(
-    session: Session,
+    config: RunConfig,
     result: SearchResult,
     *,
+    run_dir: Path,
+    round_to: int,
     base_test: dict[str, float],
     base_cost: CostReport,
     pruned_test: dict[str, float],
     pruned_cost: CostReport,
     seconds: float,
 ) -> dict[str, Any]:
-    """The report.json dictionary. Reductions are fractions removed (0.6 = 60% fewer)."""
+    """The report.json dictionary. Reductions are fractions removed (0.6 = 60% fewer).
+
+    It takes the run's data (its config, search result, measurements), never the
+    orchestrator, so the reports package sits below the pipeline.
+    """
     ratios = pruned_cost.ratio_to(base_cost)
-    cfg = session.config
+    cfg = config
     return {
-        "run_dir": str(session.run.root),
+        "run_dir": str(run_dir),
         "model": cfg.model,
         "dataset": cfg.dataset,
         "accuracy_split": "test",
@@ -61,7 +68,7 @@ def build_report(
             "budgets": cfg.search.objective.budgets(),
             "importance": cfg.search.importance,
             "seed": cfg.search.seed,
-            "round_to": session.round_to,
+            "round_to": round_to,
         },
         "finetune": {"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr},
         **({"pareto": result.pareto} if result.pareto else {}),

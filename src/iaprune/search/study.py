@@ -14,6 +14,8 @@ from optuna.trial import TrialState
 from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.errors import IAPruneError, one_line
 from iaprune.objective import constraint_values, score
+from iaprune.pareto import TrialPoint
+from iaprune.pareto import pareto_front as front_of
 from iaprune.progress import progress
 from iaprune.pruning.spec import PruningSpec
 from iaprune.search.builder import Space
@@ -214,19 +216,10 @@ def pareto_cost(
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Feasible rows not dominated in (accuracy up, ``cost`` down), by increasing cost."""
-    feasible = [r for r in rows if r["feasible"]]
-    front = [
-        r
-        for r in feasible
-        if not any(
-            o["accuracy"] >= r["accuracy"]
-            and o["cost"] <= r["cost"]
-            and (o["accuracy"] > r["accuracy"] or o["cost"] < r["cost"])
-            for o in feasible
-        )
-    ]
-    return sorted(front, key=lambda r: (r["cost"], -r["accuracy"], r["number"]))
+    """Feasible history rows not dominated in (accuracy up, ``cost`` down), by increasing cost."""
+    by_number = {r["number"]: r for r in rows}
+    points = [TrialPoint(r["number"], r["accuracy"], r["cost"], r["feasible"]) for r in rows]
+    return [by_number[p.number] for p in front_of(points)]
 
 
 def choose_from_front(front: list[dict[str, Any]], tolerance: float = 0.01) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""What ``--resume`` may change in a run's ``config.json``, and the diff it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from iaprune.config import RunConfig
+from iaprune.errors import IAPruneError
+
+# Settings --resume may change: they do not alter what the finished stages computed.
+SAFE_CHANGES = frozenset(
+    {
+        "download",
+        "baseline_epochs",
+        "baseline_lr",
+        "search.trials",
+        "finetune.epochs",
+        "finetune.lr",
+        "finetune.label_smoothing",
+        "cost.warmup",
+        "cost.repeats",
+        "device",
+        "search.rescore",
+    }
+)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"search": {"trials": 3}}`` -> ``{"search.trials": 3}``."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`flatten`."""
+    out: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def resume_config(
+    saved: RunConfig, requested: RunConfig, explicit: Collection[str] | None = None
+) -> RunConfig:
+    """The config a resumed run continues with: ``saved`` plus the requested safe changes.
+
+    ``explicit`` names the dotted fields the user actually set (None: all of them).
+    A change to any field outside :data:`SAFE_CHANGES` refuses the resume.
+    """
+    old, new = flatten(saved.to_dict()), flatten(requested.to_dict())
+    asked = set(new) if explicit is None else set(explicit) & set(new)
+    changed = sorted(k for k in asked if old.get(k) != new[k])
+    refused = [k for k in changed if k not in SAFE_CHANGES]
+    if refused:
+        diff = ", ".join(f"{k}: {old.get(k)} -> {new[k]}" for k in refused)
+        raise IAPruneError(
+            f"--resume cannot change what defines the run ({diff}); "
+            "use another --run-dir (or --overwrite)"
+        )
+    return RunConfig.from_dict(unflatten(old | {k: new[k] for k in changed}))
+
+
+def describe_changes(old: RunConfig, new: RunConfig) -> str:
+    """``"search.trials: 30 -> 60, finetune.lr: 0.01 -> 0.001"``."""
+    a, b = flatten(old.to_dict()), flatten(new.to_dict())
+    return ", ".join(f"{k}: {a.get(k)} -> {b[k]}" for k in sorted(b) if a.get(k) != b[k])
