@@ -413,10 +413,8 @@ class Session:
             resume=resume,
             warm_starts=warm_starts(pruner, space),
         )
-        spec = pruner.spec(result.spec.keep)
-        result.spec = spec
         self.run.write_json("search.json", result.to_dict())
-        spec.save(self.run / "spec.json")
+        result.spec.save(self.run / "spec.json")
         return result
 
     def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:

@@ -150,7 +150,8 @@ def run_search(
     search resumed with ``resume=True`` only runs the trials still missing.
     ``warm_starts`` (``{name: params}``, see :func:`iaprune.search.builder.warm_starts`)
     are enqueued as the first trials of a new study; the result's ``selection`` says
-    how the final candidate was chosen among them and the searched ones.
+    how the final candidate was chosen among them and the searched ones. The result's
+    ``spec`` is complete: kept widths and the kept filter indices of every group.
     """
     objective_cfg = config.objective
     budget_keys = sorted(objective_cfg.budgets())
@@ -201,6 +202,7 @@ def run_search(
     result = _result(study, space, config)
     if config.rescore and not objective_cfg.multi_objective and config.sampler != "uniform":
         _robust_choice(study, evaluator, config, result)
+    result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
     return result
 
 
