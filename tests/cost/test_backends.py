@@ -233,7 +233,7 @@ def test_missing_onnxruntime_is_a_missing_dependency(monkeypatch: pytest.MonkeyP
 
 
 def test_require_onnxruntime_raises_when_not_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from iaprune.export._onnx import require_onnx, require_onnxruntime
+    from iaprune.convert import require_onnx, require_onnxruntime
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingDependencyError, match=r"onnxruntime.*iaprune\[deploy\]"):
@@ -245,7 +245,7 @@ def test_require_onnxruntime_raises_when_not_importable(monkeypatch: pytest.Monk
 
 @pytest.mark.skipif(not OnnxRuntimeBackend.available(), reason="needs iaprune[deploy]")
 def test_require_onnxruntime_returns_the_module() -> None:
-    from iaprune.export._onnx import require_onnxruntime
+    from iaprune.convert import require_onnxruntime
 
     module = require_onnxruntime()
     assert isinstance(module, ModuleType)
