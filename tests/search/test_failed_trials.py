@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import StaticCostModel, measure_cost
+from iaprune.cost import StaticCostModel
 from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pruning import Pruner

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import StaticCostModel, count_macs, count_params, measure_cost
+from iaprune.cost import StaticCostModel, count_macs, count_params
 from iaprune.models import create_model, list_models
 from iaprune.pruning import Pruner
 from iaprune.search import (
