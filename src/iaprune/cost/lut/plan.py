@@ -48,6 +48,10 @@ def plan_layer(
     groups: Sequence[ChannelGroup],
     ratios: Sequence[float],
 ) -> LayerPlan:
+    """How ``site``'s widths follow ``groups`` and which ``(in, out)`` widths to measure.
+
+    ``ratios`` are the keep-ratios of the grid (:func:`~iaprune.cost.lut.grid.grid_ratios`).
+    """
     module = site.module
     base = site.name.split("#", 1)[0]
     in_full, out_full = in_width(module), out_width(module)
@@ -99,6 +103,8 @@ def build_block(site: LayerSite, kind: LayerKind, cin: int, cout: int) -> nn.Mod
     parts: list[nn.Module] = []
     if isinstance(module, nn.Linear):
         parts.append(nn.Linear(cin, cout, bias=module.bias is not None))
+    elif not is_conv(module):
+        raise TypeError(f"not a conv or linear layer: {type(module).__name__}")
     else:
         cls = _CONV_CLASSES[len(module.kernel_size)]
         groups = cout if kind == "depthwise" else module.groups
@@ -133,11 +139,13 @@ def build_block(site: LayerSite, kind: LayerKind, cin: int, cout: int) -> nn.Mod
 
 
 def block_input(site: LayerSite, cin: int) -> tuple[int, ...]:
+    """Per-sample input shape of ``site``'s block with ``cin`` input channels/features."""
     if isinstance(site.module, nn.Linear):
         return (*site.input_shape[:-1], cin)
     return (cin, *site.input_shape[1:])
 
 
 def block_ops(site: LayerSite) -> tuple[str, ...]:
+    """Class names of the modules timed together, e.g. ``("Conv2d", "BatchNorm2d", "ReLU")``."""
     mods = [site.module, site.norm, site.act]
     return tuple(type(m).__name__ for m in mods if m is not None)

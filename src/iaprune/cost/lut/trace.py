@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
+from torch.nn.modules.conv import _ConvNd as ConvNd
 
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
 from iaprune.inference import eval_mode, model_dtype
 
-__all__ = ["ACTIVATIONS", "LayerSite", "in_width", "is_conv", "out_width", "trace_layers"]
+__all__ = ["ACTIVATIONS", "ConvNd", "LayerSite", "in_width", "is_conv", "out_width", "trace_layers"]
 
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.ReLU,
@@ -59,8 +60,9 @@ class _Call:
     used: bool = False
 
 
-def is_conv(m: nn.Module) -> bool:
-    return isinstance(m, nn.modules.conv._ConvNd) and not m.transposed
+def is_conv(m: nn.Module) -> TypeGuard[ConvNd]:
+    """Whether ``m`` is a (non-transposed) ``nn.Conv1d/2d/3d``."""
+    return isinstance(m, ConvNd) and not m.transposed
 
 
 def trace_layers(model: nn.Module, shape: tuple[int, ...]) -> list[LayerSite]:
@@ -127,8 +129,18 @@ def trace_layers(model: nn.Module, shape: tuple[int, ...]) -> list[LayerSite]:
 
 
 def in_width(module: nn.Module) -> int:
-    return int(module.in_features if isinstance(module, nn.Linear) else module.in_channels)
+    """Input features of a linear layer or input channels of a conv."""
+    if isinstance(module, nn.Linear):
+        return int(module.in_features)
+    if is_conv(module):
+        return int(module.in_channels)
+    raise TypeError(f"not a conv or linear layer: {type(module).__name__}")
 
 
 def out_width(module: nn.Module) -> int:
-    return int(module.out_features if isinstance(module, nn.Linear) else module.out_channels)
+    """Output features of a linear layer or output channels of a conv."""
+    if isinstance(module, nn.Linear):
+        return int(module.out_features)
+    if is_conv(module):
+        return int(module.out_channels)
+    raise TypeError(f"not a conv or linear layer: {type(module).__name__}")
