@@ -73,15 +73,26 @@ from lut_error import loadavg, machine_tag
 from torch import nn
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import CostReport, LatencyResult, get_backend, list_backends, measure_cost
+from iaprune.cost import (
+    CostModel,
+    CostReport,
+    LatencyResult,
+    LatencyTable,
+    StaticCostModel,
+    TimingSettings,
+    device_name,
+    get_backend,
+    list_backends,
+    load_or_build,
+    measure_cost,
+    predicted_cost,
+)
 from iaprune.cost.latency import default_round_to
-from iaprune.cost.lut import LatencyTable, _device_name, load_or_build, predicted_cost
 from iaprune.models import create_model
 from iaprune.progress import set_progress
 from iaprune.pruning import Pruner
 from iaprune.rundir import sqlite_url
 from iaprune.search import CandidateEvaluator, CandidateResult, SearchSpace, run_search
-from iaprune.search.evaluate import CostFunction
 from iaprune.search.study import check_reachable, open_study, uniform_ratio
 
 HERE = Path(__file__).resolve().parent
@@ -168,8 +179,8 @@ class ProxyEvaluator(CandidateEvaluator):
     bisection and the GP sampler revisit rounded widths.
     """
 
-    def __init__(self, pruner: Pruner, measure: CostFunction) -> None:
-        super().__init__(pruner, measure, calibration=(), val_batches=())
+    def __init__(self, pruner: Pruner, cost_model: CostModel) -> None:
+        super().__init__(pruner, cost_model, calibration=(), val_batches=())
         self._memo: dict[tuple[tuple[str, int], ...], tuple[CostReport, dict[str, float]]] = {}
 
     def costs(self, keep: Mapping[str, int]) -> tuple[CostReport, dict[str, float]]:
@@ -270,7 +281,7 @@ class ModelBench:
         self.pruner = Pruner(self.model, self.example, importance="l1", seed=s.seed)
         self.groups = self.pruner.groups
         self.base = measure_cost(self.model, INPUT_SHAPE)
-        self.static = ProxyEvaluator(self.pruner, lambda m, _k: measure_cost(m, INPUT_SHAPE))
+        self.static = ProxyEvaluator(self.pruner, StaticCostModel())
         self.storage = sqlite_url(cache / "studies.db")
         self.timing = Timing()
         self.notes: list[str] = []
@@ -406,13 +417,15 @@ class ModelBench:
             self.model,
             INPUT_SHAPE,
             self.groups,
-            backend=backend,
-            batch_size=batch,
-            threads=s.threads,
+            TimingSettings(
+                backend=backend,
+                batch_size=batch,
+                threads=s.threads,
+                warmup=s.lut_warmup,
+                repeats=s.lut_repeats,
+            ),
             grid=s.grid,
             min_ratio=s.min_ratio,
-            warmup=s.lut_warmup,
-            repeats=s.lut_repeats,
             statistic=s.lut_statistic,
             calibrate=s.calibrate,
             seed=s.seed,
@@ -463,6 +476,13 @@ class ModelBench:
             distinct.setdefault(self.widths(config.keep), config.name)
 
         start = time.perf_counter()
+        timing = TimingSettings(
+            backend=backend,
+            batch_size=batch,
+            threads=self.s.threads,
+            warmup=self.s.warmup,
+            repeats=self.s.repeats_for(batch),
+        )
         timer = get_backend(backend)
         best: dict[tuple[int, ...], LatencyResult] = {}
         for r in range(self.s.rounds):
@@ -470,14 +490,7 @@ class ModelBench:
             random.Random(self.s.seed * 1000 + r).shuffle(order)
             for widths in order:
                 model = self.model if distinct[widths] == "unpruned" else self.pruned(widths)[0]
-                res = timer.measure(
-                    model,
-                    INPUT_SHAPE,
-                    batch_size=batch,
-                    threads=self.s.threads,
-                    warmup=self.s.warmup,
-                    repeats=self.s.repeats_for(batch),
-                )
+                res = timer.measure(model, INPUT_SHAPE, timing)
                 if widths not in best or res.median_ms < best[widths].median_ms:
                     best[widths] = res
         self.timing.measure[f"{backend}-b{batch}"] = time.perf_counter() - start
@@ -685,7 +698,7 @@ def write_results(
         "",
         "## Environment",
         "",
-        f"* CPU: {_device_name('cpu')} ({os.cpu_count()} cores visible), "
+        f"* CPU: {device_name('cpu')} ({os.cpu_count()} cores visible), "
         f"{platform.machine()}, {platform.platform()}",
         f"* threads: {s.threads}; torch {v['torch']}; onnxruntime {v['onnxruntime']}; "
         f"optuna {v['optuna']}; python {v['python']}",

@@ -35,8 +35,7 @@ from pathlib import Path
 
 import torch
 
-from iaprune.cost import count_macs, get_backend
-from iaprune.cost.lut import LatencyTable, _device_name
+from iaprune.cost import LatencyTable, TimingSettings, count_macs, device_name, get_backend
 from iaprune.models import create_model
 from iaprune.pruning import PruningSpec, apply_spec, find_groups
 
@@ -91,7 +90,7 @@ class Row:
 
 def machine_tag() -> str:
     """A short file-name tag for this machine: CPU model and core count."""
-    cpu = re.sub(r"[^a-z0-9]+", "-", _device_name("cpu").lower()).strip("-")
+    cpu = re.sub(r"[^a-z0-9]+", "-", device_name("cpu").lower()).strip("-")
     return f"{cpu}-{os.cpu_count()}c"
 
 
@@ -113,21 +112,25 @@ def run_model(
     example = torch.zeros((1, *shape))
     groups = find_groups(model, example)
     original = {g.name: g.channels for g in groups}
-    timing = {"batch_size": args.batch_size, "threads": args.threads, "warmup": args.warmup}
+    timing = TimingSettings(
+        backend=backend,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+    )
 
     start = time.perf_counter()
     table = LatencyTable.build(
         model,
         shape,
         groups,
-        backend=backend,
+        timing.with_(repeats=args.table_repeats),
         grid=args.grid,
-        repeats=args.table_repeats,
         rounds=args.rounds,
         statistic=args.statistic,
         calibrate=args.calibrate,
         seed=args.seed,
-        **timing,
     )
     build_s = time.perf_counter() - start
     full_sum = table.layer_sum({})
@@ -144,7 +147,7 @@ def run_model(
             g.name: max(1, round(g.channels * rng.uniform(args.min_ratio, 1.0))) for g in groups
         }
         pruned = apply_spec(model, example, PruningSpec(keep=keep, original=original))
-        res = timer.measure(pruned, shape, repeats=args.repeats, **timing)
+        res = timer.measure(pruned, shape, timing)
         macs_ratio = count_macs(pruned, shape) / base_macs
         measured = res.median_ms if args.statistic == "median" else min(res.runs_ms)
         layer_sum = table.layer_sum(keep)
@@ -172,7 +175,7 @@ def run_model(
             f"fitted {rows[-1].predicted_fitted_ms:8.3f} ms",
             flush=True,
         )
-    full_again = timer.measure(model, shape, repeats=args.repeats, **timing)
+    full_again = timer.measure(model, shape, timing)
     info = {
         "build_s": build_s,
         "measure_s": time.perf_counter() - start,
@@ -274,7 +277,7 @@ def write_results(
         "",
         "## Environment",
         "",
-        f"* CPU: {_device_name('cpu')} ({os.cpu_count()} cores visible), "
+        f"* CPU: {device_name('cpu')} ({os.cpu_count()} cores visible), "
         f"{platform.machine()}, {platform.platform()}",
         f"* threads: {args.threads}; torch {torch.__version__}; onnxruntime {ort_version}; "
         f"python {platform.python_version()}",

@@ -10,6 +10,7 @@ from types import UnionType
 from typing import Any, Literal, Union
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.timing import TimingSettings
 
 
 def _positive(value: float) -> bool:
@@ -88,20 +89,24 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
-class CostConfig:
-    """How inference cost is measured. MACs are per sample; latency is per batch."""
+class CostConfig(TimingSettings):
+    """How inference cost is measured. MACs are per sample; latency is per batch.
 
-    backend: str = "torch"
-    batch_size: int = 1
-    threads: int = 1
-    warmup: int = 5
-    repeats: int = 30
+    The timing fields (``backend``, ``batch_size``, ``threads``, ``warmup``, ``repeats``,
+    ``device``) are those of :class:`~iaprune.timing.TimingSettings`, so a
+    ``CostConfig`` is passed wherever timing settings are expected. ``latency`` says how
+    search trials get a latency: ``"measured"`` (timed) or ``"predicted"`` (a latency
+    table at ``table``, default :func:`iaprune.cost.default_table_path`).
+    """
+
     latency: Literal["measured", "predicted"] = "measured"
     table: str | None = None
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.threads < 1 or self.repeats < 1 or self.warmup < 0:
+        threads_ok = self.threads is None or self.threads >= 1
+        if self.batch_size < 1 or not threads_ok or self.repeats < 1 or self.warmup < 0:
             raise IAPruneError("latency needs batch size, threads and repeats >= 1")
+        super().__post_init__()
         if self.latency not in ("measured", "predicted"):
             raise IAPruneError(f"unknown latency mode {self.latency!r}; valid: measured, predicted")
 

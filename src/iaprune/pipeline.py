@@ -38,7 +38,13 @@ from iaprune.checks import (
     user_model_errors,
 )
 from iaprune.config import RunConfig
-from iaprune.cost import CostReport, measure_cost
+from iaprune.cost import (
+    CostModel,
+    CostReport,
+    StaticCostModel,
+    create_cost_model,
+    measure_cost,
+)
 from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.errors import IAPruneError, one_line
@@ -54,7 +60,6 @@ from iaprune.search import (
     run_search,
     warm_starts,
 )
-from iaprune.search.evaluate import CostFunction
 from iaprune.search.samplers import create_sampler
 from iaprune.search.study import check_reachable
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
@@ -259,10 +264,11 @@ class Session:
         """Prunable groups exist and the smallest allowed model meets every budget."""
         cfg = self.config.search
         pruner = self.pruner(model)
-        latency = cfg.objective.needs_latency
+        timed = cfg.objective.needs_latency  # a latency table is not built for this check
+        cost = create_cost_model("measured", self.config.cost) if timed else StaticCostModel()
         evaluator = CandidateEvaluator(
             pruner,
-            lambda m, _keep: self.measure(m, latency=latency),
+            cost,
             calibration=[],
             val_batches=[],
         )
@@ -270,18 +276,8 @@ class Session:
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
-        """Costs of ``model`` on this run's input shape and latency settings."""
-        c = self.config.cost
-        return measure_cost(
-            model,
-            self.input_shape,
-            latency=latency,
-            backend=c.backend,
-            batch_size=c.batch_size,
-            threads=c.threads,
-            warmup=c.warmup,
-            repeats=c.repeats,
-        )
+        """Costs of ``model`` on this run's input shape and timing settings."""
+        return measure_cost(model, self.input_shape, latency=latency, timing=self.config.cost)
 
     # -- stages ----------------------------------------------------------------------
     def baseline_done(self) -> dict[str, Any] | None:
@@ -327,25 +323,22 @@ class Session:
         partial.unlink(missing_ok=True)
         return model
 
-    def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostFunction:
-        """Cost of a search candidate: latency measured, predicted from a table, or none."""
+    def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
+        """Cost model of the search candidates: latency measured, predicted, or none.
+
+        A predicted latency comes from the table at ``--latency-table``, by default at
+        :func:`iaprune.cost.default_table_path` (where ``iaprune latency-table`` writes).
+        """
         if not self.config.search.objective.needs_latency:
-            return lambda m, _keep: self.measure(m, latency=False)
+            return create_cost_model("static")
         c = self.config.cost
         if c.latency == "measured":
-            return lambda m, _keep: self.measure(m, latency=True)
-        from iaprune.cost.lut import load_or_build, predicted_cost
+            return create_cost_model("measured", c)
+        from iaprune.cost.lut import TABLE_TIMING, load_or_build
 
-        table = load_or_build(
-            c.table or self.run / "latency_table.json",
-            model,
-            self.input_shape,
-            pruner.groups,
-            backend=c.backend,
-            batch_size=c.batch_size,
-            threads=c.threads,
-        )
-        return predicted_cost(table, self.input_shape)
+        per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
+        table = load_or_build(c.table, model, self.input_shape, pruner.groups, per_point)
+        return create_cost_model("predicted", table)
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``n`` batches of a split, materialised (same data for every trial)."""

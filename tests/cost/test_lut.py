@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from iaprune.cli.main import main
-from iaprune.cost import measure_cost
+from iaprune.cost import CostModel, TimingSettings, measure_cost
 from iaprune.cost.lut import (
     STALE_KEYS,
     LatencyTable,
@@ -338,7 +338,8 @@ def test_bad_settings(resnet, resnet_groups, kwargs: dict[str, Any]) -> None:
 
 def test_predicted_cost(table: LatencyTable, resnet, resnet_groups) -> None:
     cost = predicted_cost(table, SHAPE)
-    base = cost(resnet, None)
+    assert isinstance(cost, CostModel) and cost.uses_keep
+    base = cost.measure(resnet, SHAPE)
     static = measure_cost(resnet, SHAPE)
     assert (base.macs, base.params, base.activation_bytes) == (
         static.macs,
@@ -351,7 +352,7 @@ def test_predicted_cost(table: LatencyTable, resnet, resnet_groups) -> None:
     pruner = Pruner(resnet, torch.zeros((1, *SHAPE)))
     keep = _random_keep(resnet_groups, 2)
     pruned = pruner.prune(keep)
-    report = cost(pruned, keep)
+    report = cost.measure(pruned, SHAPE, keep)
     assert report.latency_ms == pytest.approx(table.predict(keep))
     assert report.macs == measure_cost(pruned, SHAPE).macs
     assert "latency" in report.ratio_to(base)
@@ -403,12 +404,12 @@ def test_calibration_scale_outside_bounds_falls_back_to_one(
     class Inverted:
         """Times every pruned model 50x slower than the unpruned one."""
 
-        def measure(self, model: nn.Module, shape: Any, **_: Any) -> LatencyResult:
+        def measure(self, model: nn.Module, shape: Any, *_: Any, **__: Any) -> LatencyResult:
             return LatencyResult.from_runs([table.full_ms * 50], {})
 
     fresh = copy.deepcopy(table)
     fresh.calibration = []
-    fresh._fit(resnet, SHAPE, resnet_groups, Inverted(), {}, 3, 0.3, 0, "median")
+    fresh.fit(resnet, SHAPE, resnet_groups, Inverted(), TimingSettings(), 3, 0.3, 0, "median")
     assert len(fresh.calibration) == 3
     assert fresh.scale == 1.0
     assert fresh.predict({}) == pytest.approx(fresh.full_ms)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import measure_cost
+from iaprune.cost import StaticCostModel
 from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pruning import Pruner
@@ -39,7 +39,7 @@ def _flaky(bad: set[int]) -> tuple[Flaky, SearchSpace]:
     Flaky.bad, Flaky.calls = bad, 0
     evaluator = Flaky(
         pruner,
-        lambda m, _keep: measure_cost(m, (1, 8, 8)),
+        StaticCostModel(),
         calibration=batches[:2],
         val_batches=batches[2:],
     )

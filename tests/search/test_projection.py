@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import count_macs, count_params, measure_cost
+from iaprune.cost import StaticCostModel, count_macs, count_params
 from iaprune.models import create_model, list_models
 from iaprune.pruning import Pruner
 from iaprune.search import (
@@ -139,7 +139,7 @@ def _evaluator() -> CandidateEvaluator:
     pruner = Pruner(model, batches[0][0][:1])
     return CandidateEvaluator(
         pruner,
-        lambda m, _keep: measure_cost(m, (1, 8, 8)),
+        StaticCostModel(),
         calibration=batches[:2],
         val_batches=batches[2:],
         train_batches=batches[:2],

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import measure_cost
+from iaprune.cost import CostModel, StaticCostModel, measure_cost
 from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pruning import Pruner
@@ -27,7 +27,7 @@ def _evaluator(seed: int = 0) -> tuple[CandidateEvaluator, SearchSpace]:
     pruner = Pruner(model, batches[0][0][:1])
     evaluator = CandidateEvaluator(
         pruner,
-        lambda m, _keep: measure_cost(m, (1, 8, 8)),
+        StaticCostModel(),
         calibration=batches[:2],
         val_batches=batches[2:],
     )
@@ -136,13 +136,16 @@ def _latency_evaluator() -> tuple[CandidateEvaluator, SearchSpace]:
     """Like _evaluator, but latency is a deterministic function of the kept widths."""
     evaluator, space = _evaluator()
 
-    def fake_latency(model, keep):
-        cost = measure_cost(model, (1, 8, 8))
-        widths = keep or evaluator.pruner.original
-        return replace(cost, latency_ms=0.01 * sum(widths.values()))
+    class FakeLatency(CostModel):
+        has_latency = uses_keep = True
 
-    evaluator.measure = fake_latency
-    evaluator.baseline = fake_latency(evaluator.pruner.model, None)
+        def measure(self, model, input_shape, keep=None):
+            cost = measure_cost(model, input_shape)
+            widths = keep or evaluator.pruner.original
+            return replace(cost, latency_ms=0.01 * sum(widths.values()))
+
+    evaluator.cost_model = FakeLatency()
+    evaluator.baseline = evaluator.measure(evaluator.pruner.model, None)
     return evaluator, space
 
 

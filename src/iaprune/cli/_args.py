@@ -155,7 +155,11 @@ def add_cost_args(p: argparse.ArgumentParser) -> None:
         default="measured",
         help="measured (time every trial) or predicted (latency table)",
     )
-    g.add_argument("--latency-table", help="latency table file (default: in the run dir)")
+    g.add_argument(
+        "--latency-table",
+        help="latency table file for --latency predicted (default: as 'iaprune latency-table', "
+        "~/.cache/iaprune/lut/<fingerprint>-<settings>.json or $IAPRUNE_LUT_DIR)",
+    )
 
 
 def add_finetune_args(p: argparse.ArgumentParser) -> None:

@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument(
         "--output",
         help="table file (default: ~/.cache/iaprune/lut/<fingerprint>-<settings>.json, "
-        "or $IAPRUNE_LUT_DIR); replaced atomically, so it must be a regular file, and a "
+        "or $IAPRUNE_LUT_DIR: where 'iaprune prune --latency predicted' looks without "
+        "--latency-table); replaced atomically, so it must be a regular file, and a "
         "file that is not a latency table is not overwritten unless --rebuild",
     )
     o.add_argument("--rebuild", action="store_true", help="measure even if a valid table exists")
@@ -75,6 +76,7 @@ def run(a: argparse.Namespace) -> int:
     from iaprune.fileio import check_output_file
     from iaprune.model_source import resolve_model
     from iaprune.pruning.groups import find_groups
+    from iaprune.timing import TimingSettings
 
     if a.output:
         check_output_file(a.output, what="latency table")
@@ -89,34 +91,29 @@ def run(a: argparse.Namespace) -> int:
     model = recipe.build().eval()
     shape = (a.in_channels, a.input_size, a.input_size)
     groups = find_groups(model, torch.zeros((1, *shape)))
-    settings = {
-        "backend": a.backend,
-        "batch_size": a.batch_size,
-        "threads": a.threads,
-        "device": a.device,
-        "grid": a.grid,
-        "min_ratio": a.min_ratio,
-        "warmup": a.warmup,
-        "repeats": a.repeats,
-        "rounds": a.rounds,
-        "calibrate": a.calibrate,
-    }
-    path = a.output or default_table_path(
-        model,
-        shape,
+    timing = TimingSettings(
         backend=a.backend,
         batch_size=a.batch_size,
         threads=a.threads,
         device=a.device,
+        warmup=a.warmup,
+        repeats=a.repeats,
     )
+    options = {
+        "grid": a.grid,
+        "min_ratio": a.min_ratio,
+        "rounds": a.rounds,
+        "calibrate": a.calibrate,
+    }
+    path = a.output or default_table_path(model, shape, timing)
     start = time.perf_counter()
     if a.rebuild:
-        table = LatencyTable.build(model, shape, groups, **settings)
+        table = LatencyTable.build(model, shape, groups, timing, **options)
         table.save(path)
     else:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", LatencyTableWarning)
-            table = load_or_build(path, model, shape, groups, **settings)
+            table = load_or_build(path, model, shape, groups, timing, **options)
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
     elapsed = time.perf_counter() - start

@@ -1,14 +1,18 @@
-"""Cost report and the abstract cost model used by the search objective."""
+"""Cost report, and the cost model contract with its registry."""
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
+
+from iaprune._registry import Registry
+
+__all__ = ["COST_MODELS", "CostModel", "CostReport", "create_cost_model", "list_cost_models"]
 
 
 def _ratio(value: float, base: float) -> float:
@@ -94,14 +98,80 @@ class CostReport:
 
 
 class CostModel(ABC):
-    """Turns a model into a :class:`CostReport`; the search objective's cost term.
+    """Turns a (pruned) model into a :class:`CostReport`: the search objective's cost term.
 
-    The search calls :meth:`measure` once on the unpruned model (the baseline that
-    ratios are taken against) and then once per trial on each candidate pruned
-    model, after structural pruning and before any fine-tuning. Implementations must
-    not change the model's parameters, buffers or per-module ``training`` flags.
+    The one contract for costs; everything the search, the pipeline and the benchmarks
+    measure goes through it. Implementations are registered by name in
+    :data:`COST_MODELS` (built in: ``"static"``, ``"measured"``, ``"predicted"``) and
+    created with :func:`create_cost_model`.
+
+    When it is called: the search's :class:`~iaprune.search.CandidateEvaluator` calls
+    :meth:`measure` once on the unpruned model with ``keep=None`` (the baseline that
+    ratios are taken against) and then once per trial on each candidate pruned model,
+    after structural pruning and before any fine-tuning, with the candidate's kept
+    filter count per channel group as ``keep``. A cost model may use ``keep`` instead of
+    inspecting the model (a latency lookup table predicts from widths); static and
+    measured models ignore it.
+
+    Implementations must not change the model's parameters, buffers or per-module
+    ``training`` flags, nor the global RNG state; they must report MACs, params and
+    activation bytes for one sample and, when :attr:`has_latency` is true, a latency.
+    Every registered implementation must pass the contract suite
+    :class:`iaprune.testing.cost.CostModelSuite`.
+
+    To add one::
+
+        @COST_MODELS.register("mycost")
+        class MyCost(CostModel):
+            name = "mycost"
+            has_latency = True
+
+            def measure(self, model, input_shape, keep=None) -> CostReport:
+                ...
     """
 
+    name: ClassVar[str] = ""
+    has_latency: ClassVar[bool] = False
+    """Whether :meth:`measure` fills ``latency_ms``."""
+    uses_keep: ClassVar[bool] = False
+    """Whether the result depends on ``keep`` rather than on the model alone."""
+
     @abstractmethod
-    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> CostReport:
-        """Return the cost of ``model`` for per-sample inputs of ``input_shape`` (C, H, W)."""
+    def measure(
+        self,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        keep: Mapping[str, int] | None = None,
+    ) -> CostReport:
+        """Cost of ``model`` for per-sample inputs of ``input_shape`` (e.g. ``(C, H, W)``).
+
+        Args:
+            model: the unpruned model or a pruned candidate (not modified).
+            input_shape: per-sample input shape.
+            keep: kept filters per channel group of the candidate (``None``: the
+                unpruned model; groups missing from it are at full width).
+
+        Raises:
+            IAPruneError: the model cannot be measured with this cost model's settings.
+        """
+
+
+COST_MODELS: Registry[type[CostModel]] = Registry("cost model")
+"""Cost models by name; see :class:`CostModel` for how to add one."""
+
+
+def create_cost_model(name: str, *args: Any, **options: Any) -> CostModel:
+    """Instantiate the cost model registered as ``name`` with its constructor arguments.
+
+    ``create_cost_model("static")``, ``create_cost_model("measured", timing)``,
+    ``create_cost_model("predicted", table)``.
+
+    Raises:
+        IAPruneError: unknown name (the message lists the valid ones) or bad options.
+    """
+    return COST_MODELS.get(name)(*args, **options)
+
+
+def list_cost_models() -> list[str]:
+    """Sorted names of the registered cost models."""
+    return COST_MODELS.names()

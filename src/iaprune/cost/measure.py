@@ -1,16 +1,20 @@
-"""One-call cost measurement and the two stock cost models."""
+"""One-call cost measurement and the two stock cost models (static, measured latency)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import nn
 
-from iaprune.cost._base import CostModel, CostReport
+from iaprune.cost._base import COST_MODELS, CostModel, CostReport
+from iaprune.cost._util import check_input_shape
 from iaprune.cost.latency import get_backend
-from iaprune.cost.latency._base import check_timing_args
 from iaprune.cost.macs import count_macs, count_params
 from iaprune.cost.memory import peak_activation_bytes
+from iaprune.timing import TimingSettings, resolve_timing
+
+__all__ = ["MeasuredCostModel", "StaticCostModel", "measure_cost"]
 
 
 def measure_cost(
@@ -18,41 +22,36 @@ def measure_cost(
     input_shape: Sequence[int],
     *,
     latency: bool = False,
-    backend: str = "torch",
-    batch_size: int = 1,
-    threads: int | None = 1,
-    warmup: int = 5,
-    repeats: int = 30,
-    device: str = "cpu",
+    timing: TimingSettings | None = None,
+    **overrides: Any,
 ) -> CostReport:
     """Static costs of ``model`` (MACs, params, activation bytes) and optionally latency.
 
-    MACs and activation bytes are always for ONE sample (batch 1); ``batch_size``,
-    ``threads``, ``warmup``, ``repeats`` and ``device`` only apply to the latency
-    measurement, which is taken with the latency backend named ``backend`` when
-    ``latency`` is true.
+    MACs and activation bytes are always for ONE sample (batch 1). When ``latency`` is
+    true the model is also timed as ``timing`` says (:class:`~iaprune.timing.TimingSettings`:
+    backend, batch size, threads, warm-up, repeats, device; default: its defaults).
+
+    Args:
+        model: the network (not modified).
+        input_shape: per-sample input shape.
+        latency: also measure latency.
+        timing: how to time it.
+        **overrides: individual timing fields (``backend="onnxruntime"``,
+            ``batch_size=4``, ...) replacing those of ``timing``.
 
     Raises:
-        IAPruneError: unknown or unavailable backend, or invalid timing arguments.
+        IAPruneError: unknown or unavailable backend, or invalid timing settings.
     """
-    shape = tuple(input_shape)
+    shape = check_input_shape(input_shape)
     if latency:  # fail on bad names/arguments before the static passes
-        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
-        timer = get_backend(backend)
+        settings = resolve_timing(timing, **overrides)
+        timer = get_backend(settings.backend)
     macs = count_macs(model, shape)
     params = count_params(model)
     act = peak_activation_bytes(model, shape)
     if not latency:
         return CostReport(macs=macs, params=params, activation_bytes=act)
-    result = timer.measure(
-        model,
-        shape,
-        batch_size=batch_size,
-        threads=threads,
-        warmup=warmup,
-        repeats=repeats,
-        device=device,
-    )
+    result = timer.measure(model, shape, settings)
     return CostReport(
         macs=macs,
         params=params,
@@ -63,50 +62,54 @@ def measure_cost(
     )
 
 
+@COST_MODELS.register("static")
 class StaticCostModel(CostModel):
     """MACs, parameters and activation memory only: deterministic and cheap."""
 
-    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> CostReport:
-        """Static :class:`CostReport` of ``model`` (no latency)."""
+    name = "static"
+
+    def measure(
+        self,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        keep: Mapping[str, int] | None = None,
+    ) -> CostReport:
+        """Static :class:`CostReport` of ``model`` (no latency; ``keep`` is ignored)."""
         return measure_cost(model, input_shape, latency=False)
 
 
+@COST_MODELS.register("measured")
 class MeasuredCostModel(CostModel):
-    """Static costs plus latency measured with a registered latency backend.
+    """Static costs plus latency timed with a registered latency backend.
 
-    The backend is resolved at construction, so an unknown or unavailable backend
-    fails before the search starts.
+    ``MeasuredCostModel(timing)`` with a :class:`~iaprune.timing.TimingSettings`;
+    ``MeasuredCostModel("onnxruntime", repeats=10)`` (a backend name and individual
+    settings) also works. The backend is resolved at construction, so an unknown or
+    unavailable backend fails before the search starts.
+
+    Attributes:
+        timing: the settings every measurement uses.
     """
 
-    def __init__(
-        self,
-        backend: str = "torch",
-        *,
-        batch_size: int = 1,
-        threads: int | None = 1,
-        warmup: int = 5,
-        repeats: int = 30,
-        device: str = "cpu",
-    ) -> None:
-        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
-        get_backend(backend)
-        self.backend = backend
-        self.batch_size = batch_size
-        self.threads = threads
-        self.warmup = warmup
-        self.repeats = repeats
-        self.device = device
+    name = "measured"
+    has_latency = True
 
-    def measure(self, model: nn.Module, input_shape: tuple[int, int, int]) -> CostReport:
-        """Static costs plus median/IQR latency of ``model``."""
-        return measure_cost(
-            model,
-            input_shape,
-            latency=True,
-            backend=self.backend,
-            batch_size=self.batch_size,
-            threads=self.threads,
-            warmup=self.warmup,
-            repeats=self.repeats,
-            device=self.device,
-        )
+    def __init__(self, timing: TimingSettings | str | None = None, **overrides: Any) -> None:
+        if isinstance(timing, str):
+            timing, overrides = None, {"backend": timing, **overrides}
+        self.timing = resolve_timing(timing, **overrides)
+        get_backend(self.timing.backend)
+
+    def measure(
+        self,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        keep: Mapping[str, int] | None = None,
+    ) -> CostReport:
+        """Static costs plus median/IQR latency of ``model`` (``keep`` is ignored)."""
+        return measure_cost(model, input_shape, latency=True, timing=self.timing)
+
+    @property
+    def backend(self) -> str:
+        """Name of the latency backend (``timing.backend``)."""
+        return self.timing.backend

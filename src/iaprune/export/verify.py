@@ -12,12 +12,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode
-from iaprune.cost.latency._base import check_timing_args, summarize_runs, time_callable
-from iaprune.cost.latency._torch_util import random_input, torch_threads
+from iaprune.convert import (
+    load_torchscript,
+    onnx_export,
+    ort_run,
+    ort_session,
+    require_onnxruntime,
+    save_torchscript,
+    trace_frozen,
+)
+from iaprune.cost import check_input_shape
+from iaprune.cost.latency import random_input, summarize_runs, time_callable, torch_threads
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
 from iaprune.fileio import check_output_file
+from iaprune.inference import eval_mode
+from iaprune.timing import TimingSettings
 
 FORMATS = ("onnx", "torchscript")
 """Export formats :func:`export_model` writes."""
@@ -47,18 +57,18 @@ class ExportResult:
     env: dict[str, Any] = field(default_factory=dict)
 
 
-def _onnx_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: int) -> Callable:
-    from iaprune.export._onnx import onnx_export, ort_run, ort_session, require_onnxruntime
+Runner = Callable[[torch.Tensor], np.ndarray]
+"""Runs the exported model on one input batch and returns its output as an array."""
 
+
+def _onnx_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: int) -> Runner:
     require_onnxruntime()
     onnx_export(model, x, path, dynamic_batch=True)
     session = ort_session(path, threads=threads)
     return lambda inp: ort_run(session, inp)
 
 
-def _torchscript_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: int) -> Callable:
-    from iaprune.export._torchscript import load_torchscript, save_torchscript, trace_frozen
-
+def _torchscript_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: int) -> Runner:
     save_torchscript(trace_frozen(model, x), path)
     loaded = load_torchscript(path)
 
@@ -71,8 +81,6 @@ def _torchscript_runner(model: nn.Module, x: torch.Tensor, path: Path, threads: 
 
 def _version(fmt: str) -> str:
     if fmt == "onnx":
-        from iaprune.export._onnx import require_onnxruntime
-
         return f"onnxruntime {require_onnxruntime().__version__}"
     return f"torch {torch.__version__}"
 
@@ -108,7 +116,7 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise IAPruneError(f"unknown export format {fmt!r}; choose from {', '.join(FORMATS)}")
-    check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
+    TimingSettings(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
     if not tolerance >= 0:  # also rejects NaN
         raise IAPruneError(f"tolerance must be >= 0, got {tolerance}")
     if check_batches < 1:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import cycle, islice
 
 import torch
 from torch import nn
 
-from iaprune.cost import CostReport
+from iaprune.cost import CostModel, CostReport
 from iaprune.devices import model_device
 from iaprune.pruning.surgery import Pruner
 from iaprune.train.bn_recalibrate import recalibrate_bn
 from iaprune.train.loop import evaluate
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-# Costs of a pruned model; ``keep`` (None for the unpruned baseline) lets a cost model
-# predict from kept widths (a latency table) instead of timing the model.
-CostFunction = Callable[[nn.Module, Mapping[str, int] | None], CostReport]
 
 
 def _to(batches: Sequence[Batch], device: torch.device) -> list[Batch]:
@@ -47,12 +44,16 @@ class CandidateEvaluator:
     seeded search reproducible; calling with another ``seed`` re-scores a candidate with
     the ``recalibration`` batches for BatchNorm (when given) and the training batches in
     another order, which measures the score's noise.
+
+    Costs come from ``cost_model`` (:class:`~iaprune.cost.CostModel`): called once on the
+    unpruned model with ``keep=None`` (:attr:`baseline`), then on every candidate with its
+    kept widths, for the per-sample input shape of the pruner's example input.
     """
 
     def __init__(
         self,
         pruner: Pruner,
-        measure: CostFunction,
+        cost_model: CostModel,
         *,
         calibration: Sequence[Batch],
         val_batches: Sequence[Batch],
@@ -64,7 +65,8 @@ class CandidateEvaluator:
         seed: int = 0,
     ) -> None:
         self.pruner = pruner
-        self.measure = measure
+        self.cost_model = cost_model
+        self.input_shape = tuple(int(d) for d in pruner.example_input.shape[1:])
         device = model_device(pruner.model)
         self.calibration = _to(calibration, device)
         self.recalibration = _to(recalibration, device)
@@ -75,7 +77,11 @@ class CandidateEvaluator:
         self.distill = distill
         self.seed = seed
         self._teacher: list[torch.Tensor] | None = None
-        self.baseline = measure(pruner.model, None)
+        self.baseline = self.measure(pruner.model, None)
+
+    def measure(self, model: nn.Module, keep: Mapping[str, int] | None) -> CostReport:
+        """Costs of ``model`` (kept widths ``keep``; ``None``: the unpruned model)."""
+        return self.cost_model.measure(model, self.input_shape, keep)
 
     def costs(self, keep: Mapping[str, int]) -> tuple[CostReport, dict[str, float]]:
         """Costs and cost ratios of a configuration, without touching data."""

@@ -32,9 +32,9 @@ import gc
 import platform
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
@@ -42,6 +42,22 @@ from torch import nn
 from iaprune._registry import Registry
 from iaprune.cost._util import check_input_shape
 from iaprune.errors import IAPruneError
+from iaprune.timing import TimingSettings, check_timing_args, resolve_timing
+
+__all__ = [
+    "BACKENDS",
+    "LatencyBackend",
+    "LatencyResult",
+    "Timing",
+    "TimingSettings",
+    "check_timing_args",
+    "default_round_to",
+    "get_backend",
+    "list_backends",
+    "measure_latency",
+    "summarize_runs",
+    "time_callable",
+]
 
 
 def summarize_runs(runs_ms: Sequence[float]) -> tuple[float, float]:
@@ -76,18 +92,6 @@ class LatencyResult:
         return cls(median_ms=median, spread_ms=spread, runs_ms=list(runs_ms), env=dict(env))
 
 
-def check_timing_args(*, batch_size: int, threads: int | None, warmup: int, repeats: int) -> None:
-    """Raise :class:`IAPruneError` unless batch size, threads, repeats >= 1 and warmup >= 0."""
-    if batch_size < 1:
-        raise IAPruneError(f"batch size must be >= 1, got {batch_size}")
-    if threads is not None and threads < 1:
-        raise IAPruneError(f"threads must be >= 1 (or None to leave as is), got {threads}")
-    if warmup < 0:
-        raise IAPruneError(f"warmup must be >= 0, got {warmup}")
-    if repeats < 1:
-        raise IAPruneError(f"repeats must be >= 1, got {repeats}")
-
-
 def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> list[float]:
     """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
 
@@ -118,17 +122,6 @@ def time_callable(fn: Callable[[], object], warmup: int, repeats: int) -> list[f
 
 
 @dataclass(frozen=True)
-class TimingSettings:
-    """Validated timing arguments of one :meth:`LatencyBackend.measure` call."""
-
-    batch_size: int
-    threads: int | None
-    warmup: int
-    repeats: int
-    device: str
-
-
-@dataclass(frozen=True)
 class Timing:
     """What a backend's :meth:`LatencyBackend.time_runs` returns.
 
@@ -144,7 +137,7 @@ class Timing:
     version: str
     threads: int | None
     device: str
-    extra: dict[str, object] = field(default_factory=dict)
+    extra: Mapping[str, object] = field(default_factory=dict)
 
 
 class LatencyBackend(ABC):
@@ -180,47 +173,45 @@ class LatencyBackend(ABC):
         self,
         model: nn.Module,
         input_shape: Sequence[int],
-        *,
-        batch_size: int = 1,
-        threads: int | None = 1,
-        warmup: int = 5,
-        repeats: int = 30,
-        device: str = "cpu",
+        settings: TimingSettings | None = None,
+        **overrides: Any,
     ) -> LatencyResult:
-        """Time ``repeats`` forward passes of a ``(batch_size, *input_shape)`` input.
+        """Time ``settings.repeats`` forward passes of a ``(batch_size, *input_shape)`` input.
 
         Args:
             model: the network (not modified).
             input_shape: per-sample input shape, e.g. ``(3, 32, 32)``.
-            batch_size: samples per timed forward pass.
-            threads: intra-op threads to use while timing, restored afterwards;
-                ``None`` leaves the current setting.
-            warmup: untimed forward passes before timing.
-            repeats: timed forward passes (``len(result.runs_ms) == repeats``).
-            device: device to run on, e.g. ``"cpu"`` or ``"cuda"``.
+            settings: batch size, threads, warm-up, repeats and device
+                (:class:`~iaprune.timing.TimingSettings`; default: its defaults). Its
+                ``backend`` field is not consulted: this backend does the timing.
+            **overrides: individual :class:`~iaprune.timing.TimingSettings` fields
+                (``batch_size=4``, ``repeats=3``, ...) replacing those of ``settings``.
+
+        Returns:
+            ``len(result.runs_ms) == settings.repeats`` timed runs and the environment
+            record (backend, version, threads, device, batch size, input shape, ...).
 
         Raises:
-            IAPruneError: invalid arguments, or the runtime cannot run the model.
+            IAPruneError: invalid settings, or the runtime cannot run the model.
         """
-        check_timing_args(batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats)
+        timing = resolve_timing(settings, **overrides)
         shape = check_input_shape(input_shape)
-        settings = TimingSettings(batch_size, threads, warmup, repeats, device)
-        timing = self.time_runs(model, shape, settings)
+        result = self.time_runs(model, shape, timing)
         env: dict[str, object] = {
             "backend": self.name,
-            "version": timing.version,
-            "threads": timing.threads,
-            "device": timing.device,
-            "batch_size": batch_size,
+            "version": result.version,
+            "threads": result.threads,
+            "device": result.device,
+            "batch_size": timing.batch_size,
             "input_shape": list(shape),
-            "warmup": warmup,
-            "repeats": repeats,
+            "warmup": timing.warmup,
+            "repeats": timing.repeats,
             "machine": platform.machine(),
             "platform": platform.platform(),
             "python": platform.python_version(),
-            **timing.extra,
+            **result.extra,
         }
-        return LatencyResult.from_runs(timing.runs_ms, env)
+        return LatencyResult.from_runs(result.runs_ms, env)
 
     @abstractmethod
     def time_runs(
@@ -228,7 +219,7 @@ class LatencyBackend(ABC):
     ) -> Timing:
         """Run ``settings.warmup`` untimed and ``settings.repeats`` timed forward passes.
 
-        Called by :meth:`measure` with validated arguments; ``shape`` is per sample.
+        Called by :meth:`measure` with validated settings; ``shape`` is per sample.
         Must leave ``model`` unchanged and restore any global setting it changes.
         """
 
@@ -273,3 +264,19 @@ def list_backends(*, available_only: bool = False) -> list[str]:
     if available_only:
         names = [n for n in names if BACKENDS.get(n).available()]
     return names
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    settings: TimingSettings | None = None,
+    **overrides: Any,
+) -> LatencyResult:
+    """Time ``model`` with the backend ``settings.backend`` names (:meth:`LatencyBackend.measure`).
+
+    Raises:
+        IAPruneError: unknown or unavailable backend, invalid settings, or the runtime
+            cannot run the model.
+    """
+    timing = resolve_timing(settings, **overrides)
+    return get_backend(timing.backend).measure(model, input_shape, timing)

@@ -9,7 +9,6 @@ import shutil
 import torch
 from torch import nn
 
-from iaprune.cost._util import eval_mode, model_dtype
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
@@ -19,6 +18,7 @@ from iaprune.cost.latency._base import (
 )
 from iaprune.cost.latency._torch_util import random_input, resolve_device, torch_threads
 from iaprune.errors import IAPruneError, one_line
+from iaprune.inference import eval_mode, model_dtype
 
 COMPILE_MODE = "max-autotune-no-cudagraphs"
 """The ``torch.compile`` mode used for timing."""

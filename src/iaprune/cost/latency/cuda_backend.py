@@ -7,10 +7,10 @@ import copy
 import torch
 from torch import nn
 
-from iaprune.cost._util import eval_mode, model_dtype
 from iaprune.cost.latency._base import BACKENDS, LatencyBackend, Timing, TimingSettings
 from iaprune.cost.latency._torch_util import random_input, resolve_device
 from iaprune.errors import IAPruneError
+from iaprune.inference import eval_mode, model_dtype
 
 
 @BACKENDS.register("cuda")

@@ -1,6 +1,6 @@
 """ONNX Runtime latency backend (``"onnxruntime"``, CPU execution provider).
 
-The model is exported with :func:`iaprune.export.onnx_bytes` (TorchScript-based
+The model is exported with :func:`iaprune.convert.onnx_bytes` (TorchScript-based
 exporter, static batch) and timed in an ``InferenceSession`` whose intra-op thread
 count is set explicitly. Needs ``pip install 'iaprune[deploy]'``.
 """
@@ -11,7 +11,7 @@ import importlib.util
 
 from torch import nn
 
-from iaprune.cost._util import model_dtype
+from iaprune.convert import onnx_bytes, ort_feed, ort_session, require_onnxruntime
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
@@ -21,6 +21,7 @@ from iaprune.cost.latency._base import (
 )
 from iaprune.cost.latency._torch_util import random_input
 from iaprune.errors import IAPruneError, MissingDependencyError
+from iaprune.inference import model_dtype
 
 _PACKAGES = ("onnx", "onnxruntime")
 
@@ -54,8 +55,6 @@ class OnnxRuntimeBackend(LatencyBackend):
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
     ) -> Timing:
         """Export, open a session and time ``session.run``; see :meth:`LatencyBackend.measure`."""
-        from iaprune.export import onnx_bytes, ort_feed, ort_session, require_onnxruntime
-
         if settings.device != "cpu":
             raise IAPruneError(
                 f"latency backend 'onnxruntime' runs on the cpu, not {settings.device!r}"

@@ -7,7 +7,6 @@ import copy
 import torch
 from torch import nn
 
-from iaprune.cost._util import eval_mode, model_dtype
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
@@ -22,6 +21,7 @@ from iaprune.cost.latency._torch_util import (
     torch_threads,
 )
 from iaprune.devices import model_device
+from iaprune.inference import eval_mode, model_dtype
 
 __all__ = ["INPUT_SEED", "TorchBackend"]
 

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from iaprune.cost._util import model_dtype
+from iaprune.convert import optimize_scripted, trace_frozen
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
@@ -16,6 +16,7 @@ from iaprune.cost.latency._base import (
     time_callable,
 )
 from iaprune.cost.latency._torch_util import random_input, resolve_device, torch_threads
+from iaprune.inference import model_dtype
 
 
 @BACKENDS.register("torchscript")
@@ -34,8 +35,6 @@ class TorchScriptBackend(LatencyBackend):
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
     ) -> Timing:
         """Trace, freeze and time; see :meth:`LatencyBackend.measure`."""
-        from iaprune.export import optimize_scripted, trace_frozen
-
         dev = resolve_device(settings.device)
         x = random_input(settings.batch_size, shape, dtype=model_dtype(model), device=dev)
         sync = dev.type == "cuda"

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from iaprune._imports import optional_import
-from iaprune.cost._util import eval_mode
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
+from iaprune.inference import eval_mode
 
 DEFAULT_OPSET = 17
 """ONNX opset used for every export."""

@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from iaprune.cost._util import eval_mode
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
+from iaprune.inference import eval_mode
 
 
 def trace_frozen(model: nn.Module, example_input: torch.Tensor) -> torch.jit.ScriptModule:

@@ -1,0 +1,139 @@
+"""Where latency tables live and when a stored one is reused.
+
+**The default table path** is the same for ``iaprune latency-table`` and for
+``iaprune prune --latency predicted`` (and the Python API), so a table built by the one is
+found by the other: :func:`default_table_path`,
+``$IAPRUNE_LUT_DIR/<name>.json`` when ``IAPRUNE_LUT_DIR`` is set, else
+``$XDG_CACHE_HOME/iaprune/lut/<name>.json`` (``~/.cache/iaprune/lut/`` without
+``XDG_CACHE_HOME``), where ``<name>`` is
+``<architecture fingerprint>-<backend>-<CxHxW>-b<batch>-t<threads>-<device>``. An explicit
+path (``--output`` / ``--latency-table``) replaces it. The name only keeps tables of
+different settings apart; :func:`load_or_build` still checks a stored table's meta.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from iaprune.cost._util import check_input_shape
+from iaprune.cost.lut.meta import architecture_fingerprint, describe, expected_meta
+from iaprune.cost.lut.table import TABLE_TIMING, LatencyTable
+from iaprune.errors import IAPruneError
+from iaprune.fileio import check_output_file
+from iaprune.timing import TimingSettings, resolve_timing
+
+if TYPE_CHECKING:
+    from iaprune.pruning.groups import ChannelGroup
+
+__all__ = [
+    "LUT_DIR_ENV",
+    "LatencyTableWarning",
+    "default_table_path",
+    "load_or_build",
+    "table_dir",
+]
+
+log = logging.getLogger(__name__)
+
+LUT_DIR_ENV = "IAPRUNE_LUT_DIR"
+"""Environment variable that replaces the directory of :func:`default_table_path`."""
+
+_BUILD_OPTIONS = frozenset({"grid", "min_ratio", "rounds", "statistic", "calibrate", "seed"})
+_TIMING_OPTIONS = frozenset({"backend", "batch_size", "threads", "device", "warmup", "repeats"})
+
+
+class LatencyTableWarning(UserWarning):
+    """A stored latency table was unusable (stale or unreadable) and is being rebuilt."""
+
+
+def table_dir() -> Path:
+    """The directory of default table paths: ``$IAPRUNE_LUT_DIR`` or the user cache."""
+    base = os.environ.get(LUT_DIR_ENV)
+    if base:
+        return Path(base)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "iaprune" / "lut"
+
+
+def default_table_path(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    timing: TimingSettings | None = None,
+    **overrides: Any,
+) -> Path:
+    """The documented default table file for ``model`` measured with ``timing``.
+
+    ``table_dir() / "<fingerprint>-<backend>-<shape>-b<batch>-t<threads>-<device>.json"``
+    (see the module docstring). ``overrides`` are individual timing fields
+    (``backend=``, ``batch_size=``, ``threads=``, ``device=``); warm-up and repeats do not
+    enter the name.
+    """
+    settings = resolve_timing(timing or TABLE_TIMING, **overrides)
+    shape = "x".join(str(d) for d in check_input_shape(input_shape))
+    tag = "auto" if settings.threads is None else str(settings.threads)
+    dev = settings.device.replace(":", "")
+    fingerprint = architecture_fingerprint(model)
+    name = f"{fingerprint}-{settings.backend}-{shape}-b{settings.batch_size}-t{tag}-{dev}.json"
+    return table_dir() / name
+
+
+def load_or_build(
+    path: str | Path | None,
+    model: nn.Module,
+    input_shape: Sequence[int],
+    groups: Sequence[ChannelGroup],
+    timing: TimingSettings | None = None,
+    **settings: Any,
+) -> LatencyTable:
+    """The table stored at ``path`` if it is valid for these settings, else a new one.
+
+    A stored table whose :data:`~iaprune.cost.lut.STALE_KEYS` meta (backend and its
+    version, torch version, device, CPU, threads, batch size, input shape, dtype,
+    architecture or groups fingerprint) differs from what :meth:`LatencyTable.build`
+    would record now is never used: a :class:`LatencyTableWarning` says why, the table
+    is rebuilt and saved over it. A file at ``path`` that is not a readable latency
+    table, or not a regular file, is never overwritten (:class:`IAPruneError`).
+
+    Args:
+        path: table file; ``None``: :func:`default_table_path` for these settings.
+        model, input_shape, groups, timing: as for :meth:`LatencyTable.build`.
+        **settings: the other keyword arguments of :meth:`LatencyTable.build` (grid,
+            calibration, ...) and individual timing fields.
+    """
+    unknown = set(settings) - _BUILD_OPTIONS - _TIMING_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown latency table settings: {sorted(unknown)}")
+    overrides = {k: v for k, v in settings.items() if k in _TIMING_OPTIONS}
+    options = {k: v for k, v in settings.items() if k in _BUILD_OPTIONS}
+    full = resolve_timing(timing or TABLE_TIMING, **overrides)
+    shape = check_input_shape(input_shape)
+    target = default_table_path(model, shape, full) if path is None else Path(path).expanduser()
+    check_output_file(target, what="latency table")
+    if target.exists():
+        want = expected_meta(model, shape, groups, full)
+        try:
+            table = LatencyTable.load(target)
+        except IAPruneError as exc:
+            raise IAPruneError(
+                f"{exc}; not overwriting it: remove it or name another table file"
+            ) from exc
+        stale = table.stale_reasons(want)
+        if not stale:
+            log.info("latency table %s reused", target)
+            return table
+        warnings.warn(
+            f"latency table {target} was measured for {describe(table.meta, stale)}; "
+            f"now {describe(want, stale)}; rebuilding",
+            LatencyTableWarning,
+            stacklevel=2,
+        )
+    table = LatencyTable.build(model, shape, groups, full, **options)
+    table.save(target)
+    return table

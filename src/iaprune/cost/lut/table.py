@@ -1,0 +1,391 @@
+"""The latency lookup table: build (measure), query (predict) and its JSON form.
+
+See :mod:`iaprune.cost.lut` for what is measured and how predictions are made; this
+module orchestrates the other modules of the package (trace -> plan -> timing -> fit) and
+holds the table's data. Files are written with :meth:`LatencyTable.save` and found or
+rebuilt by :func:`iaprune.cost.lut.load_or_build`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from torch import nn
+
+from iaprune.cost._util import check_input_shape
+from iaprune.cost.latency import get_backend
+from iaprune.cost.lut.entry import LayerEntry
+from iaprune.cost.lut.fit import Timer, calibration_keeps, fit_scale, prune_to
+from iaprune.cost.lut.grid import grid_ratios
+from iaprune.cost.lut.meta import FORMAT, FORMAT_VERSION, STALE_KEYS, table_meta
+from iaprune.cost.lut.plan import block_ops, plan_layer
+from iaprune.cost.lut.timing import Statistic, frozen_gc, measure_grid, statistic_of
+from iaprune.cost.lut.trace import in_width, out_width, trace_layers
+from iaprune.errors import IAPruneError
+from iaprune.fileio import write_atomic
+from iaprune.timing import TimingSettings, resolve_timing
+
+if TYPE_CHECKING:
+    from iaprune.pruning.groups import ChannelGroup
+
+__all__ = ["TABLE_TIMING", "LatencyTable"]
+
+log = logging.getLogger(__name__)
+
+TABLE_TIMING = TimingSettings(repeats=20)
+"""Default timing of one grid point: the :class:`~iaprune.timing.TimingSettings` defaults
+with 20 timed runs (the whole model gets at least 30)."""
+
+
+class LatencyTable:
+    """Per-layer latency lookup table of one model for one runtime configuration.
+
+    Build with :meth:`build` (measures) or :func:`load_or_build` (reuses a valid
+    stored table); query with :meth:`predict`. Latencies are per batch of
+    ``meta["batch_size"]`` samples, in milliseconds, like ``CostReport.latency_ms``.
+
+    Attributes:
+        layers: one :class:`LayerEntry` per layer, in execution order.
+        offset_ms: constant part of every prediction (see the module docstring).
+        scale: factor applied to the layer sum (1 unless calibrated).
+        full_ms: measured latency of the unpruned model.
+        group_channels: full width of every channel group the table knows.
+        meta: what the measurements are valid for (:data:`STALE_KEYS`) plus how they
+            were taken (grid, warmup, repeats, build time, ...).
+        calibration: ``{"keep", "layer_sum_ms", "measured_ms"}`` per calibration model.
+        path: file the table was loaded from or last saved to, if any.
+        built_now: whether this object was measured by :meth:`build` (not loaded).
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[LayerEntry],
+        *,
+        offset_ms: float,
+        full_ms: float,
+        group_channels: Mapping[str, int],
+        meta: Mapping[str, Any],
+        scale: float = 1.0,
+        calibration: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        self.layers: list[LayerEntry] = list(layers)
+        self.offset_ms = float(offset_ms)
+        self.scale = float(scale)
+        self.full_ms = float(full_ms)
+        self.group_channels: dict[str, int] = {str(k): int(v) for k, v in group_channels.items()}
+        self.meta: dict[str, Any] = dict(meta)
+        self.calibration: list[dict[str, Any]] = [dict(c) for c in calibration]
+        self.path: Path | None = None
+        self.built_now = False
+        known = set(self.group_channels)
+        for entry in self.layers:
+            used = set(entry.in_groups) | ({entry.out_group} if entry.out_group else set())
+            if used - known:
+                raise ValueError(f"layer {entry.name} refers to unknown groups {used - known}")
+
+    # -- building ---------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        model: nn.Module,
+        input_shape: Sequence[int],
+        groups: Sequence[ChannelGroup],
+        timing: TimingSettings | None = None,
+        *,
+        grid: int | Sequence[float] = 7,
+        min_ratio: float = 0.05,
+        rounds: int = 1,
+        statistic: Statistic = "median",
+        calibrate: int = 0,
+        seed: int = 0,
+        **overrides: Any,
+    ) -> LatencyTable:
+        """Measure every layer of ``model`` on a width grid, and the whole model.
+
+        Args:
+            model: the unpruned model (not modified; its weights do not matter).
+            input_shape: per-sample input shape ``(C, H, W)``.
+            groups: its channel groups (:func:`iaprune.pruning.find_groups`).
+            timing: backend, batch size, threads, device, warm-up and repeats of each
+                grid point (default :data:`TABLE_TIMING`); the statistic of the
+                ``repeats`` runs is stored, the whole model gets ``max(repeats, 30)``.
+            grid: points per width dimension (spread from ``min_ratio`` to 1), or
+                explicit keep-ratios in ``(0, 1]`` (1 is always added).
+            min_ratio: smallest ratio of an integer ``grid``.
+            rounds: measure the whole grid this many times, in a shuffled order each
+                time, and keep each point's smallest statistic (robust to a busy machine).
+            statistic: ``"median"`` of the timed runs (as ``CostReport.latency_ms``) or
+                ``"min"`` (closer to the uncontended latency on a shared machine, where
+                long runs are preempted more often than short ones).
+            calibrate: number of seeded random pruned models to time and fit
+                :attr:`scale` on (0: no calibration, ``scale = 1``).
+            seed: seed of the measurement order and of the calibration models.
+            **overrides: individual timing fields (``backend=``, ``batch_size=``,
+                ``threads=``, ``device=``, ``warmup=``, ``repeats=``) replacing those
+                of ``timing``.
+
+        Raises:
+            IAPruneError: bad settings, unknown or unavailable backend, no layer.
+        """
+        start = time.perf_counter()
+        shape = check_input_shape(input_shape)
+        settings = resolve_timing(timing or TABLE_TIMING, **overrides)
+        if rounds < 1 or calibrate < 0:
+            raise IAPruneError("rounds must be >= 1 and calibrate >= 0")
+        if statistic not in ("median", "min"):
+            raise IAPruneError(f"statistic must be 'median' or 'min', got {statistic!r}")
+        groups = list(groups)
+        ratios = grid_ratios(grid, min_ratio) if isinstance(grid, int) else [float(r) for r in grid]
+        if not ratios or any(not 0 < r <= 1 for r in ratios):
+            raise IAPruneError(f"grid ratios must be in (0, 1], got {list(ratios)}")
+        timer = get_backend(settings.backend)
+        meta = table_meta(timer, model, shape, groups, settings)
+        sites = trace_layers(model, shape)
+        plans = [plan_layer(site, groups, ratios) for site in sites]
+        times = measure_grid(
+            timer,
+            model,
+            shape,
+            sites,
+            plans,
+            settings,
+            rounds=rounds,
+            statistic=statistic,
+            seed=seed,
+        )
+        layers = [
+            LayerEntry(
+                name=site.name,
+                kind=plan.kind,
+                ops=block_ops(site),
+                input_shape=site.input_shape,
+                in_full=in_width(site.module),
+                out_full=out_width(site.module),
+                out_group=plan.out_group,
+                in_groups=plan.in_groups,
+                in_fixed=plan.in_fixed,
+                in_mult=plan.in_mult,
+                in_grid=plan.in_grid,
+                out_grid=plan.out_grid,
+                ms=times.entry(k, plan),
+                calls=site.calls,
+            )
+            for k, (site, plan) in enumerate(zip(sites, plans, strict=True))
+        ]
+        meta.update(
+            grid=ratios,
+            warmup=settings.warmup,
+            repeats=settings.repeats,
+            rounds=rounds,
+            statistic=statistic,
+            calibrate=calibrate,
+            seed=seed,
+            points=times.points,
+            call_overhead_ms=times.overhead_ms,
+            full_spread_ms=times.full.spread_ms,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        table = cls(
+            layers,
+            offset_ms=0.0,
+            full_ms=statistic_of(times.full, statistic),
+            group_channels={g.name: g.channels for g in groups},
+            meta=meta,
+        )
+        with frozen_gc():
+            table.fit(model, shape, groups, timer, settings, calibrate, min_ratio, seed, statistic)
+        table.meta["build_seconds"] = round(time.perf_counter() - start, 3)
+        table.built_now = True
+        log.info(
+            "latency table: %d layers, %d points, full %.3f ms, offset %.3f ms, scale %.3f",
+            len(layers),
+            times.points,
+            table.full_ms,
+            table.offset_ms,
+            table.scale,
+        )
+        return table
+
+    def fit(
+        self,
+        model: nn.Module,
+        shape: tuple[int, ...],
+        groups: Sequence[ChannelGroup],
+        timer: Timer,
+        timing: TimingSettings,
+        calibrate: int,
+        min_ratio: float,
+        seed: int,
+        statistic: Statistic,
+    ) -> None:
+        """Set :attr:`scale` and :attr:`offset_ms` (line through the full-model point).
+
+        Times ``calibrate`` seeded random pruned models of ``model`` with ``timer``
+        (appended to :attr:`calibration`) and fits the scale on them
+        (:func:`~iaprune.cost.lut.fit.fit_scale`); without calibration the scale is 1.
+        """
+        full_sum = self.layer_sum({})
+        points: list[tuple[float, float]] = []
+        for keep in calibration_keeps(groups, calibrate, min_ratio, seed):
+            pruned = prune_to(model, shape, groups, keep)
+            measured = statistic_of(timer.measure(pruned, shape, timing), statistic)
+            layer_sum = self.layer_sum(keep)
+            points.append((layer_sum, measured))
+            self.calibration.append(
+                {"keep": keep, "layer_sum_ms": layer_sum, "measured_ms": measured}
+            )
+        self.scale = fit_scale(points, full_sum, self.full_ms)
+        self.offset_ms = self.full_ms - self.scale * full_sum
+
+    # -- querying --------------------------------------------------------------------
+    def _complete(self, keep: Mapping[str, int] | None) -> dict[str, int]:
+        """``keep`` with missing groups at full width; rejects unknown groups/bad counts."""
+        full = dict(self.group_channels)
+        for name, k in (keep or {}).items():
+            if name not in full:
+                raise IAPruneError(f"latency table has no channel group {name!r}")
+            k = int(k)
+            if not 1 <= k <= self.group_channels[name]:
+                raise IAPruneError(
+                    f"group {name!r}: keep {k} outside 1..{self.group_channels[name]}"
+                )
+            full[name] = k
+        return full
+
+    def widths(self, keep: Mapping[str, int] | None = None) -> dict[str, tuple[int, int]]:
+        """``{layer: (in, out)}`` widths of every layer for ``keep`` (missing = full)."""
+        full = self._complete(keep)
+        return {e.name: e.widths(full) for e in self.layers}
+
+    def layer_sum(self, keep: Mapping[str, int] | None = None) -> float:
+        """Unscaled sum of the interpolated layer latencies (ms) for ``keep``."""
+        full = self._complete(keep)
+        return sum(e.latency(full) for e in self.layers)
+
+    def entries_for(self, keep: Mapping[str, int] | None = None) -> dict[str, float]:
+        """``{layer: ms}``: each layer's interpolated latency times :attr:`scale`.
+
+        ``predict(keep) == sum(entries_for(keep).values()) + offset_ms``.
+        """
+        full = self._complete(keep)
+        return {e.name: self.scale * e.latency(full) for e in self.layers}
+
+    def predict(self, keep: Mapping[str, int] | None = None) -> float:
+        """Predicted latency (ms per batch) when group ``g`` keeps ``keep[g]`` filters.
+
+        Groups missing from ``keep`` stay at full width, so ``predict({})`` is the
+        unpruned model's measured latency. Takes microseconds.
+
+        Raises:
+            IAPruneError: an unknown group or a keep count outside ``1..channels``.
+        """
+        return sum(self.entries_for(keep).values()) + self.offset_ms
+
+    @property
+    def points(self) -> int:
+        """Number of measured layer grid points."""
+        return sum(e.points for e in self.layers)
+
+    def latency_env(self) -> dict[str, object]:
+        """A ``CostReport.latency_env`` for predictions: the table's settings, ``predicted``."""
+        keys = ("backend", "backend_version", "threads", "device", "batch_size", "input_shape")
+        env: dict[str, object] = {k: self.meta.get(k) for k in keys}
+        env["version"] = env.pop("backend_version")
+        env.update(
+            predicted=True,
+            table=None if self.path is None else str(self.path),
+            table_fingerprint=self.meta.get("fingerprint"),
+        )
+        return env
+
+    def stale_reasons(self, meta: Mapping[str, Any]) -> list[str]:
+        """:data:`STALE_KEYS` whose values differ between this table's meta and ``meta``."""
+        return [k for k in STALE_KEYS if self.meta.get(k) != meta.get(k)]
+
+    # -- files -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; inverse of :meth:`from_dict`."""
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "meta": self.meta,
+            "full_ms": self.full_ms,
+            "offset_ms": self.offset_ms,
+            "scale": self.scale,
+            "group_channels": self.group_channels,
+            "calibration": self.calibration,
+            "layers": [e.to_dict() for e in self.layers],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyTable:
+        """Rebuild a table from :meth:`to_dict` output.
+
+        Raises:
+            IAPruneError: not a latency table, another format version, or malformed.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise IAPruneError("not an iaprune latency table")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IAPruneError(
+                f"latency table format {data.get('format_version')!r}, expected {FORMAT_VERSION}"
+            )
+        try:
+            return cls(
+                [LayerEntry.from_dict(e) for e in data["layers"]],
+                offset_ms=float(data["offset_ms"]),
+                full_ms=float(data["full_ms"]),
+                group_channels=dict(data["group_channels"]),
+                meta=dict(data["meta"]),
+                scale=float(data.get("scale", 1.0)),
+                calibration=list(data.get("calibration") or []),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IAPruneError(f"malformed latency table: {exc}") from exc
+
+    def save(self, path: str | Path) -> Path:
+        """Write the table as JSON (atomically; parent folders are created).
+
+        Raises:
+            IAPruneError: ``path`` exists and is not a regular file (a device, fifo or
+                directory is never replaced), or cannot be written.
+        """
+        target = Path(path).expanduser()
+
+        def dump(fh: IO[str]) -> None:
+            json.dump(self.to_dict(), fh, indent=1)
+            fh.write("\n")
+
+        write_atomic(target, dump, what="latency table")
+        self.path = target
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """Read a table written by :meth:`save`.
+
+        Raises:
+            IAPruneError: missing, unreadable or malformed file.
+        """
+        source = Path(path).expanduser()
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IAPruneError(f"latency table {source} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise IAPruneError(f"cannot read latency table {source}: {exc}") from exc
+        table = cls.from_dict(data)
+        table.path = source
+        return table
+
+    def __repr__(self) -> str:
+        return (
+            f"LatencyTable({len(self.layers)} layers, {self.points} points, "
+            f"full={self.full_ms:.3f} ms, offset={self.offset_ms:.3f} ms, scale={self.scale:.3f}, "
+            f"backend={self.meta.get('backend')!r}, batch={self.meta.get('batch_size')})"
+        )
