@@ -34,7 +34,9 @@ IMPORTANCES: Registry[type[Importance]] = Registry("importance")
 def create_importance(name: str, *, seed: int = 0) -> Importance:
     """Instantiate the importance registered as ``name`` (``seed`` is used by ``random``)."""
     cls = IMPORTANCES.get(name)
-    return cls(seed=seed) if getattr(cls, "uses_seed", False) else cls()
+    if getattr(cls, "uses_seed", False):
+        return cls(seed=seed)  # type: ignore[call-arg]  # seeded importances take a seed
+    return cls()
 
 
 def list_importances() -> list[str]:

@@ -19,9 +19,10 @@ class TaylorImportance(Importance):
         w = _filters(module)
         if w is None:
             return None
-        if module.weight.grad is None:
+        grad = module.get_parameter("weight").grad
+        if grad is None:
             raise RuntimeError("taylor importance needs gradients; run accumulate_gradients first")
-        return (w * module.weight.grad.detach().flatten(1)).sum(1).abs()
+        return (w * grad.detach().flatten(1)).sum(1).abs()
 
 
 def accumulate_gradients(

@@ -280,7 +280,7 @@ def _slices(module: nn.Module, name: str) -> tuple[int, str]:
 def _width(module: nn.Module, out_side: bool) -> int:
     if isinstance(module, nn.GroupNorm):
         return module.num_channels
-    return module.out_channels if out_side else module.in_channels
+    return int(getattr(module, "out_channels" if out_side else "in_channels"))
 
 
 def _members(

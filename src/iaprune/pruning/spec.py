@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from iaprune.errors import IAPruneError
 
@@ -43,7 +44,7 @@ class PruningSpec:
         return {"keep": self.keep, "original": self.original, "kept_indices": self.kept_indices}
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> PruningSpec:
+    def from_dict(cls, data: dict[str, Any]) -> PruningSpec:
         """Inverse of :meth:`to_dict`."""
         try:
             return cls(

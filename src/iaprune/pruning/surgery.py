@@ -92,7 +92,7 @@ class Pruner:
                 raise IAPruneError(f"{type(self.importance).__name__} needs calibration batches")
             accumulate_gradients(self.model, list(calibration))
         modules = dict(self.model.named_modules())
-        scores = {}
+        scores: dict[str, torch.Tensor] = {}
         for group in self.groups:
             total = self._group_score(group, modules, self.importance)
             if total is None:
@@ -102,6 +102,8 @@ class Pruner:
                     stacklevel=2,
                 )
                 total = self._group_score(group, modules, L1Importance())
+            if total is None:
+                raise IAPruneError(f"channel group {group.name} has no conv or norm to score")
             scores[group.name] = total
         if self.importance.needs_gradients:
             self.model.zero_grad(set_to_none=True)

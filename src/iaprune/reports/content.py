@@ -10,10 +10,10 @@ number goes through the formatters below, so both formats (and the console table
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, TypeGuard
 
 from iaprune.errors import IAPruneError
 from iaprune.pareto import TrialPoint, pareto_front
@@ -26,7 +26,7 @@ from iaprune.rundir import RunDir
 MISSING = "-"
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -194,11 +194,11 @@ class Table:
     """A table of already formatted cells; ``align`` holds ``"l"`` or ``"r"`` per column."""
 
     headers: tuple[str, ...]
-    rows: list[tuple[str, ...]]
-    align: tuple[Literal["l", "r"], ...] = ()
+    rows: Sequence[tuple[str, ...]]
+    align: tuple[str, ...] = ()  # "l" or "r" per column
     caption: str | None = None
 
-    def alignment(self) -> tuple[Literal["l", "r"], ...]:
+    def alignment(self) -> tuple[str, ...]:
         """Column alignment: the given one, else the first column left and others right."""
         if self.align:
             return self.align
@@ -341,7 +341,7 @@ def search_table(search: Mapping[str, Any]) -> Table:
         "seconds": "search time (s)",
         "seed": "seed",
     }
-    formats = {
+    formats: dict[str, Callable[[Any], str]] = {
         "budgets": lambda b: ", ".join(f"{k} <= {v:g}" for k, v in b.items()) or "none",
         "best_value": lambda v: fmt_accuracy(v) if _is_number(v) else fmt_value(v),
         "val_accuracy": fmt_accuracy,
@@ -371,7 +371,7 @@ def trials_table(data: RunData) -> Table:
     ]
     has_latency = any(_is_number(r.get("latency_ms")) for r in data.history)
     on_front = {p.number for p in pareto_front(data.trial_points("macs"))}
-    headers = ("trial", "objective", "val accuracy")
+    headers: tuple[str, ...] = ("trial", "objective", "val accuracy")
     headers += tuple(f"{RATIO_LABELS[k]} ratio" for k in ratio_keys)
     headers += ("latency (ms)",) if has_latency else ()
     headers += ("feasible", "note")

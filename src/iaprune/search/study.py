@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from iaprune.config import ObjectiveConfig, SearchConfig
@@ -74,7 +75,9 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.St
     exists = config.study_name in {s.study_name for s in store.get_all_studies()}
     if exists and not resume:
         raise IAPruneError(f"study {config.study_name!r} already exists in {storage}; use --resume")
-    directions = ["maximize", "minimize"] if config.objective.multi_objective else ["maximize"]
+    directions = [StudyDirection.MAXIMIZE]
+    if config.objective.multi_objective:
+        directions.append(StudyDirection.MINIMIZE)
     study = optuna.create_study(
         storage=store,
         sampler=sampler,
