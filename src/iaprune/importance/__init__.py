@@ -7,5 +7,12 @@ from iaprune.importance._base import (
     create_importance,
     list_importances,
 )
+from iaprune.importance.taylor import accumulate_gradients
 
-__all__ = ["IMPORTANCES", "Importance", "create_importance", "list_importances"]
+__all__ = [
+    "IMPORTANCES",
+    "Importance",
+    "accumulate_gradients",
+    "create_importance",
+    "list_importances",
+]

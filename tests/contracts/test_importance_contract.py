@@ -1,0 +1,9 @@
+"""Every registered importance criterion passes :class:`iaprune.testing.importance.ImportanceSuite`."""
+
+from __future__ import annotations
+
+from iaprune.testing.importance import ImportanceSuite
+
+
+class TestImportanceContract(ImportanceSuite):
+    """l1, l2, bn_scale, taylor, random."""
