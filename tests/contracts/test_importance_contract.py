@@ -1,4 +1,4 @@
-"""Every registered importance criterion passes :class:`iaprune.testing.importance.ImportanceSuite`."""
+"""Every registered importance criterion passes the ImportanceSuite contract."""
 
 from __future__ import annotations
 

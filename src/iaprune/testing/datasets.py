@@ -31,8 +31,13 @@ __all__ = ["DatasetSuite"]
 NO_FILES = {"digits": {}, "synthetic": {"n_train": 40, "n_test": 10}}
 
 
+def _size(split: Any) -> int:
+    """A split's length (map-style datasets define ``__len__``; ``Dataset`` does not say so)."""
+    return len(split)
+
+
 def _labels(split: Any) -> list[int]:
-    return [int(split[i][1]) for i in range(len(split))]
+    return [int(split[i][1]) for i in range(_size(split))]
 
 
 class DatasetSuite:
@@ -58,8 +63,8 @@ class DatasetSuite:
         shape = (bundle.in_channels, *bundle.input_size)
         for split in ("train", "val", "test", "train_eval"):
             data = getattr(bundle, split)
-            assert len(data) > 0, split
-            for i in (0, len(data) - 1):
+            assert _size(data) > 0, split
+            for i in (0, _size(data) - 1):
                 x, y = data[i]
                 assert isinstance(x, torch.Tensor) and x.dtype == torch.float32, split
                 assert tuple(x.shape) == shape, split
@@ -68,17 +73,17 @@ class DatasetSuite:
 
     def test_validation_is_carved_from_training(self, name: str, tmp_path: Path) -> None:
         bundle = self._build(name, tmp_path)
-        total = len(bundle.train) + len(bundle.val)
-        assert len(bundle.val) == pytest.approx(0.25 * total, abs=bundle.num_classes + 1)
-        assert len(bundle.train_eval) == len(bundle.train)
+        train, val = _size(bundle.train), _size(bundle.val)
+        assert val == pytest.approx(0.25 * (train + val), abs=bundle.num_classes + 1)
+        assert _size(bundle.train_eval) == train
 
     def test_split_follows_the_seed(self, name: str, tmp_path: Path) -> None:
         a = self._build(name, tmp_path / "a", seed=0)
         b = self._build(name, tmp_path / "b", seed=0)
         c = self._build(name, tmp_path / "c", seed=1)
         assert _labels(a.val) == _labels(b.val)
-        first = torch.stack([a.val[i][0] for i in range(len(a.val))])
-        other = torch.stack([c.val[i][0] for i in range(len(c.val))])
+        first = torch.stack([a.val[i][0] for i in range(_size(a.val))])
+        other = torch.stack([c.val[i][0] for i in range(_size(c.val))])
         assert not torch.equal(first, other)
 
     def test_unknown_option_is_one_line_error(self, name: str, tmp_path: Path) -> None:
