@@ -45,6 +45,7 @@ from torch import nn
 
 from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs, count_params
+from iaprune.reports import Table, markdown_table
 from iaprune.train import finetune
 
 SEARCH = {
@@ -252,11 +253,9 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
         writer = csv.DictWriter(fh, fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(ordered)
-    lines = [
-        "| model | MACs budget | method | seeds | test top-1 % | Δ vs baseline pp | MACs kept |"
-        " search s | total s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    headers = ("model", "MACs budget", "method", "seeds", "test top-1 %", "Δ vs baseline pp")
+    headers += ("MACs kept", "search s", "total s")
+    cells = []
     settings = dict.fromkeys((r["model"], r["budget"], r["method"]) for r in ordered)
     for model, budget, method in settings:
         group = [
@@ -268,15 +267,16 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
         search = mean_std([r["search_seconds"] for r in group])[0]
         total = mean_std([r["total_seconds"] for r in group])[0]
         spread = f" ± {sd:.2f}" if len(group) > 1 else ""
-        lines.append(
-            f"| {model} | {budget:g} | {method} | {len(group)} | {acc:.2f}{spread} | "
-            f"{acc - base:+.2f} | {macs:.3f} | {search:.0f} | {total:.0f} |"
+        cells.append(
+            (model, f"{budget:g}", method, str(len(group)), f"{acc:.2f}{spread}")
+            + (f"{acc - base:+.2f}", f"{macs:.3f}", f"{search:.0f}", f"{total:.0f}")
         )
     if ran:  # the machine and settings of the last run that added rows
         env = {**machine_info(a.device), "wall_seconds": round(seconds, 1), "args": vars(a)}
         (a.out / "fashion_mnist_env.json").write_text(json.dumps(env, indent=2, default=str))
-    (a.out / "fashion_mnist_results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown_table(Table(headers, cells, align=("l",) * 3 + ("r",) * 6))
+    (a.out / "fashion_mnist_results.md").write_text(text + "\n")
+    print(text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from common import Rows, baseline, baseline_config, log, machine_info, pruned_co
 from scipy import stats
 
 from iaprune import ObjectiveConfig, RunConfig, Session
+from iaprune.reports import Table, markdown_table
 from iaprune.search import AllocationSpace, make_space, warm_starts
 
 # name -> (SGD steps per trial, distillation weight)
@@ -168,19 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(fh, list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    lines = [
-        f"{a.model} width {a.width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
-        f"(baseline test {100 * info['test_top1']:.2f} %, test after fine-tuning "
-        f"{100 * min(test):.2f}-{100 * max(test):.2f} %)",
-        "",
-        "| score | steps | KD | Kendall τ | Spearman ρ | noise (val acc) | s / trial |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {t['option']} | {t['steps']} | {t['distill']:g} | {t['kendall_tau']:.3f} | "
-        f"{t['spearman_rho']:.3f} | {t['noise']:.4f} | {t['seconds_per_trial']:.2f} |"
+    headers = ("score", "steps", "KD", "Kendall τ", "Spearman ρ", "noise (val acc)", "s / trial")
+    cells = [
+        (t["option"], str(t["steps"]), f"{t['distill']:g}", f"{t['kendall_tau']:.3f}")
+        + (f"{t['spearman_rho']:.3f}", f"{t['noise']:.4f}", f"{t['seconds_per_trial']:.2f}")
         for t in table
     ]
+    title = (
+        f"{a.model} width {a.width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
+        f"(baseline test {100 * info['test_top1']:.2f} %, test after fine-tuning "
+        f"{100 * min(test):.2f}-{100 * max(test):.2f} %)"
+    )
+    lines = [title, "", markdown_table(Table(headers, cells))]
     (a.out / "proxy_fidelity.md").write_text("\n".join(lines) + "\n")
     env = {**machine_info(a.device), "wall_seconds": time.perf_counter() - t0, "args": vars(a)}
     (a.out / "proxy_fidelity_env.json").write_text(json.dumps(env, indent=2, default=str))
