@@ -3,162 +3,33 @@
 :class:`RunData` loads a finished run directory; :func:`build_sections` turns it into
 :class:`Section` objects made of :class:`Table`, :class:`Figure` and :class:`Text` blocks,
 which :mod:`iaprune.reports.markdown` and :mod:`iaprune.reports.html` only lay out. Every
-number goes through the formatters below, so both formats (and the console table of
-:func:`iaprune.reports.print_table`) show the same digits of the same report.json value.
+number goes through :mod:`iaprune.reports.formats`, so both formats (and the console table
+of :func:`iaprune.reports.print_table`) show the same digits of the same report.json value.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeGuard
+from dataclasses import dataclass
+from typing import Any
 
-from iaprune.errors import IAPruneError
 from iaprune.pareto import TrialPoint, pareto_front
-from iaprune.rundir import RunDir
+from iaprune.reports.formats import (
+    MISSING,
+    _is_number,
+    fmt_accuracy,
+    fmt_count,
+    fmt_loss,
+    fmt_ms,
+    fmt_percent,
+    fmt_ratio,
+    fmt_seconds,
+    fmt_signed,
+    fmt_value,
+)
+from iaprune.reports.rundata import RunData
 
-# -- number formats ------------------------------------------------------------------------
-# Shared by every renderer: accuracies to 4 decimals, counts with thousands separators,
-# reductions as percentages with one decimal, latencies in ms to 3 decimals.
-
-MISSING = "-"
-
-
-def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def fmt_accuracy(value: float | None) -> str:
-    """Top-1 / top-5 accuracy as a fraction with 4 decimals (``0.7047``)."""
-    return MISSING if value is None else f"{value:.4f}"
-
-
-def fmt_signed(value: float | None) -> str:
-    """A signed accuracy difference with 4 decimals (``+0.0111``)."""
-    return MISSING if value is None else f"{value:+.4f}"
-
-
-def fmt_count(value: float | None) -> str:
-    """A count (MACs, parameters, bytes) with thousands separators (``392,320``)."""
-    return MISSING if value is None else f"{value:,.0f}"
-
-
-def fmt_percent(value: float | None) -> str:
-    """A fraction as a percentage with one decimal (``0.583 -> 58.3%``)."""
-    return MISSING if value is None else f"{value:.1%}"
-
-
-def fmt_ms(value: float | None) -> str:
-    """Milliseconds with 3 decimals (``0.898``)."""
-    return MISSING if value is None else f"{value:.3f}"
-
-
-def fmt_ratio(value: float | None) -> str:
-    """A cost ratio (candidate / original) with 3 decimals (``0.417``)."""
-    return MISSING if value is None else f"{value:.3f}"
-
-
-def fmt_loss(value: float | None) -> str:
-    """A loss with 4 decimals (``1.8253``)."""
-    return MISSING if value is None else f"{value:.4f}"
-
-
-def fmt_seconds(value: float | None) -> str:
-    """Seconds with 2 decimals (``9.94``)."""
-    return MISSING if value is None else f"{value:.2f}"
-
-
-def fmt_value(value: Any) -> str:
-    """Any JSON value for key / value tables: floats to 6 significant digits, lists by x."""
-    if value is None:
-        return MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}={fmt_value(v)}" for k, v in value.items()) or MISSING
-    if isinstance(value, list | tuple):
-        return " x ".join(fmt_value(v) for v in value) or MISSING
-    return str(value)
-
-
-# -- run data --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunData:
-    """The artefacts of a finished run that a report shows.
-
-    ``history`` holds search.json's trial rows (``number``, ``value``, ``accuracy``,
-    ``ratios``, ``latency_ms``, ``feasible``, ``keep``), ``epochs`` finetune.json's rows
-    (``epoch``, ``train_loss``, ``val_top1``, ``val_loss``); both are empty when the file
-    is absent.
-    """
-
-    root: Path
-    report: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, run_dir: str | Path) -> RunData:
-        """Read a run directory; one without config.json or report.json is refused."""
-        run = RunDir.existing(run_dir)
-        if not (run / "report.json").is_file():
-            raise IAPruneError(
-                f"{run.root} has no report.json: the run has not finished (iaprune prune "
-                "--resume or iaprune finetune completes it)"
-            )
-        report = run.read_json("report.json")
-        if not isinstance(report, dict) or not {"baseline", "pruned"} <= set(report):
-            raise IAPruneError(f"{run / 'report.json'} is not an iaprune report")
-        history: list[dict[str, Any]] = []
-        if (run / "search.json").is_file():
-            history = list(run.read_json("search.json").get("history") or [])
-        epochs: list[dict[str, Any]] = []
-        if (run / "finetune.json").is_file():
-            epochs = list(run.read_json("finetune.json").get("epochs") or [])
-        return cls(root=run.root, report=report, history=history, epochs=epochs)
-
-    @property
-    def best_trial(self) -> int | None:
-        """Number of the trial whose configuration was pruned and fine-tuned."""
-        best = self.report.get("search", {}).get("best_trial")
-        return best if isinstance(best, int) else None
-
-    @property
-    def objective(self) -> str:
-        """The search objective kind (``constrained``, ``weighted``, ``pareto``)."""
-        return str(self.report.get("search", {}).get("objective", "constrained"))
-
-    @property
-    def budgets(self) -> dict[str, float]:
-        """The search budgets, e.g. ``{"macs": 0.5, "latency_ms": 2.0}``."""
-        return dict(self.report.get("search", {}).get("budgets") or {})
-
-    def trial_points(self, cost: str) -> list[TrialPoint]:
-        """Trials with a validation accuracy and a value for ``cost``.
-
-        ``cost`` is a key of the trials' ``ratios`` (``macs``, ``params``, ...) or
-        ``latency_ms`` for the measured latency.
-        """
-        points = []
-        for row in self.history:
-            accuracy = row.get("accuracy")
-            raw = row.get(cost) if cost == "latency_ms" else (row.get("ratios") or {}).get(cost)
-            if _is_number(accuracy) and _is_number(raw) and math.isfinite(raw):
-                points.append(
-                    TrialPoint(
-                        number=int(row["number"]),
-                        accuracy=float(accuracy),
-                        cost=float(raw),
-                        feasible=bool(row.get("feasible", True)),
-                    )
-                )
-        return points
+__all__ = ["RunData", "Section", "Table", "Figure", "Text", "TrialPoint", "build_sections"]
 
 
 def objective_series(data: RunData) -> tuple[str, list[tuple[int, float, bool]]]:
