@@ -326,18 +326,21 @@ class Session:
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
         """Cost model of the search candidates: latency measured, predicted, or none.
 
-        A predicted latency comes from the table at ``--latency-table``, by default at
-        :func:`iaprune.cost.default_table_path` (where ``iaprune latency-table`` writes).
+        A predicted latency comes from the table at ``--latency-table``, else the shared
+        one at :func:`iaprune.cost.default_table_path` when ``$IAPRUNE_LUT_DIR`` is set
+        (where ``iaprune latency-table`` writes), else ``RUN_DIR/latency_table.json``.
         """
         if not self.config.search.objective.needs_latency:
             return create_cost_model("static")
         c = self.config.cost
         if c.latency == "measured":
             return create_cost_model("measured", c)
-        from iaprune.cost.lut import TABLE_TIMING, load_or_build
+        from iaprune.cost.lut import TABLE_TIMING, default_table_path, load_or_build
 
         per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
-        table = load_or_build(c.table, model, self.input_shape, pruner.groups, per_point)
+        shared = default_table_path(model, self.input_shape, per_point)
+        path = c.table or shared or self.run / "latency_table.json"
+        table = load_or_build(path, model, self.input_shape, pruner.groups, per_point)
         return create_cost_model("predicted", table)
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -86,3 +86,25 @@ def test_cli_and_api_share_the_default_table_path(monkeypatch, tmp_path: Path, c
     assert path.parent == tmp_path and path.is_file()
     table = load_or_build(None, model, shape, find_groups(model, torch.zeros((1, *shape))), timing)
     assert not table.built_now and table.path == path
+
+
+def test_prune_keeps_its_table_in_the_run_dir_without_a_shared_dir(
+    monkeypatch, tmp_path: Path
+) -> None:
+    """Without --latency-table or IAPRUNE_LUT_DIR, nothing is written outside the run."""
+    from iaprune import ObjectiveConfig, RunConfig, SearchConfig, Session
+
+    monkeypatch.delenv("IAPRUNE_LUT_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    config = RunConfig(
+        model="test_vgg",
+        baseline_epochs=0,
+        search=SearchConfig(trials=1, objective=ObjectiveConfig(max_latency_ms=1e4)),
+        cost=CostConfig(latency="predicted", warmup=0, repeats=1),
+    )
+    session = Session.create(tmp_path / "run", config)
+    model = session.build_model().eval()
+    session.trial_cost(model, session.pruner(model))
+    assert (tmp_path / "run" / "latency_table.json").is_file()
+    assert not (tmp_path / "home").exists() and not (tmp_path / "cache").exists()

@@ -157,8 +157,9 @@ def add_cost_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--latency-table",
-        help="latency table file for --latency predicted (default: as 'iaprune latency-table', "
-        "~/.cache/iaprune/lut/<fingerprint>-<settings>.json or $IAPRUNE_LUT_DIR)",
+        help="latency table file for --latency predicted (default: the shared one in "
+        "$IAPRUNE_LUT_DIR, as 'iaprune latency-table' writes it, else "
+        "RUN_DIR/latency_table.json)",
     )
 
 

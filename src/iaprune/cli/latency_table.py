@@ -54,10 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("output")
     o.add_argument(
         "--output",
-        help="table file (default: ~/.cache/iaprune/lut/<fingerprint>-<settings>.json, "
-        "or $IAPRUNE_LUT_DIR: where 'iaprune prune --latency predicted' looks without "
-        "--latency-table); replaced atomically, so it must be a regular file, and a "
-        "file that is not a latency table is not overwritten unless --rebuild",
+        help="table file (required unless $IAPRUNE_LUT_DIR names a shared table directory, "
+        "where the file is <fingerprint>-<settings>.json and 'iaprune prune --latency "
+        "predicted' looks without --latency-table); replaced atomically, so it must be a "
+        "regular file, and a file that is not a latency table is not overwritten unless "
+        "--rebuild",
     )
     o.add_argument("--rebuild", action="store_true", help="measure even if a valid table exists")
     p.set_defaults(func=run)
@@ -73,6 +74,7 @@ def run(a: argparse.Namespace) -> int:
         default_table_path,
         load_or_build,
     )
+    from iaprune.errors import IAPruneError
     from iaprune.fileio import check_output_file
     from iaprune.model_source import resolve_model
     from iaprune.pruning.groups import find_groups
@@ -106,6 +108,11 @@ def run(a: argparse.Namespace) -> int:
         "calibrate": a.calibrate,
     }
     path = a.output or default_table_path(model, shape, timing)
+    if path is None:
+        raise IAPruneError(
+            "name the table file with --output FILE (or set IAPRUNE_LUT_DIR to a shared "
+            "table directory, where 'iaprune prune --latency predicted' also looks)"
+        )
     start = time.perf_counter()
     if a.rebuild:
         table = LatencyTable.build(model, shape, groups, timing, **options)

@@ -1,14 +1,15 @@
 """Where latency tables live and when a stored one is reused.
 
-**The default table path** is the same for ``iaprune latency-table`` and for
-``iaprune prune --latency predicted`` (and the Python API), so a table built by the one is
-found by the other: :func:`default_table_path`,
-``$IAPRUNE_LUT_DIR/<name>.json`` when ``IAPRUNE_LUT_DIR`` is set, else
-``$XDG_CACHE_HOME/iaprune/lut/<name>.json`` (``~/.cache/iaprune/lut/`` without
-``XDG_CACHE_HOME``), where ``<name>`` is
-``<architecture fingerprint>-<backend>-<CxHxW>-b<batch>-t<threads>-<device>``. An explicit
-path (``--output`` / ``--latency-table``) replaces it. The name only keeps tables of
-different settings apart; :func:`load_or_build` still checks a stored table's meta.
+**Where a table is written.** iaprune writes only where the user said. A table goes to
+the explicit path (``--output`` / ``--latency-table``); without one, to the shared table
+directory ``$IAPRUNE_LUT_DIR`` when the user has set it (:func:`default_table_path`:
+``$IAPRUNE_LUT_DIR/<name>.json`` with ``<name>`` =
+``<architecture fingerprint>-<backend>-<CxHxW>-b<batch>-t<threads>-<device>``), the same
+name for ``iaprune latency-table`` and ``iaprune prune --latency predicted`` so a table
+built by the one is found by the other; without either, ``iaprune prune`` keeps its table
+in the run directory (``RUN_DIR/latency_table.json``) and ``iaprune latency-table`` asks
+for ``--output``. The name only keeps tables of different settings apart;
+:func:`load_or_build` still checks a stored table's meta.
 """
 
 from __future__ import annotations
@@ -53,13 +54,10 @@ class LatencyTableWarning(UserWarning):
     """A stored latency table was unusable (stale or unreadable) and is being rebuilt."""
 
 
-def table_dir() -> Path:
-    """The directory of default table paths: ``$IAPRUNE_LUT_DIR`` or the user cache."""
+def table_dir() -> Path | None:
+    """The shared table directory ``$IAPRUNE_LUT_DIR``; None when the user set none."""
     base = os.environ.get(LUT_DIR_ENV)
-    if base:
-        return Path(base)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "iaprune" / "lut"
+    return Path(base).expanduser() if base else None
 
 
 def default_table_path(
@@ -67,10 +65,10 @@ def default_table_path(
     input_shape: Sequence[int],
     timing: TimingSettings | None = None,
     **overrides: Any,
-) -> Path:
-    """The documented default table file for ``model`` measured with ``timing``.
+) -> Path | None:
+    """The shared table file for ``model`` measured with ``timing``; None without a shared dir.
 
-    ``table_dir() / "<fingerprint>-<backend>-<shape>-b<batch>-t<threads>-<device>.json"``
+    ``$IAPRUNE_LUT_DIR/<fingerprint>-<backend>-<shape>-b<batch>-t<threads>-<device>.json``
     (see the module docstring). ``overrides`` are individual timing fields
     (``backend=``, ``batch_size=``, ``threads=``, ``device=``); warm-up and repeats do not
     enter the name.
@@ -81,7 +79,8 @@ def default_table_path(
     dev = settings.device.replace(":", "")
     fingerprint = architecture_fingerprint(model)
     name = f"{fingerprint}-{settings.backend}-{shape}-b{settings.batch_size}-t{tag}-{dev}.json"
-    return table_dir() / name
+    folder = table_dir()
+    return None if folder is None else folder / name
 
 
 def load_or_build(
@@ -102,7 +101,8 @@ def load_or_build(
     table, or not a regular file, is never overwritten (:class:`IAPruneError`).
 
     Args:
-        path: table file; ``None``: :func:`default_table_path` for these settings.
+        path: table file; ``None``: :func:`default_table_path` for these settings (an
+            error when ``$IAPRUNE_LUT_DIR`` is not set).
         model, input_shape, groups, timing: as for :meth:`LatencyTable.build`.
         **settings: the other keyword arguments of :meth:`LatencyTable.build` (grid,
             calibration, ...) and individual timing fields.
@@ -115,6 +115,8 @@ def load_or_build(
     full = resolve_timing(timing or TABLE_TIMING, **overrides)
     shape = check_input_shape(input_shape)
     target = default_table_path(model, shape, full) if path is None else Path(path).expanduser()
+    if target is None:
+        raise IAPruneError(f"name a latency table file (or set {LUT_DIR_ENV} to share tables)")
     check_output_file(target, what="latency table")
     if target.exists():
         want = expected_meta(model, shape, groups, full)
