@@ -55,13 +55,13 @@ from iaprune.rundir import RunDir
 from iaprune.search import (
     CandidateEvaluator,
     SearchResult,
-    SearchSpace,
+    check_reachable,
+    create_sampler,
     make_space,
     run_search,
     warm_starts,
+    width_space,
 )
-from iaprune.search.samplers import create_sampler
-from iaprune.search.study import check_reachable
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
 from iaprune.train.checkpoint import load_state
 
@@ -272,7 +272,7 @@ class Session:
             calibration=[],
             val_batches=[],
         )
-        check_reachable(evaluator, self.space(pruner), cfg)
+        check_reachable(evaluator, width_space(pruner, cfg, round_to=self.round_to), cfg)
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -364,13 +364,6 @@ class Session:
         if self.config.search.round_to is not None:
             return self.config.search.round_to
         return default_round_to(self.config.cost.backend)
-
-    def space(self, pruner: Pruner) -> SearchSpace:
-        """The search space over ``pruner``'s channel groups."""
-        cfg = self.config.search
-        return SearchSpace.from_groups(
-            pruner.groups, min_ratio=cfg.min_ratio, min_keep=cfg.min_keep, round_to=self.round_to
-        )
 
     def search_done(self) -> SearchResult | None:
         """The finished search (None when absent or when more trials are asked for)."""

@@ -1,11 +1,11 @@
 """Bayesian optimisation over per-layer widths."""
 
-from iaprune.search.builder import make_space, warm_starts
+from iaprune.search.builder import make_space, warm_starts, width_space
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.projection import AllocationSpace, BudgetProjection
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
-from iaprune.search.study import SearchResult, run_search
+from iaprune.search.study import SearchResult, check_reachable, run_search
 
 __all__ = [
     "AllocationSpace",
@@ -14,9 +14,11 @@ __all__ = [
     "CandidateResult",
     "SearchResult",
     "SearchSpace",
+    "check_reachable",
     "create_sampler",
     "list_samplers",
     "make_space",
     "run_search",
     "warm_starts",
+    "width_space",
 ]

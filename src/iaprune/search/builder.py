@@ -31,9 +31,7 @@ def make_space(
     otherwise (weighted or pareto objectives, latency/memory-only budgets) the ``free``
     space is used and a message says so.
     """
-    widths = SearchSpace.from_groups(
-        pruner.groups, min_ratio=config.min_ratio, min_keep=config.min_keep, round_to=round_to
-    )
+    widths = width_space(pruner, config, round_to=round_to)
     if config.space == "free":
         return widths
     objective = config.objective
@@ -47,6 +45,13 @@ def make_space(
     cost = WidthCost(pruner, input_shape, probe=lambda name, w: _probe(widths, name))
     projection = BudgetProjection(widths, cost, budgets)
     return AllocationSpace(projection, cluster_groups(widths, cost, config.tie))
+
+
+def width_space(pruner: Pruner, config: SearchConfig, *, round_to: int = 1) -> SearchSpace:
+    """The free space: every group's width between its allowed minimum and full width."""
+    return SearchSpace.from_groups(
+        pruner.groups, min_ratio=config.min_ratio, min_keep=config.min_keep, round_to=round_to
+    )
 
 
 def _probe(space: SearchSpace, name: str) -> int:
