@@ -54,17 +54,36 @@ def check_writable(root: Path) -> None:
         raise IAPruneError(f"cannot write to {probe} (read-only); choose another --run-dir")
 
 
-def check_storage(url: str, study_name: str, *, resume: bool) -> None:
-    """Open an Optuna storage URL; refuse an existing study unless resuming."""
+def check_storage(
+    url: str, study_name: str, *, resume: bool, definition: dict[str, Any] | None = None
+) -> None:
+    """Open an Optuna storage URL; refuse an existing study unless resuming or joining it.
+
+    A study that stores the same run ``definition`` (the same command started on another
+    machine) is joined as a worker; any other existing study needs ``--resume``.
+    """
     import optuna
 
+    from iaprune.search.workers import DEFINITION_ATTR, differences, open_storage
+
+    storage = open_storage(url, heartbeat=1)
     try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        names = {s.study_name for s in optuna.storages.get_storage(url).get_all_studies()}
+        studies = {s.study_name: s for s in storage.get_all_studies()}
     except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
         raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
-    if study_name in names and not resume:
+    if study_name not in studies or resume:
+        return
+    theirs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+    if definition is None or DEFINITION_ATTR not in theirs:
         raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
+    ours = {k: v for k, v in definition.items() if k != "baseline_sha256"}
+    stored = {k: v for k, v in theirs[DEFINITION_ATTR].items() if k != "baseline_sha256"}
+    diff = differences(ours, stored)
+    if diff:
+        raise IAPruneError(
+            f"study {study_name!r} in {url} belongs to another run ({'; '.join(diff[:5])}); "
+            "choose another --study-name or --run-dir"
+        )
 
 
 @contextmanager

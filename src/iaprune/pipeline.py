@@ -37,11 +37,13 @@ from iaprune.checks import (
     saved_config,
     user_model_errors,
 )
+from iaprune.config import DEFAULT_STUDY
 from iaprune.cost import CostReport, measure_cost
 from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model
+from iaprune.parallel import local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.runconfig import RunConfig, describe_changes, resume_config
 from iaprune.rundir import RunDir
@@ -55,7 +57,8 @@ from iaprune.search import (
 )
 from iaprune.search.evaluate import CostFunction
 from iaprune.search.samplers import create_sampler
-from iaprune.search.study import check_reachable
+from iaprune.search.builder import Space
+from iaprune.search.study import StudyExistsError, check_reachable, join_search
 from iaprune.train import evaluate, finetune, load_weights, save_atomic
 from iaprune.train.checkpoint import load_state
 
@@ -157,6 +160,8 @@ class Session:
         if saved is not None:
             config = resume_config(saved, config, explicit)
             check_baseline_change(root, saved, config)
+        elif config.search.study_name == DEFAULT_STUDY:  # one study name per run
+            config = replace(config, search=replace(config.search, study_name=root.name))
         check_writable(root)
         recipe = None
         if saved is not None and (root / "model.json").is_file():
@@ -225,7 +230,7 @@ class Session:
         get_backend(cfg.cost.backend)
         if cfg.search.storage or (resume and (root / "study.db").is_file()):
             url = cfg.search.storage or RunDir(root).storage
-            check_storage(url, cfg.search.study_name, resume=resume)
+            check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
         model = self.build_model()
         self._check_forward(model)
         if cfg.checkpoint and not (resume and finished_baseline(root)):
@@ -398,25 +403,54 @@ class Session:
             seed=cfg.seed,
         )
 
-    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
-        """Run or resume the search; writes search.json and spec.json."""
+    def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
+        """Channel groups, search space and trial evaluator of ``model``."""
+        pruner = self.pruner(model)
+        space = make_space(pruner, self.input_shape, self.config.search, round_to=self.round_to)
+        return pruner, space, self.evaluator(model, pruner)
+
+    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult | None:
+        """Run or resume the search; writes search.json and spec.json.
+
+        With ``search.workers`` > 1, that many processes run trials (this one and
+        ``workers - 1`` ``iaprune worker`` processes). When the study already exists in
+        a shared storage (the same command started on another machine first), this
+        process joins it as a worker and returns None: the creator writes the result.
+        """
         cfg = self.config.search
         log.info("stage search: %d trials, sampler %s", cfg.trials, cfg.sampler)
-        pruner = self.pruner(model)
-        space = make_space(pruner, self.input_shape, cfg, round_to=self.round_to)
-        result = run_search(
-            self.evaluator(model, pruner),
-            space,
-            cfg,
-            storage=cfg.storage or self.run.storage,
-            resume=resume,
-            warm_starts=warm_starts(pruner, space),
-        )
+        pruner, space, evaluator = self._search_parts(model)
+        storage = cfg.storage or self.run.storage
+        definition = run_definition(self.config, model)
+        try:
+            with local_workers(self.run.root, cfg.workers - 1, trust_code=self.trust_code):
+                result = run_search(
+                    evaluator,
+                    space,
+                    cfg,
+                    storage=storage,
+                    resume=resume,
+                    warm_starts=warm_starts(pruner, space),
+                    definition=definition,
+                )
+        except StudyExistsError:
+            ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)
+            log.info("joined study %r as a worker: ran %d trials", cfg.study_name, ran)
+            return None
         spec = pruner.spec(result.spec.keep)
         result.spec = spec
         self.run.write_json("search.json", result.to_dict())
         spec.save(self.run / "spec.json")
         return result
+
+    def join(self, model: nn.Module) -> int:
+        """Run trials of this run's study as one more worker; returns how many ran here."""
+        cfg = self.config.search
+        _, space, evaluator = self._search_parts(model)
+        definition = run_definition(self.config, model)
+        return join_search(
+            evaluator, space, cfg, storage=cfg.storage or self.run.storage, definition=definition
+        )
 
     def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
         """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
@@ -514,6 +548,8 @@ def run_prune(
     searched = result is None
     if result is None:
         result = session.search(base, resume=resume)
+    if result is None:
+        return {"worker": True, "study": session.config.search.study_name}
     else:
         log.info("stage search: finished (%d trials), skipped", result.trials)
     finetuned = resume and session.finetune_done(result.spec)

@@ -30,6 +30,9 @@ SAFE_CHANGES = frozenset(
         "cost.repeats",
         "device",
         "search.rescore",
+        "search.storage",
+        "search.workers",
+        "search.heartbeat",
     }
 )
 
