@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -118,16 +119,17 @@ def join_search(
 
     Waits (up to ``timeout`` s) until the creator has set the study up, refuses a study
     whose stored definition differs from ``definition``, and returns how many trials
-    this process ran. The final choice is the creator's (:func:`run_search`).
+    this process ran. The final choice is the creator's (:func:`run_search`). The
+    sampler is seeded from ``config.seed`` and the process id: workers sharing a seed
+    would propose the same candidates.
     """
     store = open_storage(storage, heartbeat=config.heartbeat)
-    sampler = create_sampler(
-        config.sampler,
-        seed=config.seed,
-        startup_trials=config.startup_trials
-        if config.startup_trials is not None
-        else default_startup_trials(config.trials),
-    )
+    # Each worker's sampler needs its own seed, or all would propose the same candidates.
+    seed = (config.seed * 1_000_003 + os.getpid()) % 2**31
+    startup = config.startup_trials
+    if startup is None:
+        startup = default_startup_trials(config.trials)
+    sampler = create_sampler(config.sampler, seed=seed, startup_trials=startup)
     deadline = time.monotonic() + timeout
     while True:
         try:

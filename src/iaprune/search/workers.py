@@ -64,6 +64,7 @@ def open_storage(url: str, *, heartbeat: int) -> optuna.storages.RDBStorage:
     if heartbeat < 1:
         raise IAPruneError("--heartbeat must be >= 1 second")
     kwargs: dict[str, Any] = {}
+    url = _driver(url)
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
     callback_cls = getattr(
@@ -87,6 +88,16 @@ def open_storage(url: str, *, heartbeat: int) -> optuna.storages.RDBStorage:
         ) from exc
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or server
         raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
+
+
+def _driver(url: str) -> str:
+    """``postgresql://`` through psycopg 3 when psycopg2 (SQLAlchemy's default) is absent."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        if importlib.util.find_spec("psycopg") is not None:
+            return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
 
 
 def counts(trial: FrozenTrial) -> bool:
