@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from iaprune.checks import (
     check_baseline_change,
@@ -59,7 +60,7 @@ from iaprune.search.evaluate import CostFunction
 from iaprune.search.samplers import create_sampler
 from iaprune.search.builder import Space
 from iaprune.search.study import StudyExistsError, check_reachable, join_search
-from iaprune.train import evaluate, finetune, load_weights, save_atomic
+from iaprune.train import distributed, evaluate, finetune, load_weights, save_atomic
 from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def resolve_device(name: str) -> torch.device:
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded.
 
-    Models are trained, searched and fine-tuned on ``config.device``.
+    Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
+    (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
     """
 
     def __init__(
@@ -95,7 +97,7 @@ class Session:
         self._run = run
         self.config = config
         self.trust_code = trust_code
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.init(resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
             config.dataset,
@@ -156,6 +158,10 @@ class Session:
         if resume and overwrite:
             raise IAPruneError("--resume and --overwrite exclude each other")
         root = Path(run_dir)
+        ctx, _ = distributed.init(resolve_device(config.device))
+        if not ctx.main:  # rank 0 checks the inputs and prepares the run directory
+            distributed.barrier(ctx)
+            return cls.open(root, trust_code=trust_code)
         saved = saved_config(root) if resume else None
         if saved is not None:
             config = resume_config(saved, config, explicit)
@@ -180,6 +186,7 @@ class Session:
                 session._write_if_changed("model.json", session.recipe.to_dict())
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
+        distributed.barrier(ctx)
         return session
 
     @classmethod
@@ -320,16 +327,22 @@ class Session:
         partial = self.run / "baseline.partial.pt"
         history = finetune(
             model,
-            self.loaders["train"],
+            self.train_loader(),
             self.loaders["val"],
             cfg,
             checkpoint=partial,
             desc="baseline",
+            dist=self.dist,
         )
-        state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
-        save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
-        partial.unlink(missing_ok=True)
+        if self.dist.main:
+            state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
+            save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
+            partial.unlink(missing_ok=True)
         return model
+
+    def train_loader(self) -> DataLoader[Any]:
+        """Training batches for baseline and fine-tuning (this process's shard under torchrun)."""
+        return distributed.train_loader(self.loaders["train"], self.dist, seed=self.config.seed)
 
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostFunction:
         """Cost of a search candidate: latency measured, predicted from a table, or none."""
@@ -479,12 +492,15 @@ class Session:
         record = self.finetune_record(spec)
         history = finetune(
             pruned,
-            self.loaders["train"],
+            self.train_loader(),
             self.loaders["val"],
             self.config.finetune,
             checkpoint=partial,
             tag={"keep": record["keep"]},
+            dist=self.dist,
         )
+        if not self.dist.main:
+            return pruned, {"epochs": history.epochs}
         state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
         save_atomic(state | {"history": history.epochs}, self.run / "pruned.pt")
         spec.save(self.run / "spec.json")
@@ -535,6 +551,12 @@ def run_prune(
     nothing and returns its report.
     """
     t0 = time.perf_counter()
+    if distributed.from_env().active:
+        raise IAPruneError(
+            "iaprune prune does not run under torchrun: run `torchrun ... iaprune search` "
+            "(data-parallel baseline; --workers N for parallel trials), then "
+            "`torchrun ... iaprune finetune RUN_DIR`"
+        )
     session = Session.create(
         run_dir,
         config,

@@ -31,6 +31,8 @@ def run(a: argparse.Namespace) -> int:
         explicit=explicit_paths(a),
     )
     base = session.baseline()
+    if not session.dist.main:  # under torchrun: the baseline is trained, rank 0 searches
+        return 0
     result = (session.search_done() if a.resume else None) or session.search(base, resume=a.resume)
     console = Console()
     if result is None:
