@@ -64,8 +64,17 @@ def start(root: Path) -> tuple[str, Path]:
     options = f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off"
     subprocess.run(
         _as_server_user(
-            [str(bins / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-l", str(root / "log"),
-             "start"]
+            [
+                str(bins / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-l",
+                str(root / "log"),
+                "start",
+            ]
         ),
         **run,
     )

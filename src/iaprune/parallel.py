@@ -64,10 +64,14 @@ def run_definition(config: RunConfig, baseline: nn.Module | None = None) -> dict
 
 
 @contextlib.contextmanager
-def local_workers(run_dir: Path, count: int, *, trust_code: bool = False) -> Iterator[None]:
+def local_workers(
+    run_dir: Path, count: int, *, trust_code: bool = False, cuda: bool = False
+) -> Iterator[None]:
     """Run ``count`` ``iaprune worker RUN_DIR`` processes alongside the ``with`` body.
 
-    CPU threads are split between the processes. On leaving normally the workers are
+    CPU threads are split between the processes; with ``cuda`` and several visible GPUs,
+    worker ``i`` gets GPU ``(i + 1) % gpus`` (``CUDA_VISIBLE_DEVICES``; the leader uses
+    its own device). On leaving normally the workers are
     waited for (they stop once the study has its trials); on an error or Ctrl-C they are
     terminated. A worker that dies costs nothing: its trial is retried by another.
     """
@@ -79,7 +83,13 @@ def local_workers(run_dir: Path, count: int, *, trust_code: bool = False) -> Ite
     cmd = [sys.executable, "-m", "iaprune.cli.main", "worker", str(run_dir)]
     cmd += ["--trust-code"] if trust_code else []
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "IAPRUNE_NO_PROGRESS": "1"}
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(count)]
+    gpus = torch.cuda.device_count() if cuda else 0
+    procs = [
+        subprocess.Popen(
+            cmd, env=env | ({"CUDA_VISIBLE_DEVICES": str((i + 1) % gpus)} if gpus > 1 else {})
+        )
+        for i in range(count)
+    ]
     log.info("started %d search workers (pids %s)", count, [p.pid for p in procs])
     try:
         yield

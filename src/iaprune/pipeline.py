@@ -56,9 +56,9 @@ from iaprune.search import (
     run_search,
     warm_starts,
 )
+from iaprune.search.builder import Space
 from iaprune.search.evaluate import CostFunction
 from iaprune.search.samplers import create_sampler
-from iaprune.search.builder import Space
 from iaprune.search.study import StudyExistsError, check_reachable, join_search
 from iaprune.train import distributed, evaluate, finetune, load_weights, save_atomic
 from iaprune.train.checkpoint import load_state
@@ -436,7 +436,12 @@ class Session:
         storage = cfg.storage or self.run.storage
         definition = run_definition(self.config, model)
         try:
-            with local_workers(self.run.root, cfg.workers - 1, trust_code=self.trust_code):
+            with local_workers(
+                self.run.root,
+                cfg.workers - 1,
+                trust_code=self.trust_code,
+                cuda=self.config.device in ("cuda", "auto") and self.device.type == "cuda",
+            ):
                 result = run_search(
                     evaluator,
                     space,

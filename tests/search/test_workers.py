@@ -55,9 +55,7 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.postgres
-def test_two_workers_on_postgres_recover_a_killed_worker(
-    postgres_url: str, tmp_path: Path
-) -> None:
+def test_two_workers_on_postgres_recover_a_killed_worker(postgres_url: str, tmp_path: Path) -> None:
     trials, study_name = 8, "killtest"
     args = [
         "search",

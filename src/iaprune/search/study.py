@@ -78,9 +78,7 @@ class StudyExistsError(IAPruneError):
     """The study already exists and this process was not asked to resume it."""
 
 
-def open_study(
-    config: SearchConfig, *, storage: str, resume: bool
-) -> tuple[optuna.Study, bool]:
+def open_study(config: SearchConfig, *, storage: str, resume: bool) -> tuple[optuna.Study, bool]:
     """Create the study, or load it with ``resume``; returns it and whether it is new.
 
     The storage has heartbeats (``config.heartbeat``), so a trial whose worker died is
@@ -245,11 +243,7 @@ def run_search(
     ran = work(study, _objective(evaluator, space, config), n_trials)
     log.info("search: %d trials ran in this process", ran)
     result = _result(study, space, config)
-    if (
-        config.rescore
-        and not config.objective.multi_objective
-        and config.sampler != "uniform"
-    ):
+    if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
         _robust_choice(study, evaluator, config, result)
     return result
 

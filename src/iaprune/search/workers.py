@@ -68,7 +68,9 @@ def open_storage(url: str, *, heartbeat: int) -> optuna.storages.RDBStorage:
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
     callback_cls = getattr(
-        optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback
+        optuna.storages,
+        "RetryHeartbeatStaleTrialCallback",
+        optuna.storages.RetryFailedTrialCallback,
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -94,9 +96,13 @@ def _driver(url: str) -> str:
     """``postgresql://`` through psycopg 3 when psycopg2 (SQLAlchemy's default) is absent."""
     import importlib.util
 
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
-        if importlib.util.find_spec("psycopg") is not None:
-            return "postgresql+psycopg://" + url[len("postgresql://") :]
+    plain = url.startswith("postgresql://")
+    if (
+        plain
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg")
+    ):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -151,9 +157,7 @@ def guarded(study: optuna.Study, objective: Objective, n_trials: int) -> Objecti
     return run
 
 
-def work(
-    study: optuna.Study, objective: Objective, n_trials: int, *, poll: float = 1.0
-) -> int:
+def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: float = 1.0) -> int:
     """Run trials until ``n_trials`` count and none is running; returns how many ran here.
 
     While the last trials run in other workers this one waits (``poll`` seconds) and
