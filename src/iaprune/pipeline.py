@@ -164,6 +164,10 @@ class Session:
             return cls.open(root, trust_code=trust_code)
         saved = saved_config(root) if resume else None
         if saved is not None:
+            if config.search.study_name == DEFAULT_STUDY:  # not chosen: keep the run's study
+                config = replace(
+                    config, search=replace(config.search, study_name=saved.search.study_name)
+                )
             config = resume_config(saved, config, explicit)
             check_baseline_change(root, saved, config)
         elif config.search.study_name == DEFAULT_STUDY:  # one study name per run

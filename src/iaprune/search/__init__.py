@@ -5,7 +5,7 @@ from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.projection import AllocationSpace, BudgetProjection
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
-from iaprune.search.study import SearchResult, run_search
+from iaprune.search.study import SearchResult, join_search, run_search
 
 __all__ = [
     "AllocationSpace",
@@ -15,6 +15,7 @@ __all__ = [
     "SearchResult",
     "SearchSpace",
     "create_sampler",
+    "join_search",
     "list_samplers",
     "make_space",
     "run_search",
