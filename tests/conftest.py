@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,20 @@ def received_run(tiny_run: Path, tmp_path: Path) -> Path:
     run = tmp_path / "received"
     shutil.copytree(tiny_run, run)
     return run
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a throwaway PostgreSQL database for this test session (skips without one)."""
+    from tests import _postgres
+
+    if _postgres.bindir() is None:
+        pytest.skip(_postgres.MISSING)
+    pytest.importorskip("psycopg", reason="psycopg missing: pip install -e '.[distributed]'")
+    root = Path(tempfile.mkdtemp(prefix="iaprune-pg-"))
+    url, data = _postgres.start(root)
+    try:
+        yield url
+    finally:
+        _postgres.stop(data)
+        shutil.rmtree(root, ignore_errors=True)

@@ -54,19 +54,6 @@ def check_writable(root: Path) -> None:
         raise IAPruneError(f"cannot write to {probe} (read-only); choose another --run-dir")
 
 
-def check_storage(url: str, study_name: str, *, resume: bool) -> None:
-    """Open an Optuna storage URL; refuse an existing study unless resuming."""
-    import optuna
-
-    try:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        names = {s.study_name for s in optuna.storages.get_storage(url).get_all_studies()}
-    except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
-        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
-    if study_name in names and not resume:
-        raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
-
-
 @contextmanager
 def user_model_errors(spec: str) -> Iterator[None]:
     """Any exception from user model code becomes a one-line :class:`IAPruneError`."""

@@ -195,6 +195,8 @@ class ObjectiveConfig:
 
 
 SPACES = ("budget", "free")
+DEFAULT_STUDY = "iaprune"
+"""Study name of runs made before studies were named after their run directory."""
 TIE_MODES = ("stage", "none")
 
 
@@ -211,6 +213,9 @@ class SearchConfig:
     warm starts with another seed and keeps a heuristic unless a searched candidate
     beats it by more than the score's measured noise. ``finetune_steps`` SGD steps per
     trial, with ``distill`` weight on knowledge distillation from the unpruned model.
+    ``workers`` processes run trials of the study ``study_name`` in ``storage`` at once;
+    every trial sends a heartbeat every ``heartbeat`` seconds, and one silent for three
+    intervals (its worker died) is failed and retried by another worker.
     """
 
     sampler: str = "gp"
@@ -224,7 +229,7 @@ class SearchConfig:
     finetune_steps: int = 0
     val_batches: int | None = None
     storage: str | None = None
-    study_name: str = "iaprune"
+    study_name: str = DEFAULT_STUDY
     objective: ObjectiveConfig = field(default_factory=lambda: ObjectiveConfig(max_macs=0.5))
     space: str = "budget"
     tie: str = "stage"
@@ -232,6 +237,8 @@ class SearchConfig:
     startup_trials: int | None = None
     rescore: int = 3
     distill: float = 0.0
+    workers: int = 1
+    heartbeat: int = 10
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -258,6 +265,8 @@ class SearchConfig:
             raise IAPruneError("--bn-batches and --trial-steps must be >= 0")
         if self.val_batches is not None and self.val_batches < 1:
             raise IAPruneError("val_batches must be >= 1")
+        if self.workers < 1 or self.heartbeat < 1:
+            raise IAPruneError("--workers and --heartbeat must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""

@@ -27,17 +27,17 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from iaprune.checks import (
     check_baseline_change,
     check_output,
-    check_storage,
     check_writable,
     finished_baseline,
     saved_config,
     user_model_errors,
 )
-from iaprune.config import RunConfig
+from iaprune.config import DEFAULT_STUDY, RunConfig
 from iaprune.cost import (
     CostModel,
     CostReport,
@@ -49,6 +49,7 @@ from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model
+from iaprune.parallel import local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.resume import describe_changes, resume_config
 from iaprune.rundir import RunDir
@@ -62,7 +63,10 @@ from iaprune.search import (
     warm_starts,
     width_space,
 )
-from iaprune.train import evaluate, finetune, load_weights, save_atomic
+from iaprune.search.builder import Space
+from iaprune.search.study import StudyExistsError, join_search
+from iaprune.search.workers import check_storage
+from iaprune.train import distributed, evaluate, finetune, load_weights, save_atomic
 from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
@@ -84,7 +88,8 @@ def resolve_device(name: str) -> torch.device:
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded.
 
-    Models are trained, searched and fine-tuned on ``config.device``.
+    Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
+    (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
     """
 
     def __init__(
@@ -98,7 +103,7 @@ class Session:
         self._run = run
         self.config = config
         self.trust_code = trust_code
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.init(resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
             config.dataset,
@@ -159,10 +164,20 @@ class Session:
         if resume and overwrite:
             raise IAPruneError("--resume and --overwrite exclude each other")
         root = Path(run_dir)
+        ctx, _ = distributed.init(resolve_device(config.device))
+        if not ctx.main:  # rank 0 checks the inputs and prepares the run directory
+            distributed.barrier(ctx)
+            return cls.open(root, trust_code=trust_code)
         saved = saved_config(root) if resume else None
         if saved is not None:
+            if config.search.study_name == DEFAULT_STUDY:  # not chosen: keep the run's study
+                config = replace(
+                    config, search=replace(config.search, study_name=saved.search.study_name)
+                )
             config = resume_config(saved, config, explicit)
             check_baseline_change(root, saved, config)
+        elif config.search.study_name == DEFAULT_STUDY:  # one study name per run
+            config = replace(config, search=replace(config.search, study_name=root.name))
         check_writable(root)
         recipe = None
         if saved is not None and (root / "model.json").is_file():
@@ -181,6 +196,7 @@ class Session:
                 session._write_if_changed("model.json", session.recipe.to_dict())
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
+        distributed.barrier(ctx)
         return session
 
     @classmethod
@@ -231,7 +247,7 @@ class Session:
         get_backend(cfg.cost.backend)
         if cfg.search.storage or (resume and (root / "study.db").is_file()):
             url = cfg.search.storage or RunDir(root).storage
-            check_storage(url, cfg.search.study_name, resume=resume)
+            check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
         model = self.build_model()
         self._check_forward(model)
         if cfg.checkpoint and not (resume and finished_baseline(root)):
@@ -312,16 +328,22 @@ class Session:
         partial = self.run / "baseline.partial.pt"
         history = finetune(
             model,
-            self.loaders["train"],
+            self.train_loader(),
             self.loaders["val"],
             cfg,
             checkpoint=partial,
             desc="baseline",
+            dist=self.dist,
         )
-        state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
-        save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
-        partial.unlink(missing_ok=True)
+        if self.dist.main:
+            state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
+            save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
+            partial.unlink(missing_ok=True)
         return model
+
+    def train_loader(self) -> DataLoader[Any]:
+        """Training batches for baseline and fine-tuning (this process's shard under torchrun)."""
+        return distributed.train_loader(self.loaders["train"], self.dist, seed=self.config.seed)
 
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
         """Cost model of the search candidates: latency measured, predicted, or none.
@@ -388,23 +410,57 @@ class Session:
             seed=cfg.seed,
         )
 
-    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult:
-        """Run or resume the search; writes search.json and spec.json."""
+    def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
+        """Channel groups, search space and trial evaluator of ``model``."""
+        pruner = self.pruner(model)
+        space = make_space(pruner, self.input_shape, self.config.search, round_to=self.round_to)
+        return pruner, space, self.evaluator(model, pruner)
+
+    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult | None:
+        """Run or resume the search; writes search.json and spec.json.
+
+        With ``search.workers`` > 1, that many processes run trials (this one and
+        ``workers - 1`` ``iaprune worker`` processes). When the study already exists in
+        a shared storage (the same command started on another machine first), this
+        process joins it as a worker and returns None: the creator writes the result.
+        """
         cfg = self.config.search
         log.info("stage search: %d trials, sampler %s", cfg.trials, cfg.sampler)
-        pruner = self.pruner(model)
-        space = make_space(pruner, self.input_shape, cfg, round_to=self.round_to)
-        result = run_search(
-            self.evaluator(model, pruner),
-            space,
-            cfg,
-            storage=cfg.storage or self.run.storage,
-            resume=resume,
-            warm_starts=warm_starts(pruner, space),
-        )
+        pruner, space, evaluator = self._search_parts(model)
+        storage = cfg.storage or self.run.storage
+        definition = run_definition(self.config, model)
+        try:
+            with local_workers(
+                self.run.root,
+                cfg.workers - 1,
+                trust_code=self.trust_code,
+                cuda=self.config.device in ("cuda", "auto") and self.device.type == "cuda",
+            ):
+                result = run_search(
+                    evaluator,
+                    space,
+                    cfg,
+                    storage=storage,
+                    resume=resume,
+                    warm_starts=warm_starts(pruner, space),
+                    definition=definition,
+                )
+        except StudyExistsError:
+            ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)
+            log.info("joined study %r as a worker: ran %d trials", cfg.study_name, ran)
+            return None
         self.run.write_json("search.json", result.to_dict())
         result.spec.save(self.run / "spec.json")
         return result
+
+    def join(self, model: nn.Module) -> int:
+        """Run trials of this run's study as one more worker; returns how many ran here."""
+        cfg = self.config.search
+        _, space, evaluator = self._search_parts(model)
+        definition = run_definition(self.config, model)
+        return join_search(
+            evaluator, space, cfg, storage=cfg.storage or self.run.storage, definition=definition
+        )
 
     def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
         """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
@@ -433,12 +489,15 @@ class Session:
         record = self.finetune_record(spec)
         history = finetune(
             pruned,
-            self.loaders["train"],
+            self.train_loader(),
             self.loaders["val"],
             self.config.finetune,
             checkpoint=partial,
             tag={"keep": record["keep"]},
+            dist=self.dist,
         )
+        if not self.dist.main:
+            return pruned, {"epochs": history.epochs}
         state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
         save_atomic(state | {"history": history.epochs}, self.run / "pruned.pt")
         spec.save(self.run / "spec.json")
@@ -489,6 +548,12 @@ def run_prune(
     nothing and returns its report.
     """
     t0 = time.perf_counter()
+    if distributed.from_env().active:
+        raise IAPruneError(
+            "iaprune prune does not run under torchrun: run `torchrun ... iaprune search` "
+            "(data-parallel baseline; --workers N for parallel trials), then "
+            "`torchrun ... iaprune finetune RUN_DIR`"
+        )
     session = Session.create(
         run_dir,
         config,
@@ -502,6 +567,8 @@ def run_prune(
     searched = result is None
     if result is None:
         result = session.search(base, resume=resume)
+    if result is None:
+        return {"worker": True, "study": session.config.search.study_name}
     else:
         log.info("stage search: finished (%d trials), skipped", result.trials)
     finetuned = resume and session.finetune_done(result.spec)

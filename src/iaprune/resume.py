@@ -22,6 +22,9 @@ SAFE_CHANGES = frozenset(
         "cost.repeats",
         "device",
         "search.rescore",
+        "search.storage",
+        "search.workers",
+        "search.heartbeat",
     }
 )
 

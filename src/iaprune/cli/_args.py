@@ -125,7 +125,29 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         default=3,
         help="best searched trials scored again to measure the score's noise (0: off)",
     )
-    g.add_argument("--storage", help="Optuna storage URL (default: SQLite in the run directory)")
+    g.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: SQLite in the run directory); e.g. "
+        "postgresql://user@host/db shared by workers on several machines",
+    )
+    g.add_argument(
+        "--study-name",
+        help="study name in the storage (default: the run directory's name); the same "
+        "command started on another machine joins the study as a worker",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes running trials at once on this machine (default 1)",
+    )
+    g.add_argument(
+        "--heartbeat",
+        type=int,
+        default=10,
+        help="seconds between trial heartbeats; a trial silent for 3 beats (its worker "
+        "died) is failed and retried (default 10)",
+    )
     o = p.add_argument_group("objective")
     o.add_argument(
         "--objective",
@@ -219,6 +241,9 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         startup_trials=a.startup_trials,
         rescore=a.rescore,
         storage=a.storage,
+        workers=a.workers,
+        heartbeat=a.heartbeat,
+        **({"study_name": a.study_name} if a.study_name else {}),
         objective=objective_config(a),
     )
     return RunConfig(
@@ -288,6 +313,9 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "startup_trials": ("search.startup_trials",),
     "rescore": ("search.rescore",),
     "storage": ("search.storage",),
+    "study_name": ("search.study_name",),
+    "workers": ("search.workers",),
+    "heartbeat": ("search.heartbeat",),
     "objective": ("search.objective.kind",),
     "pareto_cost": ("search.objective.pareto_cost",),
     "max_macs": ("search.objective.max_macs",),

@@ -44,7 +44,11 @@ def pick_trial(
 
 
 def run(a: argparse.Namespace) -> int:
-    """Fine-tune and write report.json (pruned.pt is replaced only when fine-tuning ends)."""
+    """Fine-tune and write report.json (pruned.pt is replaced only when fine-tuning ends).
+
+    Under ``torchrun --nproc-per-node N`` the fine-tuning is data-parallel over N processes
+    with the same global batch; rank 0 writes pruned.pt and the report.
+    """
     t0 = time.perf_counter()
     session = Session.open(a.run_dir, trust_code=a.trust_code)
     if a.epochs is not None:
@@ -56,6 +60,8 @@ def run(a: argparse.Namespace) -> int:
     if a.trial is not None:
         result = pick_trial(result, a.trial, session, base)
     pruned, history = session.prune_and_finetune(base, result.spec)
+    if not session.dist.main:  # under torchrun rank 0 alone tests and reports
+        return 0
     session.run.write_json("finetune.json", history)
     report = write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
     print_table(report)

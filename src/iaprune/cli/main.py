@@ -12,6 +12,7 @@ from iaprune.errors import IAPruneError
 SUBCOMMANDS = (
     "prune",
     "search",
+    "worker",
     "finetune",
     "evaluate",
     "listing",

@@ -29,6 +29,9 @@ def run(a: argparse.Namespace) -> int:
         trust_code=a.trust_code,
         explicit=explicit_paths(a),
     )
+    if report.get("worker"):
+        print(f"joined study {report['study']!r} as a worker; its creator makes the final choice")
+        return 0
     print_table(report)
     print(f"run directory: {run_dir}")
     return 0

@@ -31,8 +31,16 @@ def run(a: argparse.Namespace) -> int:
         explicit=explicit_paths(a),
     )
     base = session.baseline()
+    if not session.dist.main:  # under torchrun: the baseline is trained, rank 0 searches
+        return 0
     result = (session.search_done() if a.resume else None) or session.search(base, resume=a.resume)
     console = Console()
+    if result is None:
+        console.print(
+            f"joined study {session.config.search.study_name!r} as a worker; its creator "
+            "makes the final choice"
+        )
+        return 0
     console.print(
         f"best trial {result.best_trial} of {result.trials}: val accuracy "
         f"{result.accuracy:.4f}, MACs ratio {result.ratios['macs']:.3f}"

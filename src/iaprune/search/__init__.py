@@ -5,7 +5,7 @@ from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.projection import AllocationSpace, BudgetProjection
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
-from iaprune.search.study import SearchResult, check_reachable, run_search
+from iaprune.search.study import SearchResult, check_reachable, join_search, run_search
 
 __all__ = [
     "AllocationSpace",
@@ -16,6 +16,7 @@ __all__ = [
     "SearchSpace",
     "check_reachable",
     "create_sampler",
+    "join_search",
     "list_samplers",
     "make_space",
     "run_search",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -17,13 +19,24 @@ from iaprune.errors import IAPruneError, one_line
 from iaprune.objective import constraint_values, score
 from iaprune.pareto import TrialPoint
 from iaprune.pareto import pareto_front as front_of
-from iaprune.progress import progress
 from iaprune.pruning.spec import PruningSpec
 from iaprune.search.builder import Space
 from iaprune.search.evaluate import CandidateEvaluator
 from iaprune.search.projection import AllocationSpace
 from iaprune.search.samplers import create_sampler, default_startup_trials
 from iaprune.search.space import SearchSpace
+from iaprune.search.workers import (
+    DEFINITION_ATTR,
+    TRIALS_ATTR,
+    create_or_join,
+    differences,
+    fail_orphans,
+    fail_stale,
+    mark_ready,
+    open_storage,
+    wait_ready,
+    work,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +77,89 @@ class SearchResult:
         return out
 
 
-def open_study(config: SearchConfig, *, storage: str, resume: bool) -> optuna.Study:
-    """Create the study, or load it with ``resume``; trials a crash left RUNNING become FAIL."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = optuna.storages.get_storage(storage)
+class StudyExistsError(IAPruneError):
+    """The study already exists and this process was not asked to resume it."""
+
+
+def open_study(config: SearchConfig, *, storage: str, resume: bool) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it with ``resume``; returns it and whether it is new.
+
+    The storage has heartbeats (``config.heartbeat``), so a trial whose worker died is
+    failed and retried (see :mod:`iaprune.search.workers`); with ``resume``, trials an
+    older version's crash left RUNNING are marked failed.
+    """
+    store = open_storage(storage, heartbeat=config.heartbeat)
     startup = config.startup_trials
     if startup is None:
         startup = default_startup_trials(config.trials)
     sampler = create_sampler(config.sampler, seed=config.seed, startup_trials=startup)
-    exists = config.study_name in {s.study_name for s in store.get_all_studies()}
-    if exists and not resume:
-        raise IAPruneError(f"study {config.study_name!r} already exists in {storage}; use --resume")
     directions = [StudyDirection.MAXIMIZE]
     if config.objective.multi_objective:
         directions.append(StudyDirection.MINIMIZE)
-    study = optuna.create_study(
-        storage=store,
-        sampler=sampler,
-        study_name=config.study_name,
-        directions=directions,
-        load_if_exists=resume,
+    study, created = create_or_join(
+        store, config.study_name, directions=directions, sampler=sampler, resume=resume
     )
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        store.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        log.warning("trial %d was left running by a crash: marked failed", trial.number)
-    return study
+    if not created and not resume:
+        raise StudyExistsError(
+            f"study {config.study_name!r} already exists in {storage}; use --resume"
+        )
+    if resume:
+        fail_stale(study)
+        fail_orphans(study)
+    return study, created
+
+
+def join_search(
+    evaluator: CandidateEvaluator,
+    space: Space,
+    config: SearchConfig,
+    *,
+    storage: str,
+    definition: Mapping[str, Any] | None = None,
+    timeout: float = 600.0,
+) -> int:
+    """Run trials of a study another process created, until it has its trials.
+
+    Waits (up to ``timeout`` s) until the creator has set the study up, refuses a study
+    whose stored definition differs from ``definition``, and returns how many trials
+    this process ran. The final choice is the creator's (:func:`run_search`). The
+    sampler is seeded from ``config.seed`` and the process id: workers sharing a seed
+    would propose the same candidates.
+    """
+    store = open_storage(storage, heartbeat=config.heartbeat)
+    # Each worker's sampler needs its own seed, or all would propose the same candidates.
+    seed = (config.seed * 1_000_003 + os.getpid()) % 2**31
+    startup = config.startup_trials
+    if startup is None:
+        startup = default_startup_trials(config.trials)
+    sampler = create_sampler(config.sampler, seed=seed, startup_trials=startup)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            study = optuna.load_study(study_name=config.study_name, storage=store, sampler=sampler)
+            break
+        except KeyError:
+            if time.monotonic() > deadline:
+                raise IAPruneError(
+                    f"no study {config.study_name!r} in {storage} after {timeout:g} s"
+                ) from None
+            time.sleep(1.0)
+    wait_ready(study, timeout=max(1.0, deadline - time.monotonic()))
+    if definition is not None:
+        theirs = study.user_attrs.get(DEFINITION_ATTR, {})
+        diff = differences(dict(definition), theirs)
+        if diff and all(d.startswith("baseline_sha256:") for d in diff):
+            raise IAPruneError(
+                f"this worker's baseline differs from the one study {config.study_name!r} "
+                f"searches ({diff[0]}); give every worker the same --checkpoint"
+            )
+        if diff:
+            raise IAPruneError(
+                f"study {config.study_name!r} in {storage} belongs to another run "
+                f"({'; '.join(diff)}); choose another --study-name"
+            )
+    n_trials = int(study.user_attrs.get(TRIALS_ATTR, config.trials))
+    return work(study, _objective(evaluator, space, config), n_trials)
 
 
 def check_reachable(evaluator: CandidateEvaluator, space: Space, config: SearchConfig) -> None:
@@ -146,6 +217,7 @@ def run_search(
     storage: str,
     resume: bool = False,
     warm_starts: Mapping[str, Mapping[str, float]] | None = None,
+    definition: Mapping[str, Any] | None = None,
 ) -> SearchResult:
     """Run (or resume) the search and return the best feasible configuration.
 
@@ -153,13 +225,17 @@ def run_search(
     search resumed with ``resume=True`` only runs the trials still missing.
     ``warm_starts`` (``{name: params}``, see :func:`iaprune.search.builder.warm_starts`)
     are enqueued as the first trials of a new study; the result's ``selection`` says
-    how the final candidate was chosen among them and the searched ones. The result's
-    ``spec`` is complete: kept widths and the kept filter indices of every group.
+    how the final candidate was chosen among them and the searched ones.
+
+    Other processes may run trials of the same study at the same time
+    (:func:`join_search`); this one, which created the study (or resumes it), enqueues
+    the warm starts once, stores ``definition`` in the study's user attributes, waits
+    until the study has ``config.trials`` trials and makes the final choice.
+    The result's ``spec`` is complete: kept widths and the kept filter indices of
+    every group.
     """
-    objective_cfg = config.objective
-    budget_keys = sorted(objective_cfg.budgets())
     check_reachable(evaluator, space, config)
-    study = open_study(config, storage=storage, resume=resume)
+    study, created = open_study(config, storage=storage, resume=resume)
     n_trials = config.trials
     if config.sampler == "uniform":
         n_trials = 1
@@ -167,9 +243,25 @@ def run_search(
             study.enqueue_trial(
                 _uniform_params(evaluator, space, config), user_attrs={"warm_start": "uniform"}
             )
-    elif not study.trials and config.warm_start:
+    elif config.warm_start and (created or not study.trials):
         for name, params in (warm_starts or {}).items():
             study.enqueue_trial(dict(params), user_attrs={"warm_start": name})
+    mark_ready(study, definition or study.user_attrs.get(DEFINITION_ATTR, {}), n_trials)
+    ran = work(study, _objective(evaluator, space, config), n_trials)
+    log.info("search: %d trials ran in this process", ran)
+    result = _result(study, space, config)
+    if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
+        _robust_choice(study, evaluator, config, result)
+    result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
+    return result
+
+
+def _objective(
+    evaluator: CandidateEvaluator, space: Space, config: SearchConfig
+) -> Callable[[optuna.Trial], float | tuple[float, float]]:
+    """The trial function: suggest widths, evaluate, record the scores as user attributes."""
+    objective_cfg = config.objective
+    budget_keys = sorted(objective_cfg.budgets())
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         keep = space.suggest(trial)
@@ -199,14 +291,7 @@ def run_search(
             return value, pareto_cost(result.ratios, result.cost.latency_ms, objective_cfg)
         return value
 
-    remaining = max(0, n_trials - len(_complete(study)))
-    for _ in progress(range(remaining), desc=f"search ({config.sampler})"):
-        study.optimize(objective, n_trials=1, catch=(Exception,))
-    result = _result(study, space, config)
-    if config.rescore and not objective_cfg.multi_objective and config.sampler != "uniform":
-        _robust_choice(study, evaluator, config, result)
-    result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
-    return result
+    return objective
 
 
 def pareto_cost(

@@ -21,8 +21,10 @@ from torch.utils.data import DataLoader
 
 from iaprune.config import FinetuneConfig
 from iaprune.errors import IAPruneError
+from iaprune.train import distributed
 from iaprune.train.checkpoint import save_atomic
-from iaprune.train.loop import NaNLossError, evaluate, train_epoch
+from iaprune.train.distributed import DistContext
+from iaprune.train.loop import NaNLossError, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,12 @@ class _Trainer:
         checkpoint: Path | None,
         tag: Any,
         desc: str,
+        dist: DistContext,
     ) -> None:
         self.model, self.config, self.steps = model, config, steps
         self.checkpoint, self.tag, self.desc = checkpoint, tag, desc
+        self.dist = dist
+        self.train_model = distributed.wrap(model, dist)
         self.optimizer = torch.optim.SGD(
             model.parameters(),
             lr=config.lr,
@@ -73,9 +78,10 @@ class _Trainer:
 
     def epoch(self, train_loader: DataLoader, val_loader: DataLoader, epoch: int) -> None:
         """Train one epoch, validate, keep the best weights, save the state."""
+        distributed.set_epoch(train_loader, epoch)
         try:
             loss = train_epoch(
-                self.model,
+                self.train_model,
                 train_loader,
                 self.optimizer,
                 scheduler=self.scheduler,
@@ -87,7 +93,8 @@ class _Trainer:
             raise IAPruneError(
                 f"{self.desc} stopped at epoch {epoch + 1}: {exc}{self._kept()}"
             ) from exc
-        metrics = evaluate(self.model, val_loader, desc="validate")
+        loss = distributed.mean(loss, self.dist)
+        metrics = distributed.evaluate(self.model, val_loader, self.dist, desc="validate")
         self.state.history.epochs.append(
             {
                 "epoch": epoch + 1,
@@ -116,8 +123,11 @@ class _Trainer:
         return "; no epoch finished, so no weights were saved (retry with a lower --lr)"
 
     def save(self) -> None:
-        """Write the training state (``state_dict`` = best weights so far), if asked to."""
-        if self.checkpoint is None:
+        """Write the training state (``state_dict`` = best weights so far), if asked to.
+
+        Under torchrun only rank 0 writes (every process holds the same state).
+        """
+        if self.checkpoint is None or not self.dist.main:
             return
         save_atomic(
             {
@@ -180,6 +190,7 @@ def finetune(
     checkpoint: str | Path | None = None,
     tag: Any = None,
     desc: str = "finetune",
+    dist: DistContext | None = None,
 ) -> TrainHistory:
     """Train ``model`` in place for ``config.epochs`` epochs; keep the best-on-validation weights.
 
@@ -187,12 +198,17 @@ def finetune(
     ``state_dict`` holds the best weights so far) and training resumes from it when it
     exists and was saved with the same ``tag``. A NaN/inf loss stops training, restores
     the last good weights and raises :class:`IAPruneError`.
+
+    With ``dist`` (a torchrun job, see :mod:`iaprune.train.distributed`) the model trains
+    in DistributedDataParallel on ``train_loader`` (from
+    :func:`~iaprune.train.distributed.train_loader`), validation is sharded, and only
+    rank 0 writes ``checkpoint``.
     """
     if config.epochs <= 0:
         return TrainHistory()
     steps = max(config.epochs * len(train_loader), 1)
     path = Path(checkpoint) if checkpoint is not None else None
-    trainer = _Trainer(model, config, steps, path, tag, desc)
+    trainer = _Trainer(model, config, steps, path, tag, desc, dist or DistContext())
     trainer.resume()
     for epoch in range(len(trainer.state.history.epochs), config.epochs):
         trainer.epoch(train_loader, val_loader, epoch)

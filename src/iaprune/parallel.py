@@ -1,0 +1,107 @@
+"""Scale-out of a run: the definition a shared study holds, and local worker processes.
+
+A run's study can be worked on by several processes (see :mod:`iaprune.search.workers`
+for the storage mechanics). This module holds the pipeline's side of it:
+
+* :func:`run_definition` is what every worker must agree on: the run's configuration
+  without settings that may differ per machine or per resume, plus a fingerprint of the
+  baseline weights (workers on other machines must search the same baseline).
+* :func:`local_workers` starts ``--workers N - 1`` extra ``iaprune worker RUN_DIR``
+  processes next to the leader and waits for them (and stops them on failure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from iaprune.config import RunConfig
+from iaprune.resume import SAFE_CHANGES, flatten
+
+log = logging.getLogger(__name__)
+
+LOCAL_KEYS = frozenset(
+    {
+        "data_root",
+        "checkpoint",
+        "download",
+        "device",
+        "search.storage",
+        "search.study_name",
+        "search.workers",
+        "search.heartbeat",
+    }
+)
+"""Settings that may differ between the workers of one study (paths, devices, storage)."""
+
+
+def fingerprint(model: nn.Module) -> str:
+    """SHA-256 of a model's state dict (names, shapes, dtypes and values), first 16 hex."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run_definition(config: RunConfig, baseline: nn.Module | None = None) -> dict[str, Any]:
+    """Flat ``{"dotted.key": value}`` every worker of the run's study must share."""
+    flat = flatten(config.to_dict())
+    out = {k: v for k, v in flat.items() if k not in SAFE_CHANGES | LOCAL_KEYS}
+    if baseline is not None:
+        out["baseline_sha256"] = fingerprint(baseline)
+    return out
+
+
+@contextlib.contextmanager
+def local_workers(
+    run_dir: Path, count: int, *, trust_code: bool = False, cuda: bool = False
+) -> Iterator[None]:
+    """Run ``count`` ``iaprune worker RUN_DIR`` processes alongside the ``with`` body.
+
+    CPU threads are split between the processes; with ``cuda`` and several visible GPUs,
+    worker ``i`` gets GPU ``(i + 1) % gpus`` (``CUDA_VISIBLE_DEVICES``; the leader uses
+    its own device). On leaving normally the workers are
+    waited for (they stop once the study has its trials); on an error or Ctrl-C they are
+    terminated. A worker that dies costs nothing: its trial is retried by another.
+    """
+    if count <= 0:
+        yield
+        return
+    threads = max(1, (os.cpu_count() or 1) // (count + 1))
+    torch.set_num_threads(threads)
+    cmd = [sys.executable, "-m", "iaprune.cli.main", "worker", str(run_dir)]
+    cmd += ["--trust-code"] if trust_code else []
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "IAPRUNE_NO_PROGRESS": "1"}
+    gpus = torch.cuda.device_count() if cuda else 0
+    procs = [
+        subprocess.Popen(
+            cmd, env=env | ({"CUDA_VISIBLE_DEVICES": str((i + 1) % gpus)} if gpus > 1 else {})
+        )
+        for i in range(count)
+    ]
+    log.info("started %d search workers (pids %s)", count, [p.pid for p in procs])
+    try:
+        yield
+        for p in procs:
+            if p.wait() != 0:
+                log.warning("search worker %d exited with code %d", p.pid, p.returncode)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()

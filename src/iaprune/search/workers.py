@@ -1,0 +1,258 @@
+"""Several processes on one study: heartbeats, retried stale trials, an exact trial count.
+
+Any number of processes (on one machine or many) run trials of one Optuna study
+through its storage (SQLite for local workers, PostgreSQL/MySQL across machines).
+Nothing here schedules work: Optuna's storage hands out trials, its heartbeat
+(``heartbeat_interval``, ``grace_period``) finds the trial of a worker that died (e.g.
+``kill -9``), marks it failed and re-enqueues it with its parameters
+(:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so another worker runs it.
+
+Roles. The process that *creates* the study (the leader) stores the run's definition
+in the study's user attributes, enqueues the warm starts once, marks the study
+``ready`` and, after the trials, makes the final choice. Every other process joins: it
+waits until the study is ready, refuses a study whose definition differs from its own,
+and only runs trials.
+
+Counting. ``trials`` is the number of trials that *count*: complete ones and ones whose
+evaluation raised (user attribute ``error``). A trial failed by the heartbeat does not
+count (its retry does). A worker starts a trial only while counted + running trials are
+fewer than ``trials``; when two workers race for the last slot, the trial whose number
+comes later finds ``trials`` counted-or-live trials before it and is pruned as
+``surplus`` without being evaluated. So the study ends with exactly ``trials`` counted
+trials, and every worker returns only when no trial is running any more.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from iaprune.errors import IAPruneError, one_line
+
+log = logging.getLogger(__name__)
+
+GRACE_FACTOR = 3
+"""A trial is stale after ``GRACE_FACTOR`` heartbeat intervals without a heartbeat."""
+MAX_RETRY = 3
+"""How often a trial whose worker died is re-enqueued."""
+READY_ATTR = "iaprune_ready"
+DEFINITION_ATTR = "iaprune_run"
+TRIALS_ATTR = "iaprune_trials"
+
+Objective = Callable[[optuna.Trial], Any]
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process (recorded on every trial it runs)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_storage(url: str, *, heartbeat: int) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats every ``heartbeat`` s and retries of stale trials.
+
+    SQLite waits up to 60 s for a lock instead of failing, so local workers can share a
+    ``study.db``. A bad URL or an unreachable server is a one-line error.
+    """
+    if heartbeat < 1:
+        raise IAPruneError("--heartbeat must be >= 1 second")
+    kwargs: dict[str, Any] = {}
+    url = _driver(url)
+    if url.startswith("sqlite"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    callback_cls = getattr(
+        optuna.storages,
+        "RetryHeartbeatStaleTrialCallback",
+        optuna.storages.RetryFailedTrialCallback,
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=GRACE_FACTOR * heartbeat,
+                heartbeat_stale_trial_callback=callback_cls(max_retry=MAX_RETRY),
+            )
+    except ModuleNotFoundError as exc:
+        raise IAPruneError(
+            f"cannot open study storage {url}: {one_line(exc)} "
+            "(PostgreSQL needs: pip install 'iaprune[distributed]')"
+        ) from exc
+    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or server
+        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
+
+
+def _driver(url: str) -> str:
+    """``postgresql://`` through psycopg 3 when psycopg2 (SQLAlchemy's default) is absent."""
+    import importlib.util
+
+    plain = url.startswith("postgresql://")
+    if (
+        plain
+        and importlib.util.find_spec("psycopg2") is None
+        and importlib.util.find_spec("psycopg")
+    ):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` uses up one of the requested trials (finished, or raised)."""
+    if trial.state == TrialState.COMPLETE:
+        return True
+    return trial.state == TrialState.FAIL and "error" in trial.user_attrs
+
+
+def _live(trial: FrozenTrial) -> bool:
+    return trial.state in (TrialState.RUNNING, TrialState.WAITING)
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail (and re-enqueue) trials whose worker stopped sending heartbeats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def fail_orphans(study: optuna.Study) -> None:
+    """Fail RUNNING trials no worker of this version ran (left by an older, crashed run).
+
+    Trials of this version carry the ``worker`` attribute and are covered by heartbeats.
+    """
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in trial.user_attrs:
+            try:
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            log.warning("trial %d was left running by a crash: marked failed", trial.number)
+
+
+def in_budget(trials: list[FrozenTrial], number: int, n_trials: int) -> bool:
+    """Whether trial ``number`` fits: fewer than ``n_trials`` counted or live trials before it."""
+    before = sum(1 for t in trials if t.number < number and (counts(t) or _live(t)))
+    return before < n_trials
+
+
+def guarded(study: optuna.Study, objective: Objective, n_trials: int) -> Objective:
+    """``objective`` that first prunes a surplus trial and records the worker's id."""
+
+    def run(trial: optuna.Trial) -> Any:
+        if not in_budget(study.get_trials(deepcopy=False), trial.number, n_trials):
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("surplus: the study already has its trials")
+        trial.set_user_attr("worker", worker_id())
+        return objective(trial)
+
+    return run
+
+
+def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: float = 1.0) -> int:
+    """Run trials until ``n_trials`` count and none is running; returns how many ran here.
+
+    While the last trials run in other workers this one waits (``poll`` seconds) and
+    checks their heartbeats, so a trial whose worker died is failed, retried and run here.
+    """
+    ran = 0
+    run = guarded(study, objective, n_trials)
+    while True:
+        fail_stale(study)
+        trials = study.get_trials(deepcopy=False)
+        done = sum(1 for t in trials if counts(t))
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        if done >= n_trials and not running:
+            return ran
+        if done + running >= n_trials:
+            time.sleep(poll)
+            continue
+        study.optimize(run, n_trials=1, catch=(Exception,))
+        ran += 1
+
+
+def create_or_join(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    *,
+    directions: list[StudyDirection],
+    sampler: optuna.samplers.BaseSampler,
+    resume: bool,
+) -> tuple[optuna.Study, bool]:
+    """The study ``name`` and whether this process created it (the leader).
+
+    Creation is atomic in the storage, so of several processes starting at once exactly
+    one creates the study. ``resume`` makes this process the leader of an existing study.
+    """
+    try:
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, study_name=name, directions=directions
+        )
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        return study, resume
+
+
+def mark_ready(study: optuna.Study, definition: Mapping[str, Any], n_trials: int) -> None:
+    """Store the run's definition and trial count, and let joining workers start."""
+    study.set_user_attr(DEFINITION_ATTR, dict(definition))
+    study.set_user_attr(TRIALS_ATTR, n_trials)
+    study.set_user_attr(READY_ATTR, True)
+
+
+def wait_ready(study: optuna.Study, *, timeout: float = 600.0, poll: float = 1.0) -> None:
+    """Wait until the leader has set up the study (warm starts enqueued)."""
+    deadline = time.monotonic() + timeout
+    while not study.user_attrs.get(READY_ATTR):
+        if time.monotonic() > deadline:
+            raise IAPruneError(
+                f"study {study.study_name!r} was not set up by its creator within {timeout:g} s; "
+                "is the first worker still running?"
+            )
+        time.sleep(poll)
+
+
+def differences(
+    ours: Mapping[str, Any], theirs: Mapping[str, Any], ignore: frozenset[str] = frozenset()
+) -> list[str]:
+    """``"key: theirs -> ours"`` for every flat key that differs, except ``ignore``."""
+    keys = sorted((set(ours) | set(theirs)) - ignore)
+    return [f"{k}: {theirs.get(k)} -> {ours.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
+
+
+def check_storage(
+    url: str, study_name: str, *, resume: bool, definition: dict[str, Any] | None = None
+) -> None:
+    """Open an Optuna storage URL; refuse an existing study unless resuming or joining it.
+
+    A study that stores the same run ``definition`` (the same command started on another
+    machine) is joined as a worker; any other existing study needs ``--resume``.
+    """
+    storage = open_storage(url, heartbeat=1)
+    try:
+        studies = {s.study_name: s for s in storage.get_all_studies()}
+    except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
+        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
+    if study_name not in studies or resume:
+        return
+    theirs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
+    if definition is None or DEFINITION_ATTR not in theirs:
+        raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
+    ours = {k: v for k, v in definition.items() if k != "baseline_sha256"}
+    stored = {k: v for k, v in theirs[DEFINITION_ATTR].items() if k != "baseline_sha256"}
+    diff = differences(ours, stored)
+    if diff:
+        raise IAPruneError(
+            f"study {study_name!r} in {url} belongs to another run ({'; '.join(diff[:5])}); "
+            "choose another --study-name or --run-dir"
+        )
