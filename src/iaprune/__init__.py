@@ -37,7 +37,7 @@ _EXPORTS = {
     "measure_cost": "iaprune.cost",
     "IAPruneError": "iaprune.errors",
     "RunConfig": "iaprune.config",
-    "Session": "iaprune.pipeline",
+    "Session": "iaprune.session",
     "run_prune": "iaprune.pipeline",
     "load_pruned": "iaprune.pipeline",
     "ChannelGroup": "iaprune.pruning",

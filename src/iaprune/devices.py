@@ -8,7 +8,9 @@ import platform
 import torch
 from torch import nn
 
-__all__ = ["device_name", "model_device"]
+from iaprune.errors import IAPruneError
+
+__all__ = ["device_name", "model_device", "resolve_device"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -36,3 +38,23 @@ def device_name(device: str | torch.device = "cpu") -> str:
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when one is visible) as a device.
+
+    ``cuda`` becomes ``cuda:<current>``. Raises :class:`IAPruneError` (one line) for a
+    string that is not a device and for CUDA when no GPU is visible.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise IAPruneError(f"unknown device {name!r}; valid: cpu, cuda, cuda:N, auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise IAPruneError(f"device {name!r} requested but no CUDA GPU is visible")
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device

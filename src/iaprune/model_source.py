@@ -29,6 +29,7 @@ from torch import nn
 
 from iaprune.errors import IAPruneError, one_line
 from iaprune.models import create_model, list_models
+from iaprune.rundir import RunDir
 from iaprune.train.checkpoint import refused_global
 
 TRUST_FLAG = "--trust-code"
@@ -142,6 +143,15 @@ def resolve_model(
 
 
 # -- factories in a .py file: ``path/to/file.py:factory`` ---------------------------------
+def stored_recipe(run: RunDir, trust_code: bool) -> ModelRecipe:
+    """A run's model.json (file targets relative to the run directory); one-line errors."""
+    data = run.read_json("model.json")
+    try:
+        return ModelRecipe.from_dict(data, trust_code=trust_code, base=run.root)
+    except (IAPruneError, TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise IAPruneError(f"{run / 'model.json'} is invalid: {one_line(exc)}") from exc
+
+
 def _absolute_file(target: str) -> str:
     """``file.py:fn`` with the file made absolute (a run directory outlives the cwd)."""
     source, _, attr = target.rpartition(":")

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
-from iaprune.pipeline import RunConfig
+from iaprune.config import RunConfig
 
 
 def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> None:

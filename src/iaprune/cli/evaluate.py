@@ -6,7 +6,7 @@ import argparse
 import json
 
 from iaprune.cli._trust import add_trust_arg
-from iaprune.pipeline import Session
+from iaprune.session import Session
 
 
 def register(sub: argparse._SubParsersAction) -> None:

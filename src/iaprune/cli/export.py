@@ -66,7 +66,7 @@ def output_paths(a: argparse.Namespace) -> tuple[Path, Path]:
 
 def run(a: argparse.Namespace) -> int:
     """Export, print the path, the max abs difference and the latency (also as JSON)."""
-    from iaprune.pipeline import Session
+    from iaprune.session import Session
 
     path, side = output_paths(a)
     session = Session.open(a.run_dir, trust_code=a.trust_code)

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from iaprune.cli._args import add_pipeline_args, default_run_dir, explicit_paths, run_config
 from iaprune.cli._trust import add_trust_arg
-from iaprune.pipeline import Session
+from iaprune.session import Session
 
 
 def register(sub: argparse._SubParsersAction) -> None:

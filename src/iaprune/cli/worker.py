@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from iaprune.cli._trust import add_trust_arg
-from iaprune.pipeline import Session
+from iaprune.session import Session
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -7,28 +7,12 @@ from contextlib import contextmanager
 
 import torch
 
-from iaprune.errors import IAPruneError
+from iaprune.devices import resolve_device
+
+__all__ = ["INPUT_SEED", "random_input", "resolve_device", "torch_threads"]
 
 INPUT_SEED = 0
 """Seed of the generator that draws the random timing input (the global RNG is untouched)."""
-
-
-def resolve_device(device: str) -> torch.device:
-    """Parse ``device`` and check it exists; ``cuda`` becomes ``cuda:<current>``.
-
-    Raises:
-        IAPruneError: the string is not a device, or CUDA is requested but absent.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise IAPruneError(f"invalid device {device!r}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise IAPruneError(f"device {device!r} requested but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
 
 
 def random_input(

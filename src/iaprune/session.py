@@ -1,0 +1,530 @@
+"""A run directory with its data, model recipe and unpruned model: :class:`Session`.
+
+The session holds what every stage of a run needs and runs one stage at a time
+(:mod:`iaprune.pipeline` chains them). Every input is checked before any training (model
+forward on a data-shaped example, registry names, storage, checkpoint, budget
+reachability, writable run directory), so a bad value fails in seconds and is never saved
+in config.json.
+
+Each stage's artefact is written atomically and only when the stage is complete:
+``baseline.pt`` (with ``complete``), ``search.json`` + ``spec.json``, ``pruned.pt`` (with
+the spec and fine-tuning settings it was made with). Training in progress lives in
+``baseline.partial.pt`` / ``pruned.partial.pt`` and ``--resume`` continues it from its
+last finished epoch. ``--resume`` refuses a changed definition of the run (see
+:data:`iaprune.resume.SAFE_CHANGES` for what may change). A new run is self-contained:
+``--checkpoint`` is copied in as ``baseline.pt`` and paths are stored absolute. Factory
+and pickled-file models of a run read back from disk are built only with ``trust_code``
+(``--trust-code``).
+
+(Above 500 lines on purpose: one class whose methods are the run's stages and the checks
+before them, so a run's life cycle reads in one place.)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import replace
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from iaprune.checks import (
+    check_baseline_change,
+    check_output,
+    check_writable,
+    finished_baseline,
+    saved_config,
+    user_model_errors,
+)
+from iaprune.config import DEFAULT_STUDY, RunConfig
+from iaprune.cost import (
+    CostModel,
+    CostReport,
+    StaticCostModel,
+    create_cost_model,
+    measure_cost,
+)
+from iaprune.cost.latency import default_round_to, get_backend
+from iaprune.data import DataBundle, create_dataset, make_loaders
+from iaprune.devices import resolve_device
+from iaprune.errors import IAPruneError, one_line
+from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
+from iaprune.parallel import local_workers, run_definition
+from iaprune.pruning import Pruner, PruningSpec, apply_spec
+from iaprune.resume import describe_changes, resume_config
+from iaprune.rundir import RunDir
+from iaprune.search import (
+    CandidateEvaluator,
+    SearchResult,
+    check_reachable,
+    create_sampler,
+    make_space,
+    run_search,
+    warm_starts,
+    width_space,
+)
+from iaprune.search.builder import Space
+from iaprune.search.study import StudyExistsError, join_search
+from iaprune.search.workers import check_storage
+from iaprune.train import distributed, evaluate, finetune, load_weights, save_atomic
+from iaprune.train.checkpoint import load_state
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    """A run directory with its data, model recipe and unpruned model loaded.
+
+    Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
+    (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
+    """
+
+    def __init__(
+        self,
+        run: RunDir | None,
+        config: RunConfig,
+        *,
+        recipe: ModelRecipe | None = None,
+        trust_code: bool = False,
+    ) -> None:
+        self._run = run
+        self.config = config
+        self.trust_code = trust_code
+        self.dist, self.device = distributed.init(resolve_device(config.device))
+        torch.manual_seed(config.seed)
+        self.bundle: DataBundle = create_dataset(
+            config.dataset,
+            root=config.data_root,
+            val_fraction=config.val_fraction,
+            seed=config.seed,
+            **config.dataset_options(),
+        )
+        self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
+        self.recipe = recipe or self._resolve_model()
+        self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
+        self.example_input = torch.randn(
+            1, *self.input_shape, generator=torch.Generator().manual_seed(config.seed)
+        )
+
+    @property
+    def run(self) -> RunDir:
+        """The run directory (set once every input has been checked)."""
+        if self._run is None:
+            raise RuntimeError("the run directory is not prepared yet")
+        return self._run
+
+    def _resolve_model(self) -> ModelRecipe:
+        """The model recipe; a factory that raises becomes a one-line error."""
+        with user_model_errors(self.config.model):
+            return resolve_model(
+                self.config.model,
+                num_classes=self.bundle.num_classes,
+                in_channels=self.bundle.in_channels,
+                width_mult=self.config.width_mult,
+                trust_code=self.trust_code,
+            )
+
+    def build_model(self) -> nn.Module:
+        """A fresh unpruned model (user factories' exceptions become one-line errors)."""
+        with user_model_errors(self.config.model):
+            return self.recipe.build()
+
+    @classmethod
+    def create(
+        cls,
+        run_dir: str | Path,
+        config: RunConfig,
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        trust_code: bool = False,
+        explicit: Collection[str] | None = None,
+    ) -> Session:
+        """Check every input, then start a run (or reopen one with ``resume``).
+
+        On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
+        ``explicit`` names the fields the user set (None: compare all of them). A factory
+        named in ``config`` for a new run runs; a pickled model file, or a resumed run's
+        factory, needs ``trust_code`` (see :mod:`iaprune.model_source`). A failed start
+        leaves an overwritten run as it was (:meth:`RunDir.starting`).
+        """
+        if resume and overwrite:
+            raise IAPruneError("--resume and --overwrite exclude each other")
+        root = Path(run_dir)
+        ctx, _ = distributed.init(resolve_device(config.device))
+        if not ctx.main:  # rank 0 checks the inputs and prepares the run directory
+            distributed.barrier(ctx)
+            return cls.open(root, trust_code=trust_code)
+        saved = saved_config(root) if resume else None
+        if saved is not None:
+            if config.search.study_name == DEFAULT_STUDY:  # not chosen: keep the run's study
+                config = replace(
+                    config, search=replace(config.search, study_name=saved.search.study_name)
+                )
+            config = resume_config(saved, config, explicit)
+            check_baseline_change(root, saved, config)
+        elif config.search.study_name == DEFAULT_STUDY:  # one study name per run
+            config = replace(config, search=replace(config.search, study_name=root.name))
+        check_writable(root)
+        recipe = None
+        if saved is not None and (root / "model.json").is_file():
+            recipe = stored_recipe(RunDir(root), trust_code)
+        session = cls(None, config, recipe=recipe, trust_code=trust_code)
+        session.validate(root, resume=resume)
+        if saved is not None and saved != config:
+            log.info("resuming with %s", describe_changes(saved, config))
+        try:
+            run = RunDir.prepare(root, resume=resume, overwrite=overwrite)
+            with run.starting():
+                session._run = run
+                if saved is None:
+                    session.adopt_inputs()
+                session._write_if_changed("config.json", session.config.to_dict())
+                session._write_if_changed("model.json", session.recipe.to_dict())
+        except OSError as exc:
+            raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
+        distributed.barrier(ctx)
+        return session
+
+    @classmethod
+    def open(cls, run_dir: str | Path, *, trust_code: bool = False) -> Session:
+        """Reopen a finished or partial run (a factory or file model needs ``trust_code``)."""
+        run = RunDir.existing(run_dir)
+        config = RunConfig.from_dict(run.read_json("config.json"))
+        return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
+
+    def adopt_inputs(self) -> None:
+        """Make a new run self-contained: --checkpoint and a model file copied in, paths absolute.
+
+        The checkpoint is checked against the model and stored as a finished
+        ``baseline.pt``, so a changed or missing external file cannot change the run.
+        """
+        c = self.config
+        if c.checkpoint:
+            model = self._load_checkpoint(self.build_model(), c.checkpoint)
+            source = _absolute(c.checkpoint)
+            state = {"state_dict": model.state_dict(), "complete": True, "source": source}
+            save_atomic(state, self.run / "baseline.pt")
+        if self.recipe.kind == "file":
+            self.run.copy_in(self.recipe.path, "model.pt")
+            self.recipe = replace(self.recipe, target="model.pt", base=self.run.root)
+        self.config = replace(
+            c,
+            checkpoint=_absolute(c.checkpoint),
+            data_root=_absolute(c.data_root),
+            cost=replace(c.cost, table=_absolute(c.cost.table)),
+        )
+
+    def _write_if_changed(self, name: str, data: Any) -> None:
+        """Write a JSON artefact unless it already holds ``data`` (resume leaves it as is)."""
+        path = self.run / name
+        if path.is_file():
+            try:
+                if self.run.read_json(name) == data:
+                    return
+            except IAPruneError:
+                pass
+        self.run.write_json(name, data)
+
+    # -- checks before any work -------------------------------------------------------
+    def validate(self, root: Path, *, resume: bool) -> None:
+        """Everything that can fail before training: names, storage, model, budget."""
+        cfg = self.config
+        create_sampler(cfg.search.sampler, seed=cfg.search.seed)
+        get_backend(cfg.cost.backend)
+        if cfg.search.storage or (resume and (root / "study.db").is_file()):
+            url = cfg.search.storage or RunDir(root).storage
+            check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
+        model = self.build_model()
+        self._check_forward(model)
+        if cfg.checkpoint and not (resume and finished_baseline(root)):
+            self._load_checkpoint(model, cfg.checkpoint)  # a resumed run has its own copy
+        self._check_budget(model)
+
+    def _check_forward(self, model: nn.Module) -> None:
+        """One forward pass on a data-shaped example."""
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(self.example_input)
+        except Exception as exc:  # user models fail in any way
+            raise IAPruneError(
+                f"model {self.config.model!r} fails on input shape "
+                f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
+            ) from exc
+        check_output(out, self.bundle.num_classes, self.config.model)
+
+    def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
+        """Load weights with a one-line, bounded error for anything unexpected."""
+        try:
+            return load_weights(model, path)
+        except IAPruneError as exc:
+            raise IAPruneError(one_line(exc, 400)) from exc
+        except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
+            raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
+
+    def _check_budget(self, model: nn.Module) -> None:
+        """Prunable groups exist and the smallest allowed model meets every budget."""
+        cfg = self.config.search
+        pruner = self.pruner(model)
+        timed = cfg.objective.needs_latency  # a latency table is not built for this check
+        cost = create_cost_model("measured", self.config.cost) if timed else StaticCostModel()
+        evaluator = CandidateEvaluator(
+            pruner,
+            cost,
+            calibration=[],
+            val_batches=[],
+        )
+        check_reachable(evaluator, width_space(pruner, cfg, round_to=self.round_to), cfg)
+
+    # -- costs ------------------------------------------------------------------------
+    def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
+        """Costs of ``model`` on this run's input shape and timing settings."""
+        return measure_cost(model, self.input_shape, latency=latency, timing=self.config.cost)
+
+    # -- stages ----------------------------------------------------------------------
+    def baseline_done(self) -> dict[str, Any] | None:
+        """The finished baseline.pt (None when absent or written by an interrupted run)."""
+        return finished_baseline(self.run.root)
+
+    def finished_baseline_model(self) -> nn.Module:
+        """The unpruned model of a finished baseline (the copy of --checkpoint); never trains."""
+        done = self.baseline_done()
+        if done is not None:
+            model = self.build_model()
+            model.load_state_dict(done["state_dict"])
+            return model.to(self.device)
+        if self.config.checkpoint:  # runs from before --checkpoint was copied in
+            model = self._load_checkpoint(self.build_model(), self.config.checkpoint)
+            return model.to(self.device)
+        raise IAPruneError(f"the baseline of {self.run.root} is not finished; use --resume")
+
+    def baseline(self) -> nn.Module:
+        """The trained unpruned model: from --checkpoint, a finished baseline.pt, or trained now.
+
+        Training saves its state in ``baseline.partial.pt`` after every epoch and writes
+        ``baseline.pt`` only at the end, so an interrupted baseline is never taken as done.
+        """
+        if self.config.checkpoint or self.baseline_done() is not None:
+            return self.finished_baseline_model()
+        model = self.build_model().to(self.device)
+        cfg = replace(
+            self.config.finetune, epochs=self.config.baseline_epochs, lr=self.config.baseline_lr
+        )
+        log.info("stage baseline: training %s for %d epochs", self.config.model, cfg.epochs)
+        partial = self.run / "baseline.partial.pt"
+        history = finetune(
+            model,
+            self.train_loader(),
+            self.loaders["val"],
+            cfg,
+            checkpoint=partial,
+            desc="baseline",
+            dist=self.dist,
+        )
+        if self.dist.main:
+            state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
+            save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
+            partial.unlink(missing_ok=True)
+        return model
+
+    def train_loader(self) -> DataLoader[Any]:
+        """Training batches for baseline and fine-tuning (this process's shard under torchrun)."""
+        return distributed.train_loader(self.loaders["train"], self.dist, seed=self.config.seed)
+
+    def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
+        """Cost model of the search candidates: latency measured, predicted, or none.
+
+        A predicted latency comes from the table at ``--latency-table``, else the shared
+        one at :func:`iaprune.cost.default_table_path` when ``$IAPRUNE_LUT_DIR`` is set
+        (where ``iaprune latency-table`` writes), else ``RUN_DIR/latency_table.json``.
+        """
+        if not self.config.search.objective.needs_latency:
+            return create_cost_model("static")
+        c = self.config.cost
+        if c.latency == "measured":
+            return create_cost_model("measured", c)
+        from iaprune.cost.lut import TABLE_TIMING, default_table_path, load_or_build
+
+        per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
+        shared = default_table_path(model, self.input_shape, per_point)
+        path = c.table or shared or self.run / "latency_table.json"
+        table = load_or_build(path, model, self.input_shape, pruner.groups, per_point)
+        return create_cost_model("predicted", table)
+
+    def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``n`` batches of a split, materialised (same data for every trial)."""
+        return list(islice(iter(self.loaders[split]), n))
+
+    def pruner(self, model: nn.Module) -> Pruner:
+        """Channel groups and filter scores of the unpruned ``model``."""
+        cfg = self.config.search
+        return Pruner(
+            model,
+            self.example_input,
+            importance=cfg.importance,
+            calibration=self.batches("train", 4),
+            seed=cfg.seed,
+        )
+
+    @property
+    def round_to(self) -> int:
+        """Channel multiple: --round-to, else the latency backend's preferred multiple."""
+        if self.config.search.round_to is not None:
+            return self.config.search.round_to
+        return default_round_to(self.config.cost.backend)
+
+    def search_done(self) -> SearchResult | None:
+        """The finished search (None when absent or when more trials are asked for)."""
+        if not (self.run / "search.json").is_file():
+            return None
+        result = load_search_result(self.run)
+        tried = result.trials + getattr(result, "failed", 0)
+        return result if tried >= self.config.search.trials else None
+
+    def evaluator(self, model: nn.Module, pruner: Pruner) -> CandidateEvaluator:
+        """The trial evaluator of this run's search settings (batches on the model's device)."""
+        cfg = self.config.search
+        return CandidateEvaluator(
+            pruner,
+            self.trial_cost(model, pruner),
+            calibration=self.batches("train_eval", cfg.bn_batches),
+            recalibration=self.batches("train_eval", 2 * cfg.bn_batches)[cfg.bn_batches :],
+            val_batches=self.batches("val", cfg.val_batches or 10**9),
+            train_batches=self.batches("train", cfg.finetune_steps),
+            finetune_steps=cfg.finetune_steps,
+            distill=cfg.distill,
+            seed=cfg.seed,
+        )
+
+    def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
+        """Channel groups, search space and trial evaluator of ``model``."""
+        pruner = self.pruner(model)
+        space = make_space(pruner, self.input_shape, self.config.search, round_to=self.round_to)
+        return pruner, space, self.evaluator(model, pruner)
+
+    def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult | None:
+        """Run or resume the search; writes search.json and spec.json.
+
+        With ``search.workers`` > 1, that many processes run trials (this one and
+        ``workers - 1`` ``iaprune worker`` processes). When the study already exists in
+        a shared storage (the same command started on another machine first), this
+        process joins it as a worker and returns None: the creator writes the result.
+        """
+        cfg = self.config.search
+        log.info("stage search: %d trials, sampler %s", cfg.trials, cfg.sampler)
+        pruner, space, evaluator = self._search_parts(model)
+        storage = cfg.storage or self.run.storage
+        definition = run_definition(self.config, model)
+        try:
+            with local_workers(
+                self.run.root,
+                cfg.workers - 1,
+                trust_code=self.trust_code,
+                cuda=self.config.device in ("cuda", "auto") and self.device.type == "cuda",
+            ):
+                result = run_search(
+                    evaluator,
+                    space,
+                    cfg,
+                    storage=storage,
+                    resume=resume,
+                    warm_starts=warm_starts(pruner, space),
+                    definition=definition,
+                )
+        except StudyExistsError:
+            ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)
+            log.info("joined study %r as a worker: ran %d trials", cfg.study_name, ran)
+            return None
+        self.run.write_json("search.json", result.to_dict())
+        result.spec.save(self.run / "spec.json")
+        return result
+
+    def join(self, model: nn.Module) -> int:
+        """Run trials of this run's study as one more worker; returns how many ran here."""
+        cfg = self.config.search
+        _, space, evaluator = self._search_parts(model)
+        definition = run_definition(self.config, model)
+        return join_search(
+            evaluator, space, cfg, storage=cfg.storage or self.run.storage, definition=definition
+        )
+
+    def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
+        """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
+        ft = self.config.finetune
+        return {
+            "keep": dict(spec.keep),
+            "epochs": ft.epochs,
+            "lr": ft.lr,
+            "label_smoothing": ft.label_smoothing,
+        }
+
+    def finetune_done(self, spec: PruningSpec) -> bool:
+        """Whether pruned.pt is a finished fine-tune of ``spec`` with the current settings."""
+        path = self.run / "pruned.pt"
+        return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
+
+    def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
+        """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
+
+        pruned.pt carries its spec, so it never disagrees with the weights even when a
+        kill lands between writing it and spec.json.
+        """
+        log.info("stage finetune: %d epochs", self.config.finetune.epochs)
+        pruned = apply_spec(model, self.example_input, spec)
+        partial = self.run / "pruned.partial.pt"
+        record = self.finetune_record(spec)
+        history = finetune(
+            pruned,
+            self.train_loader(),
+            self.loaders["val"],
+            self.config.finetune,
+            checkpoint=partial,
+            tag={"keep": record["keep"]},
+            dist=self.dist,
+        )
+        if not self.dist.main:
+            return pruned, {"epochs": history.epochs}
+        state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
+        save_atomic(state | {"history": history.epochs}, self.run / "pruned.pt")
+        spec.save(self.run / "spec.json")
+        partial.unlink(missing_ok=True)
+        return pruned, {"epochs": history.epochs}
+
+    def pruned_spec(self) -> PruningSpec:
+        """The spec pruned.pt was made from (spec.json for runs that predate it)."""
+        saved = load_state(self.run / "pruned.pt").get("spec")
+        if isinstance(saved, dict):
+            return PruningSpec.from_dict(saved)
+        return PruningSpec.load(self.run / "spec.json")
+
+    def load_pruned(self) -> nn.Module:
+        """Rebuild the pruned model from model.json and pruned.pt's spec, then load it."""
+        spec = self.pruned_spec()
+        shape_only = PruningSpec(keep=spec.keep, original=spec.original)
+        model = apply_spec(self.build_model(), self.example_input, shape_only)
+        return self._load_checkpoint(model, self.run / "pruned.pt").to(self.device)
+
+    def test(self, model: nn.Module) -> dict[str, float]:
+        """Accuracy on the held-out test split (used once per final model)."""
+        return evaluate(model, self.loaders["test"], desc="test")
+
+
+def load_search_result(run: RunDir) -> SearchResult:
+    """search.json as a :class:`SearchResult`, with a one-line error when malformed."""
+    data = run.read_json("search.json")
+    try:
+        data["spec"] = PruningSpec.from_dict(data["spec"])
+        return SearchResult(**data)
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute (``None`` stays ``None``)."""
+    return None if path is None else str(Path(path).expanduser().absolute())
