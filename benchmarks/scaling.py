@@ -5,7 +5,7 @@
    ``--workers 1`` and ``--workers N`` on the run's SQLite and, with ``--postgres URL``,
    on PostgreSQL. Trials per hour are counted over the search window (first trial start
    to last trial end, from the study), so baseline training and start-up are excluded.
-2. **Storage overhead**: the iaprune worker loop (:func:`iaprune.search.workers.work`,
+2. **Storage overhead**: the iaprune worker loop (:func:`iaprune.search.work`,
    heartbeats on) with an objective that does nothing, on Optuna's in-memory storage,
    SQLite and PostgreSQL: milliseconds per trial that the storage costs.
 
@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 import torch
 
-from iaprune.search.workers import open_storage, work
+from iaprune.search import open_storage, work
 
 TINY = [
     "--model", "test_vgg", "--width-mult", "1.0", "--baseline-epochs", "1", "--epochs", "1",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, SearchConfig
-from iaprune.config import RunConfig
+from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, RunConfig, SearchConfig
 
 
 def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> None:

@@ -6,6 +6,7 @@ from iaprune.search.projection import AllocationSpace, BudgetProjection
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
 from iaprune.search.study import SearchResult, check_reachable, join_search, run_search
+from iaprune.search.workers import open_storage, work
 
 __all__ = [
     "AllocationSpace",
@@ -19,7 +20,9 @@ __all__ = [
     "join_search",
     "list_samplers",
     "make_space",
+    "open_storage",
     "run_search",
     "warm_starts",
     "width_space",
+    "work",
 ]
