@@ -28,17 +28,22 @@ from iaprune.search.space import SearchSpace
 from iaprune.search.workers import (
     DEFINITION_ATTR,
     TRIALS_ATTR,
+    announce,
     create_or_join,
     differences,
     fail_orphans,
     fail_stale,
     mark_ready,
     open_storage,
+    wait_for_workers,
     wait_ready,
     work,
 )
 
 log = logging.getLogger(__name__)
+
+WORKER_START_TIMEOUT = 120.0
+"""Seconds the leader of a --workers N search waits for its local workers to join."""
 
 
 @dataclass
@@ -159,6 +164,7 @@ def join_search(
                 f"({'; '.join(diff)}); choose another --study-name"
             )
     n_trials = int(study.user_attrs.get(TRIALS_ATTR, config.trials))
+    announce(study)
     return work(study, _objective(evaluator, space, config), n_trials)
 
 
@@ -247,6 +253,8 @@ def run_search(
         for name, params in (warm_starts or {}).items():
             study.enqueue_trial(dict(params), user_attrs={"warm_start": name})
     mark_ready(study, definition or study.user_attrs.get(DEFINITION_ATTR, {}), n_trials)
+    if config.workers > 1:
+        wait_for_workers(study, config.workers - 1, timeout=WORKER_START_TIMEOUT)
     ran = work(study, _objective(evaluator, space, config), n_trials)
     log.info("search: %d trials ran in this process", ran)
     result = _result(study, space, config)

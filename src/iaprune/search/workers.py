@@ -47,6 +47,8 @@ MAX_RETRY = 3
 READY_ATTR = "iaprune_ready"
 DEFINITION_ATTR = "iaprune_run"
 TRIALS_ATTR = "iaprune_trials"
+JOINED_PREFIX = "iaprune_joined:"
+"""User attribute ``iaprune_joined:<host:pid>`` = the time a worker joined."""
 
 Objective = Callable[[optuna.Trial], Any]
 
@@ -207,7 +209,36 @@ def mark_ready(study: optuna.Study, definition: Mapping[str, Any], n_trials: int
     """Store the run's definition and trial count, and let joining workers start."""
     study.set_user_attr(DEFINITION_ATTR, dict(definition))
     study.set_user_attr(TRIALS_ATTR, n_trials)
-    study.set_user_attr(READY_ATTR, True)
+    study.set_user_attr(READY_ATTR, time.time())
+
+
+def announce(study: optuna.Study) -> None:
+    """Record that this process joined the study (what :func:`wait_for_workers` counts)."""
+    study.set_user_attr(JOINED_PREFIX + worker_id(), time.time())
+
+
+def wait_for_workers(study: optuna.Study, n: int, *, timeout: float, poll: float = 0.5) -> int:
+    """Wait until ``n`` workers joined since the study was made ready (or ``timeout`` s).
+
+    ``--workers N`` starts N - 1 processes next to the leader; without this wait the leader
+    could run every trial of a short search before they have started. Returns how many
+    joined; fewer than ``n`` after the timeout is logged, and the search goes on.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        attrs = study.user_attrs
+        since = float(attrs.get(READY_ATTR) or 0.0)
+        joined = sum(
+            1 for k, v in attrs.items() if k.startswith(JOINED_PREFIX) and float(v) >= since
+        )
+        if joined >= n or time.monotonic() > deadline:
+            break
+        time.sleep(poll)
+    if joined < n:
+        log.warning(
+            "%d of %d workers joined within %g s; going on without them", joined, n, timeout
+        )
+    return joined
 
 
 def wait_ready(study: optuna.Study, *, timeout: float = 600.0, poll: float = 1.0) -> None:
