@@ -84,10 +84,11 @@ from iaprune.cost.lut.store import (
     load_or_build,
     table_dir,
 )
-from iaprune.cost.lut.table import TABLE_TIMING, LatencyTable
+from iaprune.cost.lut.table import ERROR_BOUNDS, TABLE_TIMING, LatencyTable
 from iaprune.cost.lut.timing import Statistic
 
 __all__ = [
+    "ERROR_BOUNDS",
     "FORMAT",
     "FORMAT_VERSION",
     "LUT_DIR_ENV",
