@@ -3,20 +3,32 @@
 from iaprune.search.builder import make_space, warm_starts
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.projection import AllocationSpace, BudgetProjection
+from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
-from iaprune.search.study import SearchResult, run_search
+from iaprune.search.study import (
+    SearchResult,
+    check_reachable,
+    run_search,
+    uniform_keep,
+    uniform_ratio,
+)
 
 __all__ = [
     "AllocationSpace",
     "BudgetProjection",
     "CandidateEvaluator",
     "CandidateResult",
+    "RetainedImportanceEvaluator",
     "SearchResult",
     "SearchSpace",
+    "check_reachable",
     "create_sampler",
     "list_samplers",
     "make_space",
+    "retained_importance",
     "run_search",
+    "uniform_keep",
+    "uniform_ratio",
     "warm_starts",
 ]
