@@ -68,6 +68,14 @@ from iaprune.train.checkpoint import load_state
 log = logging.getLogger(__name__)
 
 
+TABLE_CALIBRATE = 8
+"""Whole pruned models timed to fit and check a latency table's correction (``--latency
+predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
+
+REPORT_TIMING_SECONDS = 20.0
+"""Wall-time limit of the report's interleaved latency comparison (after 5 rounds)."""
+
+
 def resolve_device(name: str) -> torch.device:
     """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (a GPU when one is visible)."""
     if name == "auto":
@@ -279,6 +287,67 @@ class Session:
         """Costs of ``model`` on this run's input shape and timing settings."""
         return measure_cost(model, self.input_shape, latency=latency, timing=self.config.cost)
 
+    def compare(
+        self, base: nn.Module, pruned: nn.Module
+    ) -> tuple[CostReport, CostReport, dict[str, Any]]:
+        """Static costs of both models and their interleaved latency comparison.
+
+        Returns the two cost reports (latency = geometric mean of the per-round medians,
+        spread = width of its interval) and the check written to ``report.json``:
+        latency ratio with its interval, whether an interval is wider than the
+        tolerance, and for a ``--max-latency-ms`` budget whether the pruned model's
+        upper bound meets it.
+        """
+        from iaprune.cost import CompareSettings, compare_latency
+
+        cmp = compare_latency(
+            {"baseline": base, "pruned": pruned},
+            self.input_shape,
+            self.config.cost,
+            CompareSettings(max_seconds=REPORT_TIMING_SECONDS),
+        )
+        costs = []
+        for name, model in (("baseline", base), ("pruned", pruned)):
+            static = measure_cost(model, self.input_shape)
+            lat = cmp.latency[name]
+            costs.append(
+                replace(
+                    static,
+                    latency_ms=lat.value,
+                    latency_spread_ms=lat.high - lat.low,
+                    latency_env={**cmp.env, "statistic": "geometric mean of round medians"},
+                )
+            )
+        ratio, pruned_ms = cmp.ratios["pruned"], cmp.latency["pruned"]
+        check: dict[str, Any] = {
+            "ratio": ratio.to_dict(),
+            "pruned_ms": pruned_ms.to_dict(),
+            "baseline_ms": cmp.latency["baseline"].to_dict(),
+            "rounds": cmp.rounds,
+            "tolerance": cmp.settings.tolerance,
+            "flagged": cmp.flagged(),
+        }
+        budget = self.config.search.objective.max_latency_ms
+        if budget is not None:
+            check["budget_ms"] = budget
+            check["meets_budget"] = pruned_ms.high <= budget
+            if not check["meets_budget"]:
+                log.warning(
+                    "the pruned model measures %.3f ms [%.3f, %.3f] here: its interval does "
+                    "not meet --max-latency-ms %g",
+                    pruned_ms.value,
+                    pruned_ms.low,
+                    pruned_ms.high,
+                    budget,
+                )
+        for name in check["flagged"]:
+            log.warning(
+                "latency of %s varied by more than +-%.0f %% between rounds (busy machine?)",
+                name,
+                100 * cmp.settings.tolerance,
+            )
+        return costs[0], costs[1], check
+
     # -- stages ----------------------------------------------------------------------
     def baseline_done(self) -> dict[str, Any] | None:
         """The finished baseline.pt (None when absent or written by an interrupted run)."""
@@ -334,10 +403,23 @@ class Session:
         c = self.config.cost
         if c.latency == "measured":
             return create_cost_model("measured", c)
-        from iaprune.cost.lut import TABLE_TIMING, load_or_build
+        from iaprune.cost.lut import ERROR_BOUNDS, TABLE_TIMING, load_or_build
 
         per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
-        table = load_or_build(c.table, model, self.input_shape, pruner.groups, per_point)
+        table = load_or_build(
+            c.table, model, self.input_shape, pruner.groups, per_point, calibrate=TABLE_CALIBRATE
+        )
+        if table.fit_error() and not table.reliable():
+            err = table.fit_error()
+            log.warning(
+                "latency table %s predicts unseen models with %.1f %% median / %.1f %% max "
+                "error (leave-one-out), worse than %g %% / %g %%: measuring every trial instead",
+                table.path,
+                err["median_pct"],
+                err["max_pct"],
+                *ERROR_BOUNDS,
+            )
+            return create_cost_model("measured", c)
         return create_cost_model("predicted", table)
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -524,20 +606,28 @@ def run_prune(
 def write_report(
     session: Session, result: SearchResult, base: nn.Module, pruned: nn.Module, *, seconds: float
 ) -> dict[str, Any]:
-    """Test both models, measure their costs, write report.json/html/md."""
+    """Test both models, measure their costs, write report.json/html/md.
+
+    Latency is timed A/B: both models interleaved in this process
+    (:func:`iaprune.cost.compare_latency`), so the report states the latency ratio with
+    its confidence interval, flags an interval wider than +-5 %, and checks a latency
+    budget against the upper bound of the pruned model's interval.
+    """
     from iaprune.reports import build_report
 
     log.info("stage report: testing and measuring both models")
+    base_cost, pruned_cost, check = session.compare(base, pruned)
     report = build_report(
         session.config,
         result,
         run_dir=session.run.root,
         round_to=session.round_to,
         base_test=session.test(base),
-        base_cost=session.measure(base, latency=True),
+        base_cost=base_cost,
         pruned_test=session.test(pruned),
-        pruned_cost=session.measure(pruned, latency=True),
+        pruned_cost=pruned_cost,
         seconds=seconds,
+        latency_check=check,
     )
     session.run.write_json("report.json", report)
     _write_report_files(session.run.root)
