@@ -73,14 +73,28 @@ METHODS = ("uniform", "bo-macs", "bo-latency")
 def search_config(name: str, objective: ObjectiveConfig, round_to: int, a: argparse.Namespace):
     """GP search settings of one study (seeded; trial 0 is the uniform allocation)."""
     return SearchConfig(
-        sampler="gp", trials=a.trials, seed=0, importance="l1", min_ratio=a.min_ratio,
-        round_to=round_to, study_name=name, objective=objective, space="free",
-        warm_start=True, rescore=0,
+        sampler="gp",
+        trials=a.trials,
+        seed=0,
+        importance="l1",
+        min_ratio=a.min_ratio,
+        round_to=round_to,
+        study_name=name,
+        objective=objective,
+        space="free",
+        warm_start=True,
+        rescore=0,
     )
 
 
-def table_for(model: torch.nn.Module, pruner: Pruner, tag: str, backend: str, cache: Path,
-              a: argparse.Namespace) -> LatencyTable:
+def table_for(
+    model: torch.nn.Module,
+    pruner: Pruner,
+    tag: str,
+    backend: str,
+    cache: Path,
+    a: argparse.Namespace,
+) -> LatencyTable:
     """The backend's batch-1 table: lut_error.py's if cached, else built here (same settings)."""
     name, width = tag.split("-w")
     shared = HERE / ".cache" / "lut_error" / f"{backend}-{name}-w{float(width)}-b1.json"
@@ -107,14 +121,20 @@ def find_configs(name: str, width: float, a: argparse.Namespace, rows: Rows, cac
         key = config_key(tag, budget, "uniform")
         if key not in rows:
             cfg = search_config(key, macs_only, 1, a)
-            keep = uniform_keep(static, SearchSpace.from_groups(pruner.groups, min_ratio=a.min_ratio, round_to=1), cfg)
+            keep = uniform_keep(
+                static,
+                SearchSpace.from_groups(pruner.groups, min_ratio=a.min_ratio, round_to=1),
+                cfg,
+            )
             rows.add({"key": key, "keep": keep})
         searches = [("bo-macs", "", static, 1, macs_only)]
         for backend in a.backends:
             table = table_for(model, pruner, tag, backend, cache, a)
             evaluator = RetainedImportanceEvaluator(pruner, predicted_cost(table, SHAPE))
             objective = ObjectiveConfig(kind="weighted", w_latency=a.w_latency, max_macs=budget)
-            searches.append(("bo-latency", backend, evaluator, default_round_to(backend), objective))
+            searches.append(
+                ("bo-latency", backend, evaluator, default_round_to(backend), objective)
+            )
         for method, backend, evaluator, round_to, objective in searches:
             key = config_key(tag, budget, method, backend)
             if key in rows:
@@ -123,10 +143,17 @@ def find_configs(name: str, width: float, a: argparse.Namespace, rows: Rows, cac
             cfg = search_config(key, objective, round_to, a)
             ratio = {"uniform": space.params_for(uniform_ratio(evaluator, space, cfg))}
             start = time.perf_counter()
-            result = run_search(evaluator, space, cfg, storage=storage, resume=True,
-                                warm_starts=ratio)
-            rows.add({"key": key, "keep": dict(result.spec.keep), "proxy": result.accuracy,
-                      "seconds": round(time.perf_counter() - start, 1)})
+            result = run_search(
+                evaluator, space, cfg, storage=storage, resume=True, warm_starts=ratio
+            )
+            rows.add(
+                {
+                    "key": key,
+                    "keep": dict(result.spec.keep),
+                    "proxy": result.accuracy,
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+            )
             log(f"  {key}: proxy {result.accuracy:.4f}, MACs x{result.ratios['macs']:.3f}")
     return model, pruner
 
@@ -136,8 +163,16 @@ def config_key(tag: str, budget: float, method: str, backend: str = "") -> str:
     return f"config|{tag}|{budget:g}|{method}" + (f"|{backend}" if backend else "")
 
 
-def time_cell(name: str, width: float, model, pruner: Pruner, backend: str, batch: int,
-              a: argparse.Namespace, rows: Rows) -> None:
+def time_cell(
+    name: str,
+    width: float,
+    model,
+    pruner: Pruner,
+    backend: str,
+    batch: int,
+    a: argparse.Namespace,
+    rows: Rows,
+) -> None:
     """Interleaved timing of the unpruned model and every configuration of one cell."""
     tag = f"{name}-w{width:g}"
     key = f"time|{tag}|{backend}|{batch}"
@@ -154,37 +189,67 @@ def time_cell(name: str, width: float, model, pruner: Pruner, backend: str, batc
             models[label] = pruner.prune(keep).eval()
             macs[label] = count_macs(models[label], SHAPE) / base_macs
     settings = CompareSettings(
-        block=a.block if batch == 1 else 2, min_rounds=5 if batch == 1 else 4,
-        max_rounds=30, target=0.02, max_seconds=a.cell_seconds,
+        block=a.block if batch == 1 else 2,
+        min_rounds=5 if batch == 1 else 4,
+        max_rounds=30,
+        target=0.02,
+        max_seconds=a.cell_seconds,
     )
     timing = TimingSettings(backend=backend, batch_size=batch, threads=a.threads, warmup=2)
     log(f"timing {key} ({len(models)} models)")
     cmp = compare_latency(models, SHAPE, timing, settings, reference="unpruned")
     for label in models:
         r, lat = cmp.ratios[label], cmp.latency[label]
-        rows.add({
-            "key": f"{key}|{label}", "model": name, "width_mult": width, "backend": backend,
-            "batch": batch, "config": label, "macs_ratio": round(macs[label], 4),
-            "latency_ms": round(lat.value, 4), "latency_low_ms": round(lat.low, 4),
-            "latency_high_ms": round(lat.high, 4), "latency_ratio": round(r.value, 4),
-            "latency_ratio_low": round(r.low, 4), "latency_ratio_high": round(r.high, 4),
-            "latency_over_macs_ratio": round(r.value / macs[label], 3),
-            "latency_over_macs_low": round(r.low / macs[label], 3),
-            "latency_over_macs_high": round(r.high / macs[label], 3),
-            "flagged_wide": label in cmp.flagged(), "rounds": cmp.rounds,
-            "cell_seconds": cmp.env["seconds"], "load_before": cmp.env["load_before"],
-            "load_after": cmp.env["load_after"],
-        })
+        rows.add(
+            {
+                "key": f"{key}|{label}",
+                "model": name,
+                "width_mult": width,
+                "backend": backend,
+                "batch": batch,
+                "config": label,
+                "macs_ratio": round(macs[label], 4),
+                "latency_ms": round(lat.value, 4),
+                "latency_low_ms": round(lat.low, 4),
+                "latency_high_ms": round(lat.high, 4),
+                "latency_ratio": round(r.value, 4),
+                "latency_ratio_low": round(r.low, 4),
+                "latency_ratio_high": round(r.high, 4),
+                "latency_over_macs_ratio": round(r.value / macs[label], 3),
+                "latency_over_macs_low": round(r.low / macs[label], 3),
+                "latency_over_macs_high": round(r.high / macs[label], 3),
+                "flagged_wide": label in cmp.flagged(),
+                "rounds": cmp.rounds,
+                "cell_seconds": cmp.env["seconds"],
+                "load_before": cmp.env["load_before"],
+                "load_after": cmp.env["load_after"],
+            }
+        )
     rows.add({"key": key, "seconds": cmp.env["seconds"]})
     best = {lbl: cmp.ratios[lbl].value / macs[lbl] for lbl in models if lbl != "unpruned"}
     log("  " + ", ".join(f"{k} {v:.2f}" for k, v in best.items()))
 
 
 FIELDS = [
-    "model", "width_mult", "backend", "batch", "config", "macs_ratio", "latency_ms",
-    "latency_low_ms", "latency_high_ms", "latency_ratio", "latency_ratio_low",
-    "latency_ratio_high", "latency_over_macs_ratio", "latency_over_macs_low",
-    "latency_over_macs_high", "flagged_wide", "rounds", "load_before", "load_after",
+    "model",
+    "width_mult",
+    "backend",
+    "batch",
+    "config",
+    "macs_ratio",
+    "latency_ms",
+    "latency_low_ms",
+    "latency_high_ms",
+    "latency_ratio",
+    "latency_ratio_low",
+    "latency_ratio_high",
+    "latency_over_macs_ratio",
+    "latency_over_macs_low",
+    "latency_over_macs_high",
+    "flagged_wide",
+    "rounds",
+    "load_before",
+    "load_after",
 ]
 
 
@@ -226,8 +291,10 @@ def write(rows: list[dict], a: argparse.Namespace, env: dict, configs: list[dict
                 f"| **{r['latency_over_macs_ratio']:.2f}** |"
             )
     lines += ["", "## Searches", "", "| key | proxy | search s |", "|---|---|---|"]
-    lines += [f"| {c['key']} | {c.get('proxy', float('nan')):.4f} | {c.get('seconds', 0)} |"
-              for c in configs]
+    lines += [
+        f"| {c['key']} | {c.get('proxy', float('nan')):.4f} | {c.get('seconds', 0)} |"
+        for c in configs
+    ]
     lines += [
         "",
         "## Environment",

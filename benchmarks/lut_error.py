@@ -7,8 +7,12 @@ For every backend, batch size and model (CIFAR VGG16 / ResNet34, random weights)
    ``scale * layer sum + ms_per_gmac * GMACs + offset`` (the table's default predictor;
    its leave-one-out error is recorded as ``fit_loo``);
 2. draw ``--configs`` other random pruned configurations (keep-ratio per channel group
-   uniform in ``[--min-ratio, 1]``, seeded), prune for real and time each with the
-   backend (median of ``--repeats`` runs);
+   uniform in ``[--min-ratio, 1]``, seeded), prune them for real and time them all
+   *interleaved* with the unpruned model (:func:`iaprune.cost.compare_latency`); a
+   configuration's measured latency is its measured ratio to the unpruned model times the
+   table's full-model latency, i.e. at the machine speed the table was timed at (a
+   2-core machine shared with other jobs changes speed by 2-3x over minutes, which
+   absolute milliseconds taken minutes apart cannot separate from prediction error);
 3. compare with the table's prediction (``abs_pct_error``: the default predictor), the
    uncorrected layer sum plus the full-model offset, and ``full latency x MACs ratio``.
 
@@ -36,7 +40,13 @@ from pathlib import Path
 import torch
 from common import Rows, cifar_model, latency_env, loadavg, log, machine_tag
 
-from iaprune.cost import LatencyTable, TimingSettings, count_macs, get_backend
+from iaprune.cost import (
+    CompareSettings,
+    LatencyTable,
+    TimingSettings,
+    compare_latency,
+    count_macs,
+)
 from iaprune.pruning import Pruner
 
 HERE = Path(__file__).resolve().parent
@@ -63,8 +73,11 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     model = cifar_model(name, float(width), args.seed)
     pruner = Pruner(model, torch.zeros((1, *SHAPE)), importance="l1", seed=args.seed)
     timing = TimingSettings(
-        backend=backend, batch_size=int(batch), threads=args.threads, warmup=args.warmup,
-        repeats=args.repeats,
+        backend=backend,
+        batch_size=int(batch),
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.table_repeats,
     )
     path = cache / f"{backend}-{name}-w{width}-b{batch}.json"
     if path.is_file():
@@ -72,42 +85,76 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     else:
         log(f"{backend} {cell}: building table")
         table = LatencyTable.build(
-            model, SHAPE, pruner.groups, timing.with_(repeats=args.table_repeats),
-            grid=args.grid, calibrate=args.calibrate, seed=args.seed, statistic=args.statistic,
+            model,
+            SHAPE,
+            pruner.groups,
+            timing,
+            grid=args.grid,
+            calibrate=args.calibrate,
+            seed=args.seed,
+            statistic=args.statistic,
         )
         table.save(path)
         log(f"  {table!r}; fit {table.fit_error()}; {table.meta['build_seconds']:.0f} s")
-    timer = get_backend(backend)
     base_macs = count_macs(model, SHAPE)
     plain_offset = table.full_ms - table.layer_sum({})
     rng = random.Random(args.seed + 1000)  # not the calibration models' seed
-    for i in range(args.configs):
-        keep = {
+    keeps = [
+        {
             g.name: max(1, round(g.channels * rng.uniform(args.min_ratio, 1.0)))
             for g in pruner.groups
         }
-        key = f"{backend}|{cell}|{i}"
-        if key in rows:
-            continue
-        pruned = pruner.prune(keep)
-        res = timer.measure(pruned, SHAPE, timing)
-        measured = min(res.runs_ms) if args.statistic == "min" else res.median_ms
-        macs_ratio = count_macs(pruned, SHAPE) / base_macs
+        for _ in range(args.configs)
+    ]
+    if f"{backend}|{cell}|0" in rows:
+        return
+    pruned = {f"c{i}": pruner.prune(keep) for i, keep in enumerate(keeps)}
+    settings = CompareSettings(block=2, min_rounds=4, max_rounds=10, max_seconds=args.cell_seconds)
+    cmp = compare_latency({"unpruned": model, **pruned}, SHAPE, timing, settings)
+    log(
+        f"  timed {len(pruned)} configs interleaved with the unpruned model: {cmp.rounds} rounds, "
+        f"{cmp.env['seconds']:.0f} s"
+    )
+    for i, keep in enumerate(keeps):
+        ratio = cmp.ratios[f"c{i}"]
+        measured = ratio.value * table.full_ms  # at the machine speed the table was timed at
+        macs_ratio = count_macs(pruned[f"c{i}"], SHAPE) / base_macs
         predicted = table.predict(keep)
-        rows.add({
-            "key": key, "backend": backend, "model": name, "width_mult": float(width),
-            "batch": int(batch), "config": i, "macs_ratio": round(macs_ratio, 4),
-            "measured_ms": round(measured, 4), "measured_median_ms": round(res.median_ms, 4),
-            "measured_iqr_ms": round(res.spread_ms, 4), "predicted_ms": round(predicted, 4),
-            "abs_pct_error": round(ape(predicted, measured), 2),
-            "abs_pct_error_layer_sum": round(ape(table.layer_sum(keep) + plain_offset, measured), 2),
-            "abs_pct_error_macs_proxy": round(ape(table.full_ms * macs_ratio, measured), 2),
-            "full_ms": round(table.full_ms, 4), "fit_loo": table.fit_error(),
-            "table_reliable": table.reliable(), "table_s": table.meta.get("build_seconds"),
-            "load": loadavg(),
-        })
-        log(f"  {key}: measured {measured:.3f} ms, predicted {predicted:.3f} ms "
-            f"({rows.rows[key]['abs_pct_error']:.1f} %)")
+        key = f"{backend}|{cell}|{i}"
+        rows.add(
+            {
+                "key": key,
+                "backend": backend,
+                "model": name,
+                "width_mult": float(width),
+                "batch": int(batch),
+                "config": i,
+                "macs_ratio": round(macs_ratio, 4),
+                "measured_ms": round(measured, 4),
+                "measured_ratio": round(ratio.value, 4),
+                "measured_ratio_low": round(ratio.low, 4),
+                "measured_ratio_high": round(ratio.high, 4),
+                "session_ms": round(cmp.latency[f"c{i}"].value, 4),
+                "session_unpruned_ms": round(cmp.latency["unpruned"].value, 4),
+                "predicted_ms": round(predicted, 4),
+                "abs_pct_error": round(ape(predicted, measured), 2),
+                "abs_pct_error_layer_sum": round(
+                    ape(table.layer_sum(keep) + plain_offset, measured), 2
+                ),
+                "abs_pct_error_macs_proxy": round(ape(table.full_ms * macs_ratio, measured), 2),
+                "full_ms": round(table.full_ms, 4),
+                "fit_loo": table.fit_error(),
+                "table_reliable": table.reliable(),
+                "table_s": table.meta.get("build_seconds"),
+                "rounds": cmp.rounds,
+                "load_before": cmp.env["load_before"],
+                "load_after": cmp.env["load_after"],
+            }
+        )
+        log(
+            f"  {key}: measured {measured:.3f} ms (ratio {ratio}), predicted {predicted:.3f} ms "
+            f"({rows.rows[key]['abs_pct_error']:.1f} %)"
+        )
 
 
 def summary(values: Sequence[float]) -> str:
@@ -119,9 +166,21 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
     """CSV (one row per configuration) and markdown summary of one backend."""
     stem = out / f"lut_error_{backend}_{args.tag or machine_tag()}"
     fields = [
-        "model", "width_mult", "batch", "config", "macs_ratio", "measured_ms", "measured_median_ms",
-        "measured_iqr_ms",
-        "predicted_ms", "abs_pct_error", "abs_pct_error_layer_sum", "abs_pct_error_macs_proxy",
+        "model",
+        "width_mult",
+        "batch",
+        "config",
+        "macs_ratio",
+        "measured_ms",
+        "measured_ratio",
+        "measured_ratio_low",
+        "measured_ratio_high",
+        "session_ms",
+        "session_unpruned_ms",
+        "predicted_ms",
+        "abs_pct_error",
+        "abs_pct_error_layer_sum",
+        "abs_pct_error_macs_proxy",
     ]
     with open(f"{stem}.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
@@ -135,10 +194,13 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
         "",
         f"{args.configs} random pruned configurations per cell (keep-ratio per group uniform "
         f"in [{args.min_ratio}, 1], seed {args.seed + 1000}), CIFAR 3x32x32, random weights, "
-        f"{args.threads} thread. Measured: {args.statistic} of {args.repeats} runs after "
-        f"{args.warmup} warm-up runs (the table stores the same statistic; `min` is the "
-        "uncontended latency on this shared machine, `measured_median_ms` in the CSV). Table: grid {args.grid} widths per dimension, {args.table_repeats} runs "
-        f"per point, correction fitted on {args.calibrate} other random whole models + the "
+        f"{args.threads} thread. Measured: every configuration timed interleaved with the "
+        "unpruned model in one process (2 runs per model per round, 4-10 rounds); measured "
+        "ms = measured ratio x the table's full-model latency (CSV: the ratio's 95 % "
+        "interval, and the session's own milliseconds). Table: grid "
+        f"{args.grid} widths per dimension, {args.statistic} of {args.table_repeats} runs "
+        f"per point after {args.warmup} warm-up runs, correction fitted on {args.calibrate} "
+        "other random whole models (timed interleaved with the unpruned one) + the "
         "unpruned one. Errors are absolute percentage errors, median / max, in %.",
         "",
         "| model | width | batch | full ms | **table (default)** | layer sum + offset "
@@ -181,17 +243,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--table-repeats", type=int, default=5)
     p.add_argument("--calibrate", type=int, default=8)
     p.add_argument("--configs", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=10, help="timed runs per pruned model")
     p.add_argument("--min-ratio", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--statistic", default="min", choices=("min", "median"),
-                   help="of the timed runs, for the table and the measurements")
+    p.add_argument(
+        "--statistic",
+        default="min",
+        choices=("min", "median"),
+        help="of the timed runs, for the table and the measurements",
+    )
+    p.add_argument(
+        "--cell-seconds",
+        type=float,
+        default=150.0,
+        help="time limit of a cell's interleaved timing (after 4 rounds)",
+    )
     p.add_argument("--tag", default=None, help="machine tag in file names")
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cache = args.out / ".cache" / "lut_error" if args.out != HERE / "results" else (
-        HERE / ".cache" / "lut_error"
+    cache = (
+        args.out / ".cache" / "lut_error"
+        if args.out != HERE / "results"
+        else (HERE / ".cache" / "lut_error")
     )
     cache.mkdir(parents=True, exist_ok=True)
     rows = Rows(cache / "rows.jsonl")
@@ -199,8 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in args.backends:
         for cell in args.cells:
             run_cell(backend, cell, args, rows, cache)
-        done = [r for r in rows if r["backend"] == backend
-                and f"{r['model']}:{r['width_mult']}:{r['batch']}" in args.cells]
+        done = [
+            r
+            for r in rows
+            if r["backend"] == backend
+            and f"{r['model']}:{r['width_mult']}:{r['batch']}" in args.cells
+        ]
         write(backend, done, args, args.out, env)
     return 0
 

@@ -119,7 +119,9 @@ class SyntheticBackend(LatencyBackend):
 
         yield Runner(block, "0", settings.threads, "cpu", {"synthetic": True})
 
-    def time_runs(self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings) -> Timing:
+    def time_runs(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
         raise AssertionError("compare_latency must use the runner")
 
 

@@ -119,8 +119,11 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval
     sem = float(logs.std(ddof=1)) / math.sqrt(arr.size)
     half = _t_quantile(confidence, arr.size - 1) * sem
     return Interval(
-        centre, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half)),
-        confidence, int(arr.size),
+        centre,
+        float(np.exp(logs.mean() - half)),
+        float(np.exp(logs.mean() + half)),
+        confidence,
+        int(arr.size),
     )
 
 
@@ -249,6 +252,17 @@ def _loadavg() -> float | None:
         return None
 
 
+def _precise_enough(rounds: Mapping[str, list[float]], ref: str, cfg: CompareSettings) -> bool:
+    """Every ratio's interval (a lone model: its latency's) is within ``cfg.target``."""
+    if len(rounds) == 1:
+        return mean_interval(rounds[ref], cfg.confidence).half_width <= cfg.target
+    return all(
+        ratio_interval(rounds[ref], values, cfg.confidence).half_width <= cfg.target
+        for n, values in rounds.items()
+        if n != ref
+    )
+
+
 def compare_latency(
     models: Mapping[str, nn.Module],
     input_shape: Sequence[int],
@@ -306,10 +320,8 @@ def compare_latency(
                 rounds[n].append(float(np.median(block)))
             if r + 1 < cfg.min_rounds:
                 continue
-            ratios = {n: ratio_interval(rounds[ref], rounds[n], cfg.confidence) for n in names}
-            if all(i.half_width <= cfg.target for n, i in ratios.items() if n != ref):
-                if len(names) > 1 or mean_interval(rounds[ref]).half_width <= cfg.target:
-                    break
+            if _precise_enough(rounds, ref, cfg):
+                break
             elapsed = time.perf_counter() - start
             if cfg.max_seconds is not None and elapsed > cfg.max_seconds:
                 break

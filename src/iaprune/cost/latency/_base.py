@@ -253,7 +253,9 @@ class LatencyBackend(ABC):
         first = self.time_runs(model, shape, settings.with_(warmup=0, repeats=1))
 
         def block(warmup: int, repeats: int) -> list[float]:
-            return self.time_runs(model, shape, settings.with_(warmup=warmup, repeats=repeats)).runs_ms
+            return self.time_runs(
+                model, shape, settings.with_(warmup=warmup, repeats=repeats)
+            ).runs_ms
 
         yield Runner(block, first.version, first.threads, first.device, first.extra)
 

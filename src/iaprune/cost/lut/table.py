@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from iaprune.cost._util import check_input_shape
-from iaprune.cost.latency import get_backend
+from iaprune.cost.latency import LatencyBackend, get_backend
 from iaprune.cost.lut.entry import LayerEntry, LayerKind
 from iaprune.cost.lut.fit import (
     MIN_FREE_FIT,
@@ -34,9 +34,9 @@ from iaprune.cost.lut.fit import (
 from iaprune.cost.lut.grid import grid_ratios
 from iaprune.cost.lut.meta import FORMAT, FORMAT_VERSION, STALE_KEYS, table_meta
 from iaprune.cost.lut.plan import block_input, block_ops, build_block, plan_layer
-from iaprune.cost.macs import count_macs
 from iaprune.cost.lut.timing import Statistic, frozen_gc, measure_grid, statistic_of
 from iaprune.cost.lut.trace import LayerSite, in_width, out_width, trace_layers
+from iaprune.cost.macs import count_macs
 from iaprune.errors import IAPruneError
 from iaprune.fileio import write_atomic
 from iaprune.timing import TimingSettings, resolve_timing
@@ -250,22 +250,33 @@ class LatencyTable:
         seed: int,
         statistic: Statistic,
     ) -> None:
-        """Set :attr:`scale` and :attr:`offset_ms` (line through the full-model point).
+        """Time ``calibrate`` seeded random pruned models and fit the correction on them.
 
-        Times ``calibrate`` seeded random pruned models of ``model`` with ``timer``
-        (appended to :attr:`calibration`) and fits the scale on them
-        (:func:`~iaprune.cost.lut.fit.fit_scale`); without calibration the scale is 1.
+        With a real latency backend the calibration models are timed *interleaved* with
+        the unpruned model (:func:`~iaprune.cost.compare_latency`): each is recorded as
+        its measured latency ratio times :attr:`full_ms`, so a machine that is busier
+        now than while the grid was timed does not bend the fit. Any other ``timer``
+        (tests) times each model on its own. The models are appended to
+        :attr:`calibration`; :meth:`refit` fits the correction (a line through the
+        full-model point with few models, see :mod:`~iaprune.cost.lut.fit`).
         """
         full_sum = self.layer_sum({})
+        keeps = calibration_keeps(groups, calibrate, min_ratio, seed)
+        pruned = [prune_to(model, shape, groups, keep) for keep in keeps]
+        if isinstance(timer, LatencyBackend) and pruned:
+            from iaprune.cost.compare import CompareSettings, compare_latency
+
+            models = {"full": model, **{f"c{i}": m for i, m in enumerate(pruned)}}
+            settings = CompareSettings(block=2, min_rounds=4, max_rounds=12, target=0.02)
+            cmp = compare_latency(models, shape, timing, settings, backend=timer)
+            measured = [cmp.ratios[f"c{i}"].value * self.full_ms for i in range(len(keeps))]
+        else:
+            measured = [statistic_of(timer.measure(m, shape, timing), statistic) for m in pruned]
         points: list[tuple[float, float]] = []
-        for keep in calibration_keeps(groups, calibrate, min_ratio, seed):
-            pruned = prune_to(model, shape, groups, keep)
-            measured = statistic_of(timer.measure(pruned, shape, timing), statistic)
+        for keep, ms in zip(keeps, measured, strict=True):
             layer_sum = self.layer_sum(keep)
-            points.append((layer_sum, measured))
-            self.calibration.append(
-                {"keep": keep, "layer_sum_ms": layer_sum, "measured_ms": measured}
-            )
+            points.append((layer_sum, ms))
+            self.calibration.append({"keep": keep, "layer_sum_ms": layer_sum, "measured_ms": ms})
         self.refit()
         if len(points) + 1 < MIN_FREE_FIT:
             self.scale = fit_scale(points, full_sum, self.full_ms)
