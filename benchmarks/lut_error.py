@@ -109,7 +109,13 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     if f"{backend}|{cell}|0" in rows:
         return
     pruned = {f"c{i}": pruner.prune(keep) for i, keep in enumerate(keeps)}
-    settings = CompareSettings(block=2, min_rounds=4, max_rounds=10, max_seconds=args.cell_seconds)
+    settings = CompareSettings(
+        block=3,
+        statistic=args.statistic,
+        min_rounds=4,
+        max_rounds=10,
+        max_seconds=args.cell_seconds,
+    )
     cmp = compare_latency({"unpruned": model, **pruned}, SHAPE, timing, settings)
     log(
         f"  timed {len(pruned)} configs interleaved with the unpruned model: {cmp.rounds} rounds, "
@@ -195,7 +201,8 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
         f"{args.configs} random pruned configurations per cell (keep-ratio per group uniform "
         f"in [{args.min_ratio}, 1], seed {args.seed + 1000}), CIFAR 3x32x32, random weights, "
         f"{args.threads} thread. Measured: every configuration timed interleaved with the "
-        "unpruned model in one process (2 runs per model per round, 4-10 rounds); measured "
+        f"unpruned model in one process (per round: the {args.statistic} of 3 runs per "
+        "model; 4-10 rounds); measured "
         "ms = measured ratio x the table's full-model latency (CSV: the ratio's 95 % "
         "interval, and the session's own milliseconds). Table: grid "
         f"{args.grid} widths per dimension, {args.statistic} of {args.table_repeats} runs "

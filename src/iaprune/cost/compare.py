@@ -33,7 +33,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from torch import nn
@@ -152,7 +152,10 @@ class CompareSettings:
     """How :func:`compare_latency` interleaves and when it stops.
 
     Attributes:
-        block: timed runs per model per round (the round's statistic is their median).
+        block: timed runs per model per round.
+        statistic: a round's value of a model: the ``"median"`` of its block, or the
+            ``"min"`` (robust on a machine shared with other jobs, where a run that was
+            preempted is slower for reasons that have nothing to do with the model).
         block_warmup: untimed runs before each block (the caches another model evicted).
         min_rounds: rounds always run.
         max_rounds: rounds at most.
@@ -165,6 +168,7 @@ class CompareSettings:
     """
 
     block: int = 3
+    statistic: Literal["median", "min"] = "median"
     block_warmup: int = 1
     min_rounds: int = 5
     max_rounds: int = 30
@@ -175,6 +179,8 @@ class CompareSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.statistic not in ("median", "min"):
+            raise IAPruneError(f"statistic must be 'median' or 'min', got {self.statistic!r}")
         if self.block < 1 or self.block_warmup < 0:
             raise IAPruneError("block must be >= 1 and block_warmup >= 0")
         if not 2 <= self.min_rounds <= self.max_rounds:
@@ -195,7 +201,7 @@ class LatencyComparison:
 
     Attributes:
         reference: name of the model the ratios are taken against.
-        rounds_ms: per model, the block median of every round (ms per batch).
+        rounds_ms: per model, the block statistic of every round (ms per batch).
         runs_ms: per model, every timed run in order.
         latency: per model, :func:`mean_interval` of its per-round medians (ms).
         ratios: per model, :func:`ratio_interval` against the reference (the reference's
@@ -317,7 +323,8 @@ def compare_latency(
             for n in order:
                 block = runners[n].time(cfg.block_warmup, cfg.block)
                 runs[n].extend(block)
-                rounds[n].append(float(np.median(block)))
+                stat = np.min(block) if cfg.statistic == "min" else np.median(block)
+                rounds[n].append(float(stat))
             if r + 1 < cfg.min_rounds:
                 continue
             if _precise_enough(rounds, ref, cfg):

@@ -267,7 +267,9 @@ class LatencyTable:
             from iaprune.cost.compare import CompareSettings, compare_latency
 
             models = {"full": model, **{f"c{i}": m for i, m in enumerate(pruned)}}
-            settings = CompareSettings(block=2, min_rounds=4, max_rounds=12, target=0.02)
+            settings = CompareSettings(
+                block=3, statistic=statistic, min_rounds=4, max_rounds=12, target=0.02
+            )
             cmp = compare_latency(models, shape, timing, settings, backend=timer)
             measured = [cmp.ratios[f"c{i}"].value * self.full_ms for i in range(len(keeps))]
         else:
