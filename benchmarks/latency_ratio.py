@@ -20,9 +20,9 @@ Every configuration is then timed *interleaved* with the unpruned model in one p
 (:func:`iaprune.cost.compare_latency`: short blocks in shuffled order per round, the
 fastest run of a block as the round's value (robust to preemption on this shared
 machine), thread count pinned, rounds until every ratio's 95 % interval is within +-2 %
-or the cell's time limit), per backend and batch size. The result is the latency ratio with its interval and
-``latency ratio / MACs ratio`` (1 = the speed-up the MACs promise; a ratio interval wider
-than +-5 % is flagged).
+or the cell's time limit), per backend and batch size. The result is the latency ratio
+with its interval and ``latency ratio / MACs ratio`` (1 = the speed-up the MACs promise;
+a ratio interval wider than +-5 % is flagged).
 
 Writes ``benchmarks/results/latency_ratio_<machine>.csv`` and ``.md``; searches and rows
 are cached in ``benchmarks/.cache/latency_ratio/`` so an interrupted run resumes.
