@@ -192,3 +192,30 @@ def test_default_runner_reuses_time_runs() -> None:
     )
     assert got.ratios["b"].value == pytest.approx(1.0) and got.rounds == 2
     assert Plain.calls.count(2) == 4
+
+
+def test_min_statistic_ignores_preempted_runs() -> None:
+    """One run per block hit by another job: the block minimum recovers the exact ratio."""
+
+    class Preempted(SyntheticBackend):
+        @contextlib.contextmanager
+        def runner(
+            self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+        ) -> Iterator[Runner]:
+            def block(warmup: int, repeats: int) -> list[float]:
+                runs = [float(model.ms)] * repeats
+                runs[self.rng.randrange(repeats)] *= self.rng.uniform(2.0, 5.0)
+                return runs
+
+            yield Runner(block, "0", 1, "cpu")
+
+    models = {"base": _model("base", 10.0), "other": _model("other", 3.0)}
+    slow = CompareSettings(block=2, statistic="median", min_rounds=6, max_rounds=6)
+    fast = CompareSettings(block=2, statistic="min", min_rounds=6, max_rounds=6)
+    by_median = compare_latency(models, SHAPE, settings=slow, backend=Preempted())
+    by_min = compare_latency(models, SHAPE, settings=fast, backend=Preempted())
+    assert by_min.ratios["other"].value == pytest.approx(0.3)
+    assert by_min.ratios["other"].half_width == pytest.approx(0.0, abs=1e-9)
+    assert by_median.ratios["other"].half_width > 0.01
+    with pytest.raises(IAPruneError, match="statistic"):
+        CompareSettings(statistic="mean")  # type: ignore[arg-type]
