@@ -409,7 +409,14 @@ class Session:
         table = load_or_build(
             c.table, model, self.input_shape, pruner.groups, per_point, calibrate=TABLE_CALIBRATE
         )
-        if table.fit_error() and not table.reliable():
+        if not table.fit_error():
+            log.warning(
+                "latency table %s was built without calibration models: its error on unseen "
+                "models is unknown (rebuild it with --calibrate %d)",
+                table.path,
+                TABLE_CALIBRATE,
+            )
+        elif not table.reliable():
             err = table.fit_error()
             log.warning(
                 "latency table %s predicts unseen models with %.1f %% median / %.1f %% max "
