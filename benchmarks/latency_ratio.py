@@ -10,7 +10,10 @@ For CIFAR VGG16 and ResNet34 at full width (random weights, seed 0) and MACs bud
 * ``bo-latency``: GP-BO maximising ``proxy - w * predicted latency ratio`` s.t. MACs <=
   budget, widths rounded to the backend's multiple, latency predicted by that backend's
   batch-1 latency table (:class:`iaprune.cost.LatencyTable`, reused from
-  ``lut_error.py``'s cache when present).
+  ``lut_error.py``'s cache when present);
+* ``bo-latbudget``: GP-BO maximising the proxy s.t. MACs <= budget *and* predicted
+  latency <= budget x the unpruned model's latency (the MACs budget stated as a latency
+  budget, ``--max-latency-ms``), widths rounded to the backend's multiple.
 
 The accuracy term is the training-free proxy of
 :class:`iaprune.search.RetainedImportanceEvaluator` (share of L1 filter importance kept):
@@ -61,6 +64,7 @@ from iaprune.pruning import Pruner
 from iaprune.search import (
     RetainedImportanceEvaluator,
     SearchSpace,
+    retained_importance,
     run_search,
     uniform_keep,
     uniform_ratio,
@@ -68,7 +72,7 @@ from iaprune.search import (
 
 HERE = Path(__file__).resolve().parent
 SHAPE = (3, 32, 32)
-METHODS = ("uniform", "bo-macs", "bo-latency")
+METHODS = ("uniform", "bo-macs", "bo-latency", "bo-latbudget")
 
 
 def search_config(name: str, objective: ObjectiveConfig, round_to: int, a: argparse.Namespace):
@@ -127,7 +131,7 @@ def find_configs(name: str, width: float, a: argparse.Namespace, rows: Rows, cac
                 SearchSpace.from_groups(pruner.groups, min_ratio=a.min_ratio, round_to=1),
                 cfg,
             )
-            rows.add({"key": key, "keep": keep})
+            rows.add({"key": key, "keep": keep, "proxy": retained_importance(pruner, keep)})
         searches = [("bo-macs", "", static, 1, macs_only)]
         for backend in a.backends:
             table = table_for(model, pruner, tag, backend, cache, a)
@@ -135,6 +139,10 @@ def find_configs(name: str, width: float, a: argparse.Namespace, rows: Rows, cac
             objective = ObjectiveConfig(kind="weighted", w_latency=a.w_latency, max_macs=budget)
             searches.append(
                 ("bo-latency", backend, evaluator, default_round_to(backend), objective)
+            )
+            as_latency = ObjectiveConfig(max_macs=budget, max_latency_ms=budget * table.full_ms)
+            searches.append(
+                ("bo-latbudget", backend, evaluator, default_round_to(backend), as_latency)
             )
         for method, backend, evaluator, round_to, objective in searches:
             key = config_key(tag, budget, method, backend)
@@ -181,12 +189,14 @@ def time_cell(
         return
     models = {"unpruned": model}
     macs = {"unpruned": 1.0}
+    proxy = {"unpruned": 1.0}
     base_macs = count_macs(model, SHAPE)
     for budget in a.budgets:
         for method in METHODS:
-            suffix = backend if method == "bo-latency" else ""
+            suffix = backend if method.startswith("bo-lat") else ""
             keep = rows.rows[config_key(tag, budget, method, suffix)]["keep"]
             label = f"{method}@{budget:g}"
+            proxy[label] = retained_importance(pruner, keep)
             models[label] = pruner.prune(keep).eval()
             macs[label] = count_macs(models[label], SHAPE) / base_macs
     settings = CompareSettings(
@@ -272,11 +282,13 @@ def write(rows: list[dict], a: argparse.Namespace, env: dict, configs: list[dict
         "per round the fastest of a short block per model); "
         "latency ratio = geometric mean of per-round ratios to the unpruned model, [95 % "
         "interval]; **L/M** = latency ratio / MACs ratio (1.0 = the MACs speed-up is fully "
-        "realised). `!` marks a ratio interval wider than +-5 %. `bo-latency` was searched "
-        "with the backend's batch-1 latency table and is timed at every batch.",
+        "realised). `!` marks a ratio interval wider than +-5 %. `bo-latency` (weighted) and "
+        "`bo-latbudget` (latency ratio <= MACs budget) were searched with the backend's "
+        "batch-1 latency table and are timed at every batch.",
         "",
-        "| model | backend | batch | unpruned ms | config | MACs x | latency x [95 %] | **L/M** |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | backend | batch | unpruned ms | config | MACs x | proxy | latency x [95 %] "
+        "| **L/M** |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     by_cell: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -289,7 +301,8 @@ def write(rows: list[dict], a: argparse.Namespace, env: dict, configs: list[dict
             flag = " !" if r["flagged_wide"] else ""
             lines.append(
                 f"| {model} x{width:g} | {backend} | {batch} | {base['latency_ms']:.2f} "
-                f"| {r['config']} | {r['macs_ratio']:.3f} | {r['latency_ratio']:.3f} "
+                f"| {r['config']} | {r['macs_ratio']:.3f} | {r['proxy']:.3f} "
+                f"| {r['latency_ratio']:.3f} "
                 f"[{r['latency_ratio_low']:.3f}, {r['latency_ratio_high']:.3f}]{flag} "
                 f"| **{r['latency_over_macs_ratio']:.2f}** |"
             )
