@@ -221,6 +221,7 @@ def time_cell(
                 "batch": batch,
                 "config": label,
                 "macs_ratio": round(macs[label], 4),
+                "proxy": round(proxy[label], 4),
                 "latency_ms": round(lat.value, 4),
                 "latency_low_ms": round(lat.low, 4),
                 "latency_high_ms": round(lat.high, 4),
@@ -249,6 +250,7 @@ FIELDS = [
     "batch",
     "config",
     "macs_ratio",
+    "proxy",
     "latency_ms",
     "latency_low_ms",
     "latency_high_ms",
@@ -360,6 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time_cell(name, width, *built[name, width], backend, batch, a, rows)
     timed = [r for r in rows if "config" in r and r["key"].startswith("time|")]
     configs = [r for r in rows if r["key"].startswith("config|")]
+    for r in timed:  # rows timed before the proxy was recorded with them
+        if "proxy" not in r:
+            method, _, budget = r["config"].partition("@")
+            suffix = r["backend"] if method.startswith("bo-lat") else ""
+            tag = f"{r['model']}-w{r['width_mult']:g}"
+            key = config_key(tag, float(budget), method, suffix) if budget else ""
+            r["proxy"] = rows.rows[key]["proxy"] if key else 1.0
     write(timed, a, latency_env(a.threads), configs)
     return 0
 
