@@ -72,7 +72,7 @@ TABLE_CALIBRATE = 8
 """Whole pruned models timed to fit and check a latency table's correction (``--latency
 predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
 
-REPORT_TIMING_SECONDS = 20.0
+REPORT_TIMING_SECONDS = 10.0
 """Wall-time limit of the report's interleaved latency comparison (after 5 rounds)."""
 
 
