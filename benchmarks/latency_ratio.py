@@ -49,7 +49,7 @@ import optuna
 import torch
 from common import Rows, cifar_model, latency_env, loadavg, log, machine_tag
 
-from iaprune.config import ObjectiveConfig, SearchConfig
+from iaprune import ObjectiveConfig, SearchConfig
 from iaprune.cost import (
     CompareSettings,
     LatencyTable,
@@ -102,7 +102,7 @@ def table_for(
 ) -> LatencyTable:
     """The backend's batch-1 table: lut_error.py's if cached, else built here (same settings)."""
     name, width = tag.split("-w")
-    shared = HERE / ".cache" / "lut_error" / f"{backend}-{name}-w{float(width)}-b1.json"
+    shared = cache.parent / "lut_error" / f"{backend}-{name}-w{float(width)}-b1.json"
     if shared.is_file():
         return LatencyTable.load(shared)
     path = cache / f"{backend}-{tag}-b1.json"
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(a.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     default_out = a.out == HERE / "results"
-    cache = HERE / ".cache" / "latency_ratio" if default_out else a.out / ".cache"
+    cache = (HERE if default_out else a.out) / ".cache" / "latency_ratio"
     cache.mkdir(parents=True, exist_ok=True)
     rows = Rows(cache / "rows.jsonl")
     models = [(m.split(":")[0], float(m.split(":")[1]) if ":" in m else 1.0) for m in a.models]
