@@ -138,3 +138,53 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     return mean, var**0.5
+
+
+# ----------------------------------------------------------------- latency benchmarks
+def machine_tag() -> str:
+    """A short file-name tag for this machine: CPU model and core count."""
+    import re
+
+    from iaprune.cost import device_name
+
+    cpu = re.sub(r"[^a-z0-9]+", "-", device_name("cpu").lower()).strip("-")
+    return f"{cpu}-{os.cpu_count()}c"
+
+
+def loadavg() -> str:
+    """1/5/15-minute load averages, or 'n/a' (how busy the shared machine was)."""
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def cifar_model(name: str, width: float, seed: int = 0) -> torch.nn.Module:
+    """A random-weight CIFAR model (10 classes, 3x32x32 input) in eval mode."""
+    from iaprune.models import create_model
+
+    torch.manual_seed(seed)
+    return create_model(name, num_classes=10, in_channels=3, width_mult=width).eval()
+
+
+def latency_env(threads: int) -> dict[str, Any]:
+    """Versions and machine facts a latency result depends on."""
+    from iaprune.cost import device_name
+
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = "not installed"
+    return {
+        "cpu": device_name("cpu"),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "onnxruntime": ort,
+        "iaprune": iaprune.__version__,
+        "threads": threads,
+        "command": " ".join(["python", *sys.argv]),
+    }

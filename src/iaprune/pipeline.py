@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from iaprune.config import RunConfig
+from iaprune.cost import CostReport, measure_cost
 from iaprune.errors import IAPruneError
 from iaprune.search import SearchResult
 from iaprune.session import Session, load_search_result
@@ -25,6 +27,9 @@ from iaprune.train import distributed
 __all__ = ["RunConfig", "Session", "load_pruned", "load_search_result", "run_prune", "write_report"]
 
 log = logging.getLogger(__name__)
+
+REPORT_TIMING_SECONDS = 10.0
+"""Wall-time limit of the report's interleaved latency comparison (after 5 rounds)."""
 
 
 def run_prune(
@@ -81,24 +86,94 @@ def run_prune(
 def write_report(
     session: Session, result: SearchResult, base: nn.Module, pruned: nn.Module, *, seconds: float
 ) -> dict[str, Any]:
-    """Test both models, measure their costs, write report.json/html/md."""
+    """Test both models, measure their costs, write report.json/html/md.
+
+    Latency is timed A/B: both models interleaved in this process
+    (:func:`iaprune.cost.compare_latency`), so the report states the latency ratio with
+    its confidence interval, flags an interval wider than +-5 %, and checks a latency
+    budget against the upper bound of the pruned model's interval.
+    """
     from iaprune.reports import build_report
 
     log.info("stage report: testing and measuring both models")
+    base_cost, pruned_cost, check = compare_costs(session, base, pruned)
     report = build_report(
         session.config,
         result,
         run_dir=session.run.root,
         round_to=session.round_to,
         base_test=session.test(base),
-        base_cost=session.measure(base, latency=True),
+        base_cost=base_cost,
         pruned_test=session.test(pruned),
-        pruned_cost=session.measure(pruned, latency=True),
+        pruned_cost=pruned_cost,
         seconds=seconds,
+        latency_check=check,
     )
     session.run.write_json("report.json", report)
     _write_report_files(session.run.root)
     return report
+
+
+def compare_costs(
+    session: Session, base: nn.Module, pruned: nn.Module
+) -> tuple[CostReport, CostReport, dict[str, Any]]:
+    """Static costs of both models and their interleaved latency comparison.
+
+    Returns the two cost reports (latency = geometric mean of the per-round medians,
+    spread = width of its interval) and the check written to ``report.json``:
+    latency ratio with its interval, whether an interval is wider than the
+    tolerance, and for a ``--max-latency-ms`` budget whether the pruned model's
+    upper bound meets it.
+    """
+    from iaprune.cost import CompareSettings, compare_latency
+
+    cmp = compare_latency(
+        {"baseline": base, "pruned": pruned},
+        session.input_shape,
+        session.config.cost,
+        CompareSettings(max_seconds=REPORT_TIMING_SECONDS),
+    )
+    costs = []
+    for name, model in (("baseline", base), ("pruned", pruned)):
+        static = measure_cost(model, session.input_shape)
+        lat = cmp.latency[name]
+        costs.append(
+            replace(
+                static,
+                latency_ms=lat.value,
+                latency_spread_ms=lat.high - lat.low,
+                latency_env={**cmp.env, "statistic": "geometric mean of round medians"},
+            )
+        )
+    ratio, pruned_ms = cmp.ratios["pruned"], cmp.latency["pruned"]
+    check: dict[str, Any] = {
+        "ratio": ratio.to_dict(),
+        "pruned_ms": pruned_ms.to_dict(),
+        "baseline_ms": cmp.latency["baseline"].to_dict(),
+        "rounds": cmp.rounds,
+        "tolerance": cmp.settings.tolerance,
+        "flagged": cmp.flagged(),
+    }
+    budget = session.config.search.objective.max_latency_ms
+    if budget is not None:
+        check["budget_ms"] = budget
+        check["meets_budget"] = pruned_ms.high <= budget
+        if not check["meets_budget"]:
+            log.warning(
+                "the pruned model measures %.3f ms [%.3f, %.3f] here: its interval does "
+                "not meet --max-latency-ms %g",
+                pruned_ms.value,
+                pruned_ms.low,
+                pruned_ms.high,
+                budget,
+            )
+    for name in check["flagged"]:
+        log.warning(
+            "latency of %s varied by more than +-%.0f %% between rounds (busy machine?)",
+            name,
+            100 * cmp.settings.tolerance,
+        )
+    return costs[0], costs[1], check
 
 
 def _write_report_files(run_dir: Path) -> None:

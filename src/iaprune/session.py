@@ -76,6 +76,10 @@ from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
 
+TABLE_CALIBRATE = 8
+"""Whole pruned models timed to fit and check a latency table's correction (``--latency
+predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
+
 
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded.
@@ -349,12 +353,32 @@ class Session:
         c = self.config.cost
         if c.latency == "measured":
             return create_cost_model("measured", c)
-        from iaprune.cost.lut import TABLE_TIMING, default_table_path, load_or_build
+        from iaprune.cost.lut import ERROR_BOUNDS, TABLE_TIMING, default_table_path, load_or_build
 
         per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
         shared = default_table_path(model, self.input_shape, per_point)
         path = c.table or shared or self.run / "latency_table.json"
-        table = load_or_build(path, model, self.input_shape, pruner.groups, per_point)
+        table = load_or_build(
+            path, model, self.input_shape, pruner.groups, per_point, calibrate=TABLE_CALIBRATE
+        )
+        error = table.fit_error()
+        if not error:
+            log.warning(
+                "latency table %s was built without calibration models: its error on unseen "
+                "models is unknown (rebuild it with --calibrate %d)",
+                table.path,
+                TABLE_CALIBRATE,
+            )
+        elif not table.reliable():
+            log.warning(
+                "latency table %s predicts unseen models with %.1f %% median / %.1f %% max "
+                "error (leave-one-out), worse than %g %% / %g %%: measuring every trial instead",
+                table.path,
+                error["median_pct"],
+                error["max_pct"],
+                *ERROR_BOUNDS,
+            )
+            return create_cost_model("measured", c)
         return create_cost_model("predicted", table)
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

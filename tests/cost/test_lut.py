@@ -413,3 +413,64 @@ def test_calibration_scale_outside_bounds_falls_back_to_one(
     assert len(fresh.calibration) == 3
     assert fresh.scale == 1.0
     assert fresh.predict({}) == pytest.approx(fresh.full_ms)
+
+
+def test_fit_correction_recovers_known_coefficients() -> None:
+    from iaprune.cost.lut.fit import fit_correction, loo_errors
+
+    sums = [(10.0, 0.10), (5.0, 0.02), (7.0, 0.08), (3.0, 0.01), (8.0, 0.05)]
+    points = [(s, g, 0.8 * s + 50.0 * g - 1.5) for s, g in sums]
+    fit = fit_correction(points)
+    assert (fit.scale, fit.ms_per_gmac, fit.offset_ms) == pytest.approx((0.8, 50.0, -1.5))
+    assert max(loo_errors(points)) < 1e-6
+    assert loo_errors(points[:3]) == []
+    with pytest.raises(ValueError):
+        fit_correction(points[:2])
+
+
+def test_table_correction_fits_whole_models_and_reports_its_error(
+    table: LatencyTable, resnet: nn.Module, resnet_groups: list
+) -> None:
+    """Whole models that take 0.3 ms + 40 ms per GMAC: the fit finds it from the table's
+    per-layer MACs, predicts unseen models exactly and calls itself reliable."""
+    import copy
+
+    from iaprune.cost import count_macs
+    from iaprune.cost.latency import LatencyResult
+    from iaprune.cost.lut.fit import calibration_keeps
+
+    def truth(model: nn.Module) -> float:
+        return 0.3 + 40.0 * count_macs(model, SHAPE) / 1e9
+
+    class Synthetic:
+        def measure(self, model: nn.Module, shape: Any, *_: Any, **__: Any) -> LatencyResult:
+            return LatencyResult.from_runs([truth(model)], {})
+
+    fresh = copy.deepcopy(table)
+    fresh.calibration = []
+    fresh.full_ms = truth(resnet)
+    assert fresh.gmacs({}) * 1e9 == pytest.approx(count_macs(resnet, SHAPE))
+    assert not fresh.reliable()  # uncalibrated: its error is unknown
+    fresh.fit(resnet, SHAPE, resnet_groups, Synthetic(), TimingSettings(), 6, 0.2, 0, "median")
+    assert fresh.ms_per_gmac == pytest.approx(40.0, rel=1e-3)
+    assert fresh.fit_error()["n"] == 7 and fresh.fit_error()["max_pct"] < 0.1
+    assert fresh.reliable()
+    for keep in calibration_keeps(resnet_groups, 3, 0.2, seed=99):
+        pruned = Pruner(resnet, torch.zeros((1, *SHAPE))).prune(keep)
+        assert fresh.predict(keep) == pytest.approx(truth(pruned), rel=1e-3)
+    again = LatencyTable.from_dict(json.loads(json.dumps(fresh.to_dict())))
+    assert again.ms_per_gmac == fresh.ms_per_gmac and again.reliable()
+
+
+def test_table_without_layer_macs_keeps_the_plain_line(table: LatencyTable) -> None:
+    """A table written before per-layer MACs were recorded is not refitted with them."""
+    data = table.to_dict()
+    for layer in data["layers"]:
+        layer.pop("macs_full")
+    data["calibration"] = [
+        {"keep": {}, "layer_sum_ms": table.layer_sum({}), "measured_ms": table.full_ms}
+    ] * 5
+    old = LatencyTable.from_dict(data)
+    old.refit()
+    assert old.scale == 1.0 and old.ms_per_gmac == 0.0 and old.fit_error() == {}
+    assert old.predict({}) == pytest.approx(old.full_ms)

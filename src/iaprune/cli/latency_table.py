@@ -49,7 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rounds", type=int, default=1, help="passes over the grid (keeps each point's minimum)"
     )
     t.add_argument(
-        "--calibrate", type=int, default=0, help="random pruned models timed to fit a scale"
+        "--calibrate",
+        type=int,
+        default=8,
+        help="random pruned models timed whole to fit the correction and measure its "
+        "leave-one-out error (0: none; 'prune --latency predicted' uses 8)",
     )
     o = p.add_argument_group("output")
     o.add_argument(
@@ -137,5 +141,17 @@ def run(a: argparse.Namespace) -> int:
         f"full model: {table.full_ms:.3f} ms per batch of {m['batch_size']} "
         f"({m['backend']} {m['backend_version']}, {m['threads']} thread(s), {m['device']})"
     )
-    print(f"offset: {table.offset_ms:.3f} ms, scale: {table.scale:.4f}")
+    print(
+        f"offset: {table.offset_ms:.3f} ms, scale: {table.scale:.4f}, "
+        f"{table.ms_per_gmac:.3f} ms per GMAC"
+    )
+    err = table.fit_error()
+    if err:
+        verdict = "within" if table.reliable() else "OUTSIDE"
+        print(
+            f"leave-one-out error on {err['n']} whole models: {err['median_pct']:.1f} % median, "
+            f"{err['max_pct']:.1f} % max ({verdict} the 5 % / 15 % bound)"
+        )
+    else:
+        print("leave-one-out error: unknown (use --calibrate 4 or more)")
     return 0

@@ -7,7 +7,8 @@ with a latency backend; ``"predicted"``: plus latency looked up in a
 :class:`~iaprune.cost.lut.LatencyTable`) and created with :func:`create_cost_model`.
 How latency is timed is one :class:`~iaprune.timing.TimingSettings` object everywhere;
 latency runtimes plug in through :data:`iaprune.cost.latency.BACKENDS`.
-:func:`measure_cost` is the one-call entry point.
+:func:`measure_cost` is the one-call entry point. :func:`compare_latency` times several
+models interleaved and reports latency ratios with confidence intervals (A/B timing).
 """
 
 from iaprune.cost._base import (
@@ -18,10 +19,19 @@ from iaprune.cost._base import (
     list_cost_models,
 )
 from iaprune.cost._util import check_input_shape
+from iaprune.cost.compare import (
+    CompareSettings,
+    Interval,
+    LatencyComparison,
+    compare_latency,
+    mean_interval,
+    ratio_interval,
+)
 from iaprune.cost.latency import (
     BACKENDS,
     LatencyBackend,
     LatencyResult,
+    Runner,
     get_backend,
     list_backends,
     measure_latency,
@@ -44,17 +54,22 @@ from iaprune.timing import TimingSettings
 __all__ = [
     "BACKENDS",
     "COST_MODELS",
+    "CompareSettings",
     "CostModel",
     "CostReport",
+    "Interval",
     "LatencyBackend",
+    "LatencyComparison",
     "LatencyResult",
     "LatencyTable",
     "LatencyTableWarning",
     "MeasuredCostModel",
     "PredictedCostModel",
+    "Runner",
     "StaticCostModel",
     "TimingSettings",
     "check_input_shape",
+    "compare_latency",
     "count_macs",
     "count_params",
     "create_cost_model",
@@ -65,8 +80,10 @@ __all__ = [
     "list_cost_models",
     "load_or_build",
     "measure_cost",
+    "mean_interval",
     "measure_latency",
     "peak_activation_bytes",
     "predicted_cost",
+    "ratio_interval",
     "time_callable",
 ]

@@ -166,6 +166,29 @@ def summary_table(report: Mapping[str, Any]) -> Table:
                 MISSING,
             )
         )
+    check = report.get("latency_check")
+    if check:
+        r = check["ratio"]
+        note = " (wide: noisy timing)" if check.get("flagged") else ""
+        rows.append(
+            (
+                f"latency ratio, {100 * r['confidence']:.0f} % interval",
+                MISSING,
+                f"{r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}]{note}",
+                MISSING,
+            )
+        )
+        if "budget_ms" in check:
+            p = check["pruned_ms"]
+            rows.append(
+                (
+                    f"latency budget {check['budget_ms']:g} ms",
+                    MISSING,
+                    f"{p['high']:.3f} ms upper bound: "
+                    + ("met" if check["meets_budget"] else "NOT met"),
+                    MISSING,
+                )
+            )
     split = report.get("accuracy_split", "test")
     return Table(
         SUMMARY_HEADERS,

@@ -43,11 +43,14 @@ def build_report(
     pruned_test: dict[str, float],
     pruned_cost: CostReport,
     seconds: float,
+    latency_check: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report.json dictionary. Reductions are fractions removed (0.6 = 60% fewer).
 
     It takes the run's data (its config, search result, measurements), never the
-    orchestrator, so the reports package sits below the pipeline.
+    orchestrator, so the reports package sits below the pipeline. ``latency_check`` is
+    the interleaved A/B comparison (ratio with interval, flags, latency budget) and is
+    stored as ``report["latency_check"]``.
     """
     ratios = pruned_cost.ratio_to(base_cost)
     cfg = config
@@ -73,6 +76,7 @@ def build_report(
         "finetune": {"epochs": cfg.finetune.epochs, "lr": cfg.finetune.lr},
         **({"pareto": result.pareto} if result.pareto else {}),
         "latency_env": pruned_cost.latency_env,
+        **({"latency_check": latency_check} if latency_check else {}),
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -111,6 +115,23 @@ def print_table(report: dict[str, Any], console: Console | None = None) -> None:
             f"{red['latency']:.1%}",
         )
     console.print(table)
+    check = report.get("latency_check")
+    if check:
+        r = check["ratio"]
+        line = (
+            f"latency ratio {r['value']:.3f} [{r['low']:.3f}, {r['high']:.3f}] "
+            f"({100 * r['confidence']:.0f} % interval, {check['rounds']} interleaved rounds)"
+        )
+        if check.get("flagged"):
+            line += f"; interval wider than +-{100 * check['tolerance']:.0f} %: noisy timing"
+        if "budget_ms" in check:
+            p = check["pruned_ms"]
+            met = "meets" if check["meets_budget"] else "does NOT meet"
+            line += (
+                f"; pruned {p['value']:.3f} ms [{p['low']:.3f}, {p['high']:.3f}] {met} "
+                f"the {check['budget_ms']:g} ms budget"
+            )
+        console.print(line, soft_wrap=True)
     search = report["search"]
     console.print(
         f"search: {search['sampler']}, {search['trials']} trials, best trial "

@@ -3,9 +3,17 @@
 from iaprune.search.builder import make_space, warm_starts, width_space
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.projection import AllocationSpace, BudgetProjection
+from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
-from iaprune.search.study import SearchResult, check_reachable, join_search, run_search
+from iaprune.search.study import (
+    SearchResult,
+    check_reachable,
+    join_search,
+    run_search,
+    uniform_keep,
+    uniform_ratio,
+)
 from iaprune.search.workers import open_storage, work
 
 __all__ = [
@@ -13,6 +21,7 @@ __all__ = [
     "BudgetProjection",
     "CandidateEvaluator",
     "CandidateResult",
+    "RetainedImportanceEvaluator",
     "SearchResult",
     "SearchSpace",
     "check_reachable",
@@ -21,7 +30,10 @@ __all__ = [
     "list_samplers",
     "make_space",
     "open_storage",
+    "retained_importance",
     "run_search",
+    "uniform_keep",
+    "uniform_ratio",
     "warm_starts",
     "width_space",
     "work",

@@ -207,6 +207,18 @@ def uniform_ratio(evaluator: CandidateEvaluator, space: SearchSpace, config: Sea
     return lo
 
 
+def uniform_keep(
+    evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig
+) -> dict[str, int]:
+    """The uniform allocation: one keep-ratio for every group, the largest meeting the budgets.
+
+    Raises:
+        IAPruneError: no budget, or even the smallest allowed model misses one.
+    """
+    check_reachable(evaluator, space, config)
+    return space.uniform(uniform_ratio(evaluator, space, config))
+
+
 def _uniform_params(
     evaluator: CandidateEvaluator, space: Space, config: SearchConfig
 ) -> dict[str, float]:

@@ -28,11 +28,12 @@ registration runs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import platform
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +49,7 @@ __all__ = [
     "BACKENDS",
     "LatencyBackend",
     "LatencyResult",
+    "Runner",
     "Timing",
     "TimingSettings",
     "check_timing_args",
@@ -140,6 +142,26 @@ class Timing:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Runner:
+    """A model prepared once in a runtime, timed block by block (:meth:`LatencyBackend.runner`).
+
+    Attributes:
+        time: ``time(warmup, repeats)`` runs ``warmup`` untimed and ``repeats`` timed
+            forward passes and returns the timed durations in milliseconds.
+        version: runtime version for the environment record.
+        threads: thread count in effect (``None`` when not applicable).
+        device: the device that runs, normalised.
+        extra: backend-specific environment fields.
+    """
+
+    time: Callable[[int, int], list[float]]
+    version: str
+    threads: int | None
+    device: str
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+
 class LatencyBackend(ABC):
     """Measures forward-pass latency of a model in one runtime.
 
@@ -212,6 +234,30 @@ class LatencyBackend(ABC):
             **result.extra,
         }
         return LatencyResult.from_runs(result.runs_ms, env)
+
+    @contextlib.contextmanager
+    def runner(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Iterator[Runner]:
+        """Prepare ``model`` once and yield a :class:`Runner` that times blocks of runs.
+
+        Interleaved A/B timing (:func:`iaprune.cost.compare_latency`) opens one runner per
+        model and alternates short blocks between them, so preparation (export, session
+        creation, tracing) is paid once and slow drifts of the machine hit every model
+        alike. Inside the block the runtime's settings (threads, eval mode) hold; they
+        are restored on exit.
+
+        The default re-runs :meth:`time_runs` for every block (correct, but repeats the
+        preparation); backends with an expensive preparation override it.
+        """
+        first = self.time_runs(model, shape, settings.with_(warmup=0, repeats=1))
+
+        def block(warmup: int, repeats: int) -> list[float]:
+            return self.time_runs(
+                model, shape, settings.with_(warmup=warmup, repeats=repeats)
+            ).runs_ms
+
+        yield Runner(block, first.version, first.threads, first.device, first.extra)
 
     @abstractmethod
     def time_runs(

@@ -7,7 +7,9 @@ count is set explicitly. Needs ``pip install 'iaprune[deploy]'``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 
 from torch import nn
 
@@ -15,6 +17,7 @@ from iaprune.convert import onnx_bytes, ort_feed, ort_session, require_onnxrunti
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
+    Runner,
     Timing,
     TimingSettings,
     time_callable,
@@ -51,10 +54,11 @@ class OnnxRuntimeBackend(LatencyBackend):
             "pip install 'iaprune[deploy]'"
         )
 
-    def time_runs(
+    @contextlib.contextmanager
+    def runner(
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
-    ) -> Timing:
-        """Export, open a session and time ``session.run``; see :meth:`LatencyBackend.measure`."""
+    ) -> Iterator[Runner]:
+        """Export and open the session once; every block times ``session.run``."""
         if settings.device != "cpu":
             raise IAPruneError(
                 f"latency backend 'onnxruntime' runs on the cpu, not {settings.device!r}"
@@ -67,7 +71,17 @@ class OnnxRuntimeBackend(LatencyBackend):
         def run_once() -> None:
             session.run(None, feed)
 
-        runs = time_callable(run_once, warmup=settings.warmup, repeats=settings.repeats)
+        def block(warmup: int, repeats: int) -> list[float]:
+            return time_callable(run_once, warmup=warmup, repeats=repeats)
+
         version = str(require_onnxruntime().__version__)
         extra = {"provider": "CPUExecutionProvider", "graph_optimization": "ORT_ENABLE_ALL"}
-        return Timing(runs, version, threads, "cpu", extra)
+        yield Runner(block, version, threads, "cpu", extra)
+
+    def time_runs(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
+        """Export, open a session and time ``session.run``; see :meth:`LatencyBackend.measure`."""
+        with self.runner(model, shape, settings) as run:
+            runs = run.time(settings.warmup, settings.repeats)
+        return Timing(runs, run.version, run.threads, run.device, run.extra)

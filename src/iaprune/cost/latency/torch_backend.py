@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -10,6 +12,7 @@ from torch import nn
 from iaprune.cost.latency._base import (
     BACKENDS,
     LatencyBackend,
+    Runner,
     Timing,
     TimingSettings,
     time_callable,
@@ -38,10 +41,11 @@ class TorchBackend(LatencyBackend):
     name = "torch"
     preferred_multiple = 8
 
-    def time_runs(
+    @contextlib.contextmanager
+    def runner(
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
-    ) -> Timing:
-        """Time eager forward passes; see :meth:`LatencyBackend.measure`."""
+    ) -> Iterator[Runner]:
+        """Eval mode, inference mode and the thread count held while the runner is open."""
         dev = resolve_device(settings.device)
         target = model if model_device(model) == dev else copy.deepcopy(model).to(dev)
         x = random_input(settings.batch_size, shape, dtype=model_dtype(model), device=dev)
@@ -52,11 +56,21 @@ class TorchBackend(LatencyBackend):
             if sync:
                 torch.cuda.synchronize(dev)
 
+        def block(warmup: int, repeats: int) -> list[float]:
+            return time_callable(run_once, warmup=warmup, repeats=repeats)
+
         with (
             torch_threads(settings.threads) as used_threads,
             eval_mode(target),
             torch.inference_mode(),
         ):
-            runs = time_callable(run_once, warmup=settings.warmup, repeats=settings.repeats)
-        extra = {"mode": "eager", "dtype": str(x.dtype).removeprefix("torch.")}
-        return Timing(runs, torch.__version__, used_threads, str(dev), extra)
+            extra = {"mode": "eager", "dtype": str(x.dtype).removeprefix("torch.")}
+            yield Runner(block, torch.__version__, used_threads, str(dev), extra)
+
+    def time_runs(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
+        """Time eager forward passes; see :meth:`LatencyBackend.measure`."""
+        with self.runner(model, shape, settings) as run:
+            runs = run.time(settings.warmup, settings.repeats)
+        return Timing(runs, run.version, run.threads, run.device, run.extra)

@@ -37,8 +37,17 @@ channel groups of :func:`iaprune.pruning.find_groups`:
   pruning (a source of error for models with many element-wise ops), and it can be
   negative when stand-alone layers cost more than inside the model.
 * **Calibration** (``calibrate=N``, off by default): N seeded random pruned models are
-  timed as well, and ``scale`` is fitted by least squares on the line through the
-  full-model point, which absorbs a systematic bias of the layer sum.
+  timed whole, interleaved with the unpruned model (:func:`iaprune.cost.compare_latency`,
+  so a machine that got busier since the grid was timed does not bend the fit). With
+  fewer than 4 of them ``scale`` is fitted on the line through the full-model point; with
+  4 or more the correction ``scale * layer sum + ms_per_gmac * GMACs + offset`` is fitted
+  freely (non-negative least squares on relative errors, :mod:`~iaprune.cost.lut.fit`).
+  The MACs term carries what stand-alone layer timings get wrong in proportion to the
+  work (ONNX Runtime adds layout reorders and a session call to every stand-alone block;
+  its fused graph runs the same layers faster). The leave-one-out error of the fit is
+  stored (:meth:`LatencyTable.fit_error`); :meth:`LatencyTable.reliable` says whether it
+  is within :data:`ERROR_BOUNDS` (5 % median, 15 % max), and the pipeline measures every
+  trial instead of searching on a table that is not.
 
 Tables are JSON files. :meth:`LatencyTable.meta` records what the measurements are
 valid for: backend and its version, torch version, device and CPU, threads, batch
@@ -84,10 +93,11 @@ from iaprune.cost.lut.store import (
     load_or_build,
     table_dir,
 )
-from iaprune.cost.lut.table import TABLE_TIMING, LatencyTable
+from iaprune.cost.lut.table import ERROR_BOUNDS, TABLE_TIMING, LatencyTable
 from iaprune.cost.lut.timing import Statistic
 
 __all__ = [
+    "ERROR_BOUNDS",
     "FORMAT",
     "FORMAT_VERSION",
     "LUT_DIR_ENV",

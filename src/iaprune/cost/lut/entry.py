@@ -37,6 +37,8 @@ class LayerEntry:
         out_grid: output widths measured (for ``depthwise``: the widths).
         ms: ``ms[i][j]`` = median latency in milliseconds at ``(in_grid[i], out_grid[j])``.
         calls: how many times the layer runs per forward pass with this input shape.
+        macs_full: multiply-accumulates of one call at full width for one sample (0 when
+            unknown: tables written before it was recorded).
     """
 
     name: str
@@ -53,6 +55,7 @@ class LayerEntry:
     out_grid: tuple[int, ...]
     ms: tuple[tuple[float, ...], ...]
     calls: int = 1
+    macs_full: int = 0
 
     def widths(self, keep: Mapping[str, int]) -> tuple[int, int]:
         """``(in, out)`` width of this layer when every group ``g`` keeps ``keep[g]``.
@@ -88,6 +91,20 @@ class LayerEntry:
         cin, cout = self.widths(keep)
         return self.calls * self.lookup(cin, cout)
 
+    def macs(self, keep: Mapping[str, int]) -> float:
+        """Multiply-accumulates (one sample) of all ``calls`` for group widths ``keep``.
+
+        MACs of a conv or linear layer are proportional to ``in * out`` (depthwise: to
+        the single width), so they follow from :attr:`macs_full` without the module.
+        """
+        if self.macs_full == 0:
+            return 0.0
+        cin, cout = self.widths(keep)
+        share = cout / self.out_full
+        if self.kind != "depthwise":
+            share *= cin / self.in_full
+        return self.calls * self.macs_full * share
+
     @property
     def points(self) -> int:
         """Number of measured grid points."""
@@ -110,6 +127,7 @@ class LayerEntry:
             "out_grid": list(self.out_grid),
             "ms": [list(row) for row in self.ms],
             "calls": self.calls,
+            "macs_full": self.macs_full,
         }
 
     @classmethod
@@ -130,6 +148,7 @@ class LayerEntry:
             out_grid=tuple(int(v) for v in data["out_grid"]),
             ms=tuple(tuple(float(v) for v in row) for row in data["ms"]),
             calls=int(data.get("calls", 1)),
+            macs_full=int(data.get("macs_full", 0)),
         )
         if entry.kind not in ("conv", "depthwise", "linear", "fixed"):
             raise ValueError(f"layer {entry.name}: unknown kind {entry.kind!r}")

@@ -1,10 +1,20 @@
-"""Fitting a latency table's prediction line: ``predict = scale * layer sum + offset``.
+"""Fitting a latency table's prediction: ``scale * layer sum + ms_per_gmac * GMACs + offset``.
 
-The line passes through the full-model point (the unpruned model is predicted exactly).
-With calibration, ``N`` seeded random pruned models are timed and ``scale`` is the least
-squares slope through that point; a slope outside :data:`SCALE_BOUNDS` means the timings
-were noise and falls back to 1. A better predictor (per-stage offsets, a learned
-correction) replaces this module.
+Without calibration the line passes through the full-model point with ``scale = 1`` and no
+MACs term (the unpruned model is predicted exactly). With a few calibration models (fewer
+than :data:`MIN_FREE_FIT` points in all) ``scale`` is the least-squares slope through the
+full-model point; a slope outside :data:`SCALE_BOUNDS` means the timings were noise and
+falls back to 1.
+
+With :data:`MIN_FREE_FIT` or more points (the full model and ``calibrate`` random pruned
+models, each timed whole) the correction is fitted freely (:func:`fit_correction`):
+non-negative ``scale`` and ``ms_per_gmac``, free ``offset``. Two features, because
+stand-alone layer timings are biased in ways that depend on the runtime: ONNX Runtime
+adds layout reorders and a session call to every stand-alone block (the layer sum
+overestimates, most for small layers), while PyTorch's eager overhead per layer is
+constant. The MACs term carries what the layer sum gets wrong in proportion to the work.
+:func:`loo_errors` (leave-one-out) measures how well the fit predicts a model it has not
+seen; the table stores it and the pipeline falls back to measuring when it is too large.
 """
 
 from __future__ import annotations
@@ -12,9 +22,12 @@ from __future__ import annotations
 import logging
 import math
 import random
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,7 +39,20 @@ from iaprune.timing import TimingSettings
 if TYPE_CHECKING:
     from iaprune.pruning.groups import ChannelGroup
 
-__all__ = ["SCALE_BOUNDS", "Timer", "calibration_keeps", "fit_scale", "prune_to"]
+__all__ = [
+    "MIN_FREE_FIT",
+    "SCALE_BOUNDS",
+    "Correction",
+    "Timer",
+    "calibration_keeps",
+    "fit_correction",
+    "fit_scale",
+    "loo_errors",
+    "prune_to",
+]
+
+MIN_FREE_FIT = 5
+"""Points (full model + calibration models) from which the correction is fitted freely."""
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +114,63 @@ def fit_scale(points: Sequence[tuple[float, float]], full_sum: float, full_ms: f
         )
         scale = 1.0
     return scale
+
+
+@dataclass(frozen=True)
+class Correction:
+    """``predict = scale * layer_sum + ms_per_gmac * gmacs + offset_ms``."""
+
+    scale: float
+    ms_per_gmac: float
+    offset_ms: float
+
+    def __call__(self, layer_sum: float, gmacs: float) -> float:
+        """The corrected prediction (ms) for a layer sum (ms) and MACs (10^9, one sample)."""
+        return self.scale * layer_sum + self.ms_per_gmac * gmacs + self.offset_ms
+
+
+def fit_correction(points: Sequence[tuple[float, float, float]]) -> Correction:
+    """Least squares over ``(layer_sum_ms, gmacs, measured_ms)`` points, relative errors.
+
+    Minimises the squared *relative* error (each row divided by its measurement, so a
+    small model counts as much as a big one) with ``scale, ms_per_gmac >= 0`` and a free
+    offset (non-negative least squares with the offset split in two signs).
+
+    Raises:
+        ValueError: fewer than 3 points.
+    """
+    if len(points) < 3:
+        raise ValueError(f"need at least 3 points to fit a correction, got {len(points)}")
+    from scipy.optimize import nnls  # lazy: scipy is slow to import
+
+    arr = np.asarray(points, dtype=float)
+    weight = 1.0 / arr[:, 2]
+    design = np.stack([arr[:, 0], arr[:, 1], np.ones(len(arr)), -np.ones(len(arr))], axis=1)
+    coef, _ = nnls(design * weight[:, None], arr[:, 2] * weight)
+    return Correction(float(coef[0]), float(coef[1]), float(coef[2] - coef[3]))
+
+
+def loo_errors(points: Sequence[tuple[float, float, float]]) -> list[float]:
+    """Leave-one-out absolute percentage errors of :func:`fit_correction` on ``points``.
+
+    Each point is predicted by the correction fitted on the others: how far off the table
+    is on a model it has not seen. Empty with fewer than 4 points.
+    """
+    if len(points) < 4:
+        return []
+    errors = []
+    for i, (layer_sum, gmacs, measured) in enumerate(points):
+        fit = fit_correction([p for j, p in enumerate(points) if j != i])
+        errors.append(abs(fit(layer_sum, gmacs) - measured) / measured * 100.0)
+    return errors
+
+
+def summarize_errors(errors: Sequence[float]) -> dict[str, float]:
+    """``{"median_pct", "max_pct", "n"}`` of absolute percentage errors (empty: ``{}``)."""
+    if not errors:
+        return {}
+    return {
+        "median_pct": round(statistics.median(errors), 3),
+        "max_pct": round(max(errors), 3),
+        "n": len(errors),
+    }

@@ -15,17 +15,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from iaprune.cost._util import check_input_shape
-from iaprune.cost.latency import get_backend
-from iaprune.cost.lut.entry import LayerEntry
-from iaprune.cost.lut.fit import Timer, calibration_keeps, fit_scale, prune_to
+from iaprune.cost.latency import LatencyBackend, get_backend
+from iaprune.cost.lut.entry import LayerEntry, LayerKind
+from iaprune.cost.lut.fit import (
+    MIN_FREE_FIT,
+    Timer,
+    calibration_keeps,
+    fit_correction,
+    fit_scale,
+    loo_errors,
+    prune_to,
+    summarize_errors,
+)
 from iaprune.cost.lut.grid import grid_ratios
 from iaprune.cost.lut.meta import FORMAT, FORMAT_VERSION, STALE_KEYS, table_meta
-from iaprune.cost.lut.plan import block_ops, plan_layer
+from iaprune.cost.lut.plan import block_input, block_ops, build_block, plan_layer
 from iaprune.cost.lut.timing import Statistic, frozen_gc, measure_grid, statistic_of
-from iaprune.cost.lut.trace import in_width, out_width, trace_layers
+from iaprune.cost.lut.trace import LayerSite, in_width, out_width, trace_layers
+from iaprune.cost.macs import count_macs
 from iaprune.errors import IAPruneError
 from iaprune.fileio import write_atomic
 from iaprune.timing import TimingSettings, resolve_timing
@@ -33,13 +44,24 @@ from iaprune.timing import TimingSettings, resolve_timing
 if TYPE_CHECKING:
     from iaprune.pruning.groups import ChannelGroup
 
-__all__ = ["TABLE_TIMING", "LatencyTable"]
+__all__ = ["ERROR_BOUNDS", "TABLE_TIMING", "LatencyTable"]
+
+ERROR_BOUNDS = (5.0, 15.0)
+"""Median and maximum leave-one-out error (%) a table must reach to be searched on."""
 
 log = logging.getLogger(__name__)
 
 TABLE_TIMING = TimingSettings(repeats=20)
 """Default timing of one grid point: the :class:`~iaprune.timing.TimingSettings` defaults
 with 20 timed runs (the whole model gets at least 30)."""
+
+
+def _full_macs(site: LayerSite, kind: LayerKind) -> int:
+    """MACs of one call of ``site`` at full width (block built under a forked RNG)."""
+    cin = in_width(site.module)
+    with torch.random.fork_rng(devices=[]):
+        block = build_block(site, kind, cin, out_width(site.module))
+    return count_macs(block, block_input(site, cin))
 
 
 class LatencyTable:
@@ -53,6 +75,8 @@ class LatencyTable:
         layers: one :class:`LayerEntry` per layer, in execution order.
         offset_ms: constant part of every prediction (see the module docstring).
         scale: factor applied to the layer sum (1 unless calibrated).
+        ms_per_gmac: milliseconds per 10^9 MACs (one sample) added to the prediction
+            (0 unless calibrated with enough models; see :mod:`~iaprune.cost.lut.fit`).
         full_ms: measured latency of the unpruned model.
         group_channels: full width of every channel group the table knows.
         meta: what the measurements are valid for (:data:`STALE_KEYS`) plus how they
@@ -72,10 +96,12 @@ class LatencyTable:
         meta: Mapping[str, Any],
         scale: float = 1.0,
         calibration: Sequence[Mapping[str, Any]] = (),
+        ms_per_gmac: float = 0.0,
     ) -> None:
         self.layers: list[LayerEntry] = list(layers)
         self.offset_ms = float(offset_ms)
         self.scale = float(scale)
+        self.ms_per_gmac = float(ms_per_gmac)
         self.full_ms = float(full_ms)
         self.group_channels: dict[str, int] = {str(k): int(v) for k, v in group_channels.items()}
         self.meta: dict[str, Any] = dict(meta)
@@ -174,6 +200,7 @@ class LatencyTable:
                 out_grid=plan.out_grid,
                 ms=times.entry(k, plan),
                 calls=site.calls,
+                macs_full=_full_macs(site, plan.kind),
             )
             for k, (site, plan) in enumerate(zip(sites, plans, strict=True))
         ]
@@ -223,24 +250,78 @@ class LatencyTable:
         seed: int,
         statistic: Statistic,
     ) -> None:
-        """Set :attr:`scale` and :attr:`offset_ms` (line through the full-model point).
+        """Time ``calibrate`` seeded random pruned models and fit the correction on them.
 
-        Times ``calibrate`` seeded random pruned models of ``model`` with ``timer``
-        (appended to :attr:`calibration`) and fits the scale on them
-        (:func:`~iaprune.cost.lut.fit.fit_scale`); without calibration the scale is 1.
+        With a real latency backend the calibration models are timed *interleaved* with
+        the unpruned model (:func:`~iaprune.cost.compare_latency`): each is recorded as
+        its measured latency ratio times :attr:`full_ms`, so a machine that is busier
+        now than while the grid was timed does not bend the fit. Any other ``timer``
+        (tests) times each model on its own. The models are appended to
+        :attr:`calibration`; :meth:`refit` fits the correction (a line through the
+        full-model point with few models, see :mod:`~iaprune.cost.lut.fit`).
         """
         full_sum = self.layer_sum({})
-        points: list[tuple[float, float]] = []
-        for keep in calibration_keeps(groups, calibrate, min_ratio, seed):
-            pruned = prune_to(model, shape, groups, keep)
-            measured = statistic_of(timer.measure(pruned, shape, timing), statistic)
-            layer_sum = self.layer_sum(keep)
-            points.append((layer_sum, measured))
-            self.calibration.append(
-                {"keep": keep, "layer_sum_ms": layer_sum, "measured_ms": measured}
+        keeps = calibration_keeps(groups, calibrate, min_ratio, seed)
+        pruned = [prune_to(model, shape, groups, keep) for keep in keeps]
+        if isinstance(timer, LatencyBackend) and pruned:
+            from iaprune.cost.compare import CompareSettings, compare_latency
+
+            models = {"full": model, **{f"c{i}": m for i, m in enumerate(pruned)}}
+            settings = CompareSettings(
+                block=3, statistic=statistic, min_rounds=4, max_rounds=12, target=0.02
             )
-        self.scale = fit_scale(points, full_sum, self.full_ms)
-        self.offset_ms = self.full_ms - self.scale * full_sum
+            cmp = compare_latency(models, shape, timing, settings, backend=timer)
+            measured = [cmp.ratios[f"c{i}"].value * self.full_ms for i in range(len(keeps))]
+        else:
+            measured = [statistic_of(timer.measure(m, shape, timing), statistic) for m in pruned]
+        points: list[tuple[float, float]] = []
+        for keep, ms in zip(keeps, measured, strict=True):
+            layer_sum = self.layer_sum(keep)
+            points.append((layer_sum, ms))
+            self.calibration.append({"keep": keep, "layer_sum_ms": layer_sum, "measured_ms": ms})
+        self.refit()
+        if len(points) + 1 < MIN_FREE_FIT:
+            self.scale = fit_scale(points, full_sum, self.full_ms)
+            self.offset_ms = self.full_ms - self.scale * full_sum
+
+    def refit(self) -> None:
+        """Fit the correction on the full model and :attr:`calibration` (no timing).
+
+        With fewer than :data:`~iaprune.cost.lut.fit.MIN_FREE_FIT` points (or a table
+        without MACs per layer) the line goes through the full-model point with scale 1;
+        otherwise :func:`~iaprune.cost.lut.fit.fit_correction` sets :attr:`scale`,
+        :attr:`ms_per_gmac` and :attr:`offset_ms`, and ``meta["fit_error"]`` records the
+        leave-one-out errors (:meth:`fit_error`).
+        """
+        rows = [(self.layer_sum({}), self.gmacs({}), self.full_ms)] + [
+            (float(c["layer_sum_ms"]), self.gmacs(c["keep"]), float(c["measured_ms"]))
+            for c in self.calibration
+        ]
+        has_macs = all(e.macs_full > 0 for e in self.layers)
+        if len(rows) < MIN_FREE_FIT or not has_macs:
+            self.scale, self.ms_per_gmac = 1.0, 0.0
+            self.offset_ms = self.full_ms - rows[0][0]
+            self.meta.pop("fit_error", None)
+            return
+        fit = fit_correction(rows)
+        self.scale, self.ms_per_gmac, self.offset_ms = fit.scale, fit.ms_per_gmac, fit.offset_ms
+        self.meta["fit_error"] = summarize_errors(loo_errors(rows))
+
+    def fit_error(self) -> dict[str, float]:
+        """Leave-one-out error of the fitted correction: ``{"median_pct", "max_pct", "n"}``.
+
+        Empty when the table was not calibrated with enough models to estimate it.
+        """
+        return dict(self.meta.get("fit_error") or {})
+
+    def reliable(self, bounds: tuple[float, float] = ERROR_BOUNDS) -> bool:
+        """Whether the leave-one-out error is within ``(median %, max %)`` bounds.
+
+        ``False`` when the error is unknown (no or too little calibration): a table
+        that cannot show it predicts well should not be searched on alone.
+        """
+        err = self.fit_error()
+        return bool(err) and err["median_pct"] <= bounds[0] and err["max_pct"] <= bounds[1]
 
     # -- querying --------------------------------------------------------------------
     def _complete(self, keep: Mapping[str, int] | None) -> dict[str, int]:
@@ -267,13 +348,22 @@ class LatencyTable:
         full = self._complete(keep)
         return sum(e.latency(full) for e in self.layers)
 
+    def gmacs(self, keep: Mapping[str, int] | None = None) -> float:
+        """Conv/linear MACs of one sample for ``keep``, in units of 10^9."""
+        full = self._complete(keep)
+        return sum(e.macs(full) for e in self.layers) / 1e9
+
     def entries_for(self, keep: Mapping[str, int] | None = None) -> dict[str, float]:
         """``{layer: ms}``: each layer's interpolated latency times :attr:`scale`.
 
-        ``predict(keep) == sum(entries_for(keep).values()) + offset_ms``.
+        ``predict(keep) == sum(entries_for(keep).values()) + offset_ms``: the MACs
+        term of a calibrated table is shared out by each layer's MACs.
         """
         full = self._complete(keep)
-        return {e.name: self.scale * e.latency(full) for e in self.layers}
+        return {
+            e.name: self.scale * e.latency(full) + self.ms_per_gmac * e.macs(full) / 1e9
+            for e in self.layers
+        }
 
     def predict(self, keep: Mapping[str, int] | None = None) -> float:
         """Predicted latency (ms per batch) when group ``g`` keeps ``keep[g]`` filters.
@@ -317,6 +407,7 @@ class LatencyTable:
             "full_ms": self.full_ms,
             "offset_ms": self.offset_ms,
             "scale": self.scale,
+            "ms_per_gmac": self.ms_per_gmac,
             "group_channels": self.group_channels,
             "calibration": self.calibration,
             "layers": [e.to_dict() for e in self.layers],
@@ -344,6 +435,7 @@ class LatencyTable:
                 meta=dict(data["meta"]),
                 scale=float(data.get("scale", 1.0)),
                 calibration=list(data.get("calibration") or []),
+                ms_per_gmac=float(data.get("ms_per_gmac", 0.0)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IAPruneError(f"malformed latency table: {exc}") from exc
@@ -387,5 +479,6 @@ class LatencyTable:
         return (
             f"LatencyTable({len(self.layers)} layers, {self.points} points, "
             f"full={self.full_ms:.3f} ms, offset={self.offset_ms:.3f} ms, scale={self.scale:.3f}, "
+            f"ms_per_gmac={self.ms_per_gmac:.3f}, "
             f"backend={self.meta.get('backend')!r}, batch={self.meta.get('batch_size')})"
         )
