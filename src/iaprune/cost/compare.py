@@ -39,7 +39,7 @@ import numpy as np
 from torch import nn
 
 from iaprune.cost._util import check_input_shape
-from iaprune.cost.latency import LatencyBackend, get_backend
+from iaprune.cost.latency import LatencyBackend, frozen_gc, get_backend
 from iaprune.errors import IAPruneError
 from iaprune.timing import TimingSettings, resolve_timing
 
@@ -316,6 +316,9 @@ def compare_latency(
         runners = {n: stack.enter_context(timer.runner(models[n], shape, timing_)) for n in names}
         for n in names:
             runners[n].time(timing_.warmup, 1)  # warm-up; the one timed run is dropped
+        # every block collects garbage first: without freezing, that walks torch's ~10^5
+        # objects (0.1 s) per block, longer than timing a small model
+        stack.enter_context(frozen_gc())
         prepared_s = time.perf_counter() - start
         for r in range(cfg.max_rounds):
             order = list(names)

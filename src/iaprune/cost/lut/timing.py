@@ -8,18 +8,16 @@ A/B timing, confidence intervals) replaces this module without touching the othe
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
-from iaprune.cost.latency import LatencyBackend, LatencyResult
+from iaprune.cost.latency import LatencyBackend, LatencyResult, frozen_gc
 from iaprune.cost.lut.plan import LayerPlan, block_input, build_block
 from iaprune.cost.lut.trace import LayerSite
 from iaprune.errors import IAPruneError
@@ -41,24 +39,6 @@ Statistic = Literal["median", "min"]
 
 FULL_MODEL_REPEATS = 30
 """The whole model and the per-call probe are timed with at least this many repeats."""
-
-
-@contextlib.contextmanager
-def frozen_gc() -> Iterator[None]:
-    """Move existing objects to the GC's permanent generation while measuring.
-
-    The timing helper collects garbage before every measurement; with torch imported
-    that walks ~10^5 objects (0.1-0.2 s) per grid point, longer than timing a small
-    layer. Frozen objects are skipped by the collector (still freed by reference
-    counting); they are unfrozen afterwards unless something else froze objects before.
-    """
-    was_frozen = gc.get_freeze_count() > 0
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if not was_frozen:
-            gc.unfreeze()
 
 
 def statistic_of(result: LatencyResult, statistic: Statistic) -> float:
