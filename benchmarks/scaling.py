@@ -29,6 +29,7 @@ from typing import Any
 import optuna
 import torch
 
+from iaprune.reports import Table, markdown_table
 from iaprune.search import open_storage, work
 
 TINY = [
@@ -97,13 +98,17 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--overhead-trials", type=int, default=200)
     p.add_argument("--postgres", help="SQLAlchemy URL of a PostgreSQL database")
+    p.add_argument(
+        "--work", type=Path, default=Path("benchmarks/.cache/scaling"), help="run directories"
+    )
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    a.work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("IAPRUNE_NO_PROGRESS", "1")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     stores: list[tuple[str, Any]] = [("in-memory", optuna.storages.InMemoryStorage())]
-    sqlite = a.out / "overhead.db"
+    sqlite = a.work / "overhead.db"
     sqlite.unlink(missing_ok=True)
     stores.append(("sqlite", open_storage(f"sqlite:///{sqlite}", heartbeat=10)))
     if a.postgres:
@@ -116,7 +121,7 @@ def main() -> None:
         for workers, threads in ((1, cores), (1, 1), (a.workers, 1)):
             rows.append(
                 throughput(
-                    a.out,
+                    a.work,
                     trials=a.trials,
                     workers=workers,
                     steps=a.trial_steps,
@@ -138,32 +143,31 @@ def _write(a: argparse.Namespace, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}))
         writer.writeheader()
         writer.writerows(rows)
+    keys = ("storage", "workers", "threads", "trials", "search_s", "trials_per_hour", "wall_s")
+    throughput_rows = [tuple(str(r[k]) for k in keys) for r in rows if r["kind"] == "throughput"]
+    overhead_rows = [
+        (r["storage"], str(r["trials"]), str(r["ms_per_trial"]))
+        for r in rows
+        if r["kind"] == "overhead"
+    ]
+    headers = ("storage", "workers", "torch threads each", "trials", "search window (s)")
     lines = [
         "# Scale-out: workers and storage",
         "",
-        f"Environment: {env}. Command: `python benchmarks/scaling.py --trials {a.trials} "
+        f"Environment: {env}; 1-minute load average at the end {os.getloadavg()[0]:.2f}. "
+        f"Command: `python benchmarks/scaling.py --trials {a.trials} "
         f"--trial-steps {a.trial_steps} --workers {a.workers}"
         f"{' --postgres URL' if a.postgres else ''}`.",
         "",
-        "| storage | workers | torch threads each | trials | search window (s) | trials / hour "
-        "| wall (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        if r["kind"] == "throughput":
-            lines.append(
-                f"| {r['storage']} | {r['workers']} | {r['threads']} | {r['trials']} | "
-                f"{r['search_s']} | "
-                f"{r['trials_per_hour']} | {r['wall_s']} |"
-            )
-    lines += [
+        markdown_table(Table((*headers, "trials / hour", "wall (s)"), throughput_rows)),
         "",
-        "| storage | empty trials | ms per trial (worker loop, heartbeats on) |",
-        "|---|---:|---:|",
+        markdown_table(
+            Table(
+                ("storage", "empty trials", "ms per trial (worker loop, heartbeats on)"),
+                overhead_rows,
+            )
+        ),
     ]
-    for r in rows:
-        if r["kind"] == "overhead":
-            lines.append(f"| {r['storage']} | {r['trials']} | {r['ms_per_trial']} |")
     (a.out / "scaling.md").write_text("\n".join(lines) + "\n")
 
 
