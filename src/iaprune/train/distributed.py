@@ -97,9 +97,12 @@ def init(device: torch.device) -> tuple[DistContext, torch.device]:
 
 
 def _shutdown() -> None:
+    """Leave the process group together: a rank that destroys it while rank 0 still writes
+    the report aborts in gloo's threads ("terminate called without an active exception")."""
     import torch.distributed as dist
 
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

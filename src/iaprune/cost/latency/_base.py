@@ -277,6 +277,14 @@ class LatencyBackend(ABC):
 
         yield Runner(block, first.version, first.threads, first.device, first.extra)
 
+    def time_with_runner(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
+    ) -> Timing:
+        """:meth:`time_runs` for a backend that overrides :meth:`runner`: one block."""
+        with self.runner(model, shape, settings) as run:
+            runs = run.time(settings.warmup, settings.repeats)
+        return Timing(runs, run.version, run.threads, run.device, run.extra)
+
     @abstractmethod
     def time_runs(
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings

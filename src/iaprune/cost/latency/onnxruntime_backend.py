@@ -82,6 +82,4 @@ class OnnxRuntimeBackend(LatencyBackend):
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
     ) -> Timing:
         """Export, open a session and time ``session.run``; see :meth:`LatencyBackend.measure`."""
-        with self.runner(model, shape, settings) as run:
-            runs = run.time(settings.warmup, settings.repeats)
-        return Timing(runs, run.version, run.threads, run.device, run.extra)
+        return self.time_with_runner(model, shape, settings)

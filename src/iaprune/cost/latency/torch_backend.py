@@ -71,6 +71,4 @@ class TorchBackend(LatencyBackend):
         self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings
     ) -> Timing:
         """Time eager forward passes; see :meth:`LatencyBackend.measure`."""
-        with self.runner(model, shape, settings) as run:
-            runs = run.time(settings.warmup, settings.repeats)
-        return Timing(runs, run.version, run.threads, run.device, run.extra)
+        return self.time_with_runner(model, shape, settings)
