@@ -12,7 +12,7 @@ cheaply; :mod:`iaprune.cost` re-exports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from iaprune.errors import IAPruneError
@@ -80,25 +80,11 @@ class TimingSettings:
         """These settings as a plain :class:`TimingSettings` (drops subclass fields)."""
         if type(self) is TimingSettings:
             return self
-        return TimingSettings(
-            batch_size=self.batch_size,
-            threads=self.threads,
-            warmup=self.warmup,
-            repeats=self.repeats,
-            device=self.device,
-            backend=self.backend,
-        )
+        return TimingSettings(**self.env())
 
-    def env(self) -> dict[str, object]:
+    def env(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict (for results headers and environment records)."""
-        return {
-            "backend": self.backend,
-            "batch_size": self.batch_size,
-            "threads": self.threads,
-            "warmup": self.warmup,
-            "repeats": self.repeats,
-            "device": self.device,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(TimingSettings)}
 
 
 def resolve_timing(timing: TimingSettings | None = None, **overrides: Any) -> TimingSettings:

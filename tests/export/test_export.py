@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,32 +206,12 @@ def test_torchscript_needs_no_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 # -- CLI -----------------------------------------------------------------------------------
 
-FAST = [
-    "--model",
-    "test_vgg",
-    "--width-mult",
-    "1.0",
-    "--baseline-epochs",
-    "1",
-    "--trials",
-    "2",
-    "--epochs",
-    "1",
-    "--repeats",
-    "3",
-    "--bn-batches",
-    "2",
-    "--round-to",
-    "1",
-    "--batch-size",
-    "256",
-]
-
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's copy of the session's finished tiny run (export writes into it)."""
     run = tmp_path_factory.mktemp("export-cli") / "run"
-    assert main(["prune", "--run-dir", str(run), *FAST]) == 0
+    shutil.copytree(tiny_run, run)
     return run
 
 
