@@ -64,6 +64,7 @@ from iaprune.pruning import Pruner
 from iaprune.search import (
     RetainedImportanceEvaluator,
     SearchSpace,
+    WarmStart,
     retained_importance,
     run_search,
     uniform_keep,
@@ -150,7 +151,8 @@ def find_configs(name: str, width: float, a: argparse.Namespace, rows: Rows, cac
                 continue
             space = SearchSpace.from_groups(pruner.groups, min_ratio=a.min_ratio, round_to=round_to)
             cfg = search_config(key, objective, round_to, a)
-            ratio = {"uniform": space.params_for(uniform_ratio(evaluator, space, cfg))}
+            r = uniform_ratio(evaluator, space, cfg)
+            ratio = {"uniform": WarmStart(space.params_for(r), space.uniform(r))}
             start = time.perf_counter()
             result = run_search(
                 evaluator, space, cfg, storage=storage, resume=True, warm_starts=ratio

@@ -50,12 +50,12 @@ def _space(session: Session, base: torch.nn.Module) -> tuple[Any, AllocationSpac
     return pruner, space
 
 
-def candidates(space: AllocationSpace, pruner: Any, n: int, seed: int) -> list[dict[str, float]]:
-    """Warm starts first, then ``n`` random allocations (Optuna params of the space)."""
+def candidates(space: AllocationSpace, pruner: Any, n: int, seed: int) -> list[dict[str, int]]:
+    """Warm starts first (their exact widths), then ``n`` random allocations of the space."""
     rng = random.Random(seed)
-    out = list(warm_starts(pruner, space).values())
+    out = [w.keep for w in warm_starts(pruner, space).values()]
     names = [space.param_name(c) for c in space.clusters]
-    out += [{p: rng.uniform(space.low, 1.0) for p in names} for _ in range(n)]
+    out += [space.keep_for({p: rng.uniform(space.low, 1.0) for p in names}) for _ in range(n)]
     return out
 
 
@@ -66,7 +66,7 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
     session = Session.create(task["dir"], config, overwrite=True)
     base = session.baseline()
     pruner, space = _space(session, base)
-    keep = space.keep_for(task["params"])
+    keep = task["keep"]
     scores: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
     for name in task["options"]:
@@ -142,20 +142,20 @@ def main(argv: list[str] | None = None) -> int:
     cfg = replace(cfg, finetune=replace(cfg.finetune, epochs=a.finetune_epochs, lr=0.01))
     probe = Session.create(a.out / "fidelity-runs" / "probe", cfg, overwrite=True)
     pruner, space = _space(probe, probe.baseline())
-    params = candidates(space, pruner, a.candidates, seed=0)
+    keeps = candidates(space, pruner, a.candidates, seed=0)
     prefix = f"{a.model}_{a.budget:g}"
     rows = Rows(a.out / "fidelity.jsonl")
     options = a.options.split(",")
     todo = [
         {
             "key": f"{prefix}_c{i}",
-            "params": p,
+            "keep": k,
             "options": options,
             "config": cfg.to_dict(),
             "dir": str(a.out / "fidelity-runs" / f"c{i}"),
             "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
         }
-        for i, p in enumerate(params)
+        for i, k in enumerate(keeps)
         if f"{prefix}_c{i}" not in rows
     ]
     log(f"{len(todo)} candidates to score and fine-tune ({len(rows.rows)} done)")

@@ -209,10 +209,13 @@ class SearchConfig:
     budget; ``"free"`` samples one keep-ratio per group in ``[min_ratio, 1]``. With
     ``warm_start`` the first trials are the heuristics' allocations (uniform, global
     magnitude); ``startup_trials`` random trials follow before the GP takes over (None:
-    a quarter of the trials, 2 to 10). ``rescore`` re-scores the best candidates and the
-    warm starts with another seed and keeps a heuristic unless a searched candidate
-    beats it by more than the score's measured noise. ``finetune_steps`` SGD steps per
-    trial, with ``distill`` weight on knowledge distillation from the unpruned model.
+    a quarter of the trials, 2 to 10). The final choice is made among the *finalists*,
+    the warm starts and the best ``rescore`` searched candidates: each is scored again
+    after ``final_steps`` recovery steps with ``final_distill`` weight on knowledge
+    distillation from the unpruned model (0 steps: the trial score with other
+    calibration batches), and a heuristic is kept unless a searched candidate beats it
+    by more than the score's measured noise (``rescore=0``: the best trial, no finalists).
+    ``finetune_steps`` SGD steps per trial, with ``distill`` weight on distillation.
     ``workers`` processes run trials of the study ``study_name`` in ``storage`` at once;
     every trial sends a heartbeat every ``heartbeat`` seconds, and one silent for three
     intervals (its worker died) is failed and retried by another worker.
@@ -237,6 +240,8 @@ class SearchConfig:
     startup_trials: int | None = None
     rescore: int = 3
     distill: float = 0.0
+    final_steps: int = 100
+    final_distill: float = 1.0
     workers: int = 1
     heartbeat: int = 10
 
@@ -251,6 +256,10 @@ class SearchConfig:
             raise IAPruneError("rescore must be >= 0")
         if not 0 <= self.distill <= 1:
             raise IAPruneError("distill must be in [0, 1]")
+        if not 0 <= self.final_distill <= 1:
+            raise IAPruneError("final_distill must be in [0, 1]")
+        if self.final_steps < 0:
+            raise IAPruneError("--final-steps must be >= 0")
         if self.distill > 0 and self.finetune_steps == 0:
             raise IAPruneError("--distill applies to the --trial-steps of each trial; set both")
         if self.trials < 1:

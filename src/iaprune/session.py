@@ -80,6 +80,9 @@ TABLE_CALIBRATE = 8
 """Whole pruned models timed to fit and check a latency table's correction (``--latency
 predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
 
+TRAIN_BATCH_BYTES = 1 << 30
+"""At most this many bytes of distinct training batches per evaluator (steps cycle over them)."""
+
 
 class Session:
     """A run directory with its data, model recipe and unpruned model loaded.
@@ -411,20 +414,50 @@ class Session:
         tried = result.trials + getattr(result, "failed", 0)
         return result if tried >= self.config.search.trials else None
 
-    def evaluator(self, model: nn.Module, pruner: Pruner) -> CandidateEvaluator:
-        """The trial evaluator of this run's search settings (batches on the model's device)."""
+    def evaluator(
+        self, model: nn.Module, pruner: Pruner, *, final: bool = False
+    ) -> CandidateEvaluator:
+        """The trial evaluator of this run's search settings (batches on the model's device).
+
+        ``final=True``: the finalists' evaluator (``final_steps`` recovery steps with
+        ``final_distill`` distillation; the same calibration and validation batches).
+        """
         cfg = self.config.search
+        steps, distill = (
+            (cfg.final_steps, cfg.final_distill)
+            if final
+            else (
+                cfg.finetune_steps,
+                cfg.distill,
+            )
+        )
         return CandidateEvaluator(
             pruner,
             self.trial_cost(model, pruner),
             calibration=self.batches("train_eval", cfg.bn_batches),
             recalibration=self.batches("train_eval", 2 * cfg.bn_batches)[cfg.bn_batches :],
             val_batches=self.batches("val", cfg.val_batches or 10**9),
-            train_batches=self.batches("train", cfg.finetune_steps),
-            finetune_steps=cfg.finetune_steps,
-            distill=cfg.distill,
+            train_batches=self.batches("train", min(steps, self._batch_cap())),
+            finetune_steps=steps,
+            distill=distill,
             seed=cfg.seed,
         )
+
+    def _batch_cap(self) -> int:
+        """Distinct training batches an evaluator keeps (about 1 GiB; steps cycle over them)."""
+        per_batch = 4 * self.example_input[0].numel() * self.config.finetune.batch_size
+        return max(1, TRAIN_BATCH_BYTES // per_batch)
+
+    def _final_evaluator(
+        self, model: nn.Module, pruner: Pruner, trial: CandidateEvaluator
+    ) -> CandidateEvaluator:
+        """The finalists' evaluator (the trial evaluator when it already is the same)."""
+        cfg = self.config.search
+        if (cfg.final_steps, cfg.final_distill) == (cfg.finetune_steps, cfg.distill):
+            return trial
+        if cfg.final_steps == 0 or not cfg.rescore:
+            return trial
+        return self.evaluator(model, pruner, final=True)
 
     def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
         """Channel groups, search space and trial evaluator of ``model``."""
@@ -460,6 +493,7 @@ class Session:
                     resume=resume,
                     warm_starts=warm_starts(pruner, space),
                     definition=definition,
+                    final_evaluator=self._final_evaluator(model, pruner, evaluator),
                 )
         except StudyExistsError:
             ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)

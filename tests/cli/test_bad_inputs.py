@@ -134,6 +134,7 @@ CASES = {
     "width-mult nan": ([*NEW, "--width-mult", "nan"], "width_mult"),
     "bn-batches -5": ([*NEW, "--bn-batches", "-5"], "--bn-batches"),
     "trial-steps -1": ([*NEW, "--trial-steps", "-1"], "--trial-steps"),
+    "final-steps -1": ([*NEW, "--final-steps", "-1"], "--final-steps"),
     "unknown sampler": ([*NEW, "--sampler", "nope"], "unknown sampler 'nope'"),
     "unknown importance": ([*NEW, "--importance", "nope"], "unknown importance 'nope'"),
     "unknown backend": ([*NEW, "--backend", "nope"], "nope"),

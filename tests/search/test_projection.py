@@ -17,6 +17,7 @@ from iaprune.search import (
     AllocationSpace,
     CandidateEvaluator,
     SearchSpace,
+    WarmStart,
     make_space,
     run_search,
     warm_starts,
@@ -221,7 +222,7 @@ def test_final_choice_keeps_the_warm_start_unless_beaten_by_more_than_the_noise(
         space,
         cfg,
         storage=f"sqlite:///{tmp_path / 's'}.db",
-        warm_starts={"uniform": space.uniform_params()},
+        warm_starts={"uniform": WarmStart(space.uniform_params(), evaluator.uniform)},
     )
     chosen = result.selection["scores"][str(result.best_trial)]
     assert (chosen["warm_start"] == "uniform") == keeps_heuristic

@@ -122,7 +122,15 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         "--rescore",
         type=int,
         default=3,
-        help="best searched trials scored again to measure the score's noise (0: off)",
+        help="best searched trials (distinct widths) that join the warm starts as finalists "
+        "of the final choice (default 3; 0: take the best trial, no finalists)",
+    )
+    g.add_argument(
+        "--final-steps",
+        type=int,
+        default=100,
+        help="distillation steps from the unpruned model before a finalist is scored again "
+        "(default 100; 0: re-score with BatchNorm recalibration only)",
     )
     g.add_argument(
         "--storage",
@@ -239,6 +247,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         warm_start=a.warm_start,
         startup_trials=a.startup_trials,
         rescore=a.rescore,
+        final_steps=a.final_steps,
         storage=a.storage,
         workers=a.workers,
         heartbeat=a.heartbeat,
@@ -311,6 +320,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "warm_start": ("search.warm_start",),
     "startup_trials": ("search.startup_trials",),
     "rescore": ("search.rescore",),
+    "final_steps": ("search.final_steps",),
     "storage": ("search.storage",),
     "study_name": ("search.study_name",),
     "workers": ("search.workers",),

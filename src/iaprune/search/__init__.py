@@ -1,6 +1,6 @@
 """Bayesian optimisation over per-layer widths."""
 
-from iaprune.search.builder import make_space, warm_starts, width_space
+from iaprune.search.builder import WarmStart, make_space, warm_starts, width_space
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.projection import AllocationSpace, BudgetProjection
 from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
@@ -24,6 +24,7 @@ __all__ = [
     "RetainedImportanceEvaluator",
     "SearchResult",
     "SearchSpace",
+    "WarmStart",
     "check_reachable",
     "create_sampler",
     "join_search",

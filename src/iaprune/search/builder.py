@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from iaprune.config import SearchConfig
 from iaprune.pruning.surgery import Pruner
@@ -59,12 +60,26 @@ def _probe(space: SearchSpace, name: str) -> int:
     return min(group.channels, max(space.lower(group), group.channels // 2))
 
 
-def warm_starts(pruner: Pruner, space: Space) -> dict[str, dict[str, float]]:
-    """Optuna params of the heuristics' allocations, by name: uniform and global magnitude."""
+@dataclass(frozen=True)
+class WarmStart:
+    """A heuristic's allocation, enqueued as a first trial of the search.
+
+    ``keep`` are its exact widths (what the trial evaluates); ``params`` the nearest point
+    of the search space (what the sampler learns from: with tied groups the space cannot
+    express every per-layer allocation).
+    """
+
+    params: dict[str, float]
+    keep: dict[str, int]
+
+
+def warm_starts(pruner: Pruner, space: Space) -> dict[str, WarmStart]:
+    """The heuristics' allocations at the budget, by name: uniform and global magnitude."""
     if not isinstance(space, AllocationSpace):
         return {}
-    starts = {"uniform": space.uniform_params()}
-    glob = space.params_for_keep(global_allocation(pruner.scores, space.projection))
-    if glob != starts["uniform"]:
-        starts["global"] = glob
+    uniform = space.uniform_params()
+    starts = {"uniform": WarmStart(uniform, space.keep_for(uniform))}
+    glob = global_allocation(pruner.scores, space.projection)
+    if glob != starts["uniform"].keep:
+        starts["global"] = WarmStart(space.params_for_keep(glob), glob)
     return starts

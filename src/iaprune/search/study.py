@@ -20,7 +20,8 @@ from iaprune.objective import constraint_values, score
 from iaprune.pareto import TrialPoint
 from iaprune.pareto import pareto_front as front_of
 from iaprune.pruning.spec import PruningSpec
-from iaprune.search.builder import Space
+from iaprune.search.builder import Space, WarmStart
+from iaprune.search.choice import choose
 from iaprune.search.evaluate import CandidateEvaluator
 from iaprune.search.projection import AllocationSpace
 from iaprune.search.samplers import create_sampler, default_startup_trials
@@ -41,6 +42,9 @@ from iaprune.search.workers import (
 )
 
 log = logging.getLogger(__name__)
+
+WARM_KEEP_ATTR = "warm_keep"
+"""User attribute of an enqueued warm start: the widths it is evaluated at."""
 
 WORKER_START_TIMEOUT = 120.0
 """Seconds the leader of a --workers N search waits for its local workers to join."""
@@ -234,16 +238,19 @@ def run_search(
     *,
     storage: str,
     resume: bool = False,
-    warm_starts: Mapping[str, Mapping[str, float]] | None = None,
+    warm_starts: Mapping[str, WarmStart] | None = None,
     definition: Mapping[str, Any] | None = None,
+    final_evaluator: CandidateEvaluator | None = None,
 ) -> SearchResult:
     """Run (or resume) the search and return the best feasible configuration.
 
     Finished trials live in ``storage`` (any Optuna storage URL), so an interrupted
     search resumed with ``resume=True`` only runs the trials still missing.
-    ``warm_starts`` (``{name: params}``, see :func:`iaprune.search.builder.warm_starts`)
-    are enqueued as the first trials of a new study; the result's ``selection`` says
-    how the final candidate was chosen among them and the searched ones.
+    ``warm_starts`` (``{name: WarmStart}``, see :func:`iaprune.search.builder.warm_starts`)
+    are enqueued as the first trials of a new study and evaluated at their exact widths.
+    The final candidate is chosen among them and the best searched ones by
+    ``final_evaluator`` (default: ``evaluator``; see :mod:`iaprune.search.choice`); the
+    result's ``selection`` says how.
 
     Other processes may run trials of the same study at the same time
     (:func:`join_search`); this one, which created the study (or resumes it), enqueues
@@ -262,8 +269,10 @@ def run_search(
                 _uniform_params(evaluator, space, config), user_attrs={"warm_start": "uniform"}
             )
     elif config.warm_start and (created or not study.trials):
-        for name, params in (warm_starts or {}).items():
-            study.enqueue_trial(dict(params), user_attrs={"warm_start": name})
+        for name, start in (warm_starts or {}).items():
+            study.enqueue_trial(
+                dict(start.params), user_attrs={"warm_start": name, WARM_KEEP_ATTR: start.keep}
+            )
     mark_ready(study, definition or study.user_attrs.get(DEFINITION_ATTR, {}), n_trials)
     if config.workers > 1:
         wait_for_workers(study, config.workers - 1, timeout=WORKER_START_TIMEOUT)
@@ -271,7 +280,9 @@ def run_search(
     log.info("search: %d trials ran in this process", ran)
     result = _result(study, space, config)
     if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
-        _robust_choice(study, evaluator, config, result)
+        selection = choose(study, final_evaluator or evaluator, config)
+        if selection is not None:
+            _apply_choice(result, study, selection)
     result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
     return result
 
@@ -285,6 +296,8 @@ def _objective(
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         keep = space.suggest(trial)
+        if WARM_KEEP_ATTR in trial.user_attrs:  # a warm start: the heuristic's exact widths
+            keep = {k: int(v) for k, v in trial.user_attrs[WARM_KEEP_ATTR].items()}
         try:
             result = evaluator(keep)
         except Exception as exc:  # one bad candidate fails its trial, not the search
@@ -367,84 +380,15 @@ def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
     ]
 
 
-def _rescored(
-    study: optuna.Study, evaluator: CandidateEvaluator, config: SearchConfig, trials: list[Any]
-) -> dict[str, float]:
-    """Second score of ``trials`` with another seed, cached in the study (resume keeps it)."""
-    saved = dict(study.user_attrs.get("rescored", {}))
-    for t in trials:
-        if str(t.number) not in saved:
-            try:
-                r = evaluator(t.user_attrs["keep"], seed=config.seed + 1)
-            except Exception as exc:  # a candidate that fails to re-score is not chosen
-                log.warning("re-scoring trial %d failed: %s", t.number, one_line(exc))
-                continue
-            value, _ = score(r.accuracy, r.ratios, r.cost.latency_ms, config.objective)
-            saved[str(t.number)] = value
-            study.set_user_attr("rescored", saved)
-    return saved
-
-
-def _robust_choice(
-    study: optuna.Study, evaluator: CandidateEvaluator, config: SearchConfig, result: SearchResult
-) -> None:
-    """Keep the best warm start unless a searched candidate beats it by more than the noise.
-
-    The best ``config.rescore`` searched candidates and every warm start are scored a
-    second time with another seed; the noise is the mean absolute difference of the two
-    scores, and candidates are compared on their mean score.
-    """
-    feasible = [t for t in _complete(study) if _feasible(t)]
-    warm = [t for t in feasible if "warm_start" in t.user_attrs]
-    searched = sorted(
-        (t for t in feasible if "warm_start" not in t.user_attrs),
-        key=lambda t: (-t.values[0], t.number),
-    )[: config.rescore]
-    pool = warm + searched
-    if len(pool) < 2:
-        return
-    second = _rescored(study, evaluator, config, pool)
-    warm = [t for t in warm if str(t.number) in second]
-    searched = [t for t in searched if str(t.number) in second]
-    pool = warm + searched
-    if not pool:
-        return
-    mean = {t.number: (t.values[0] + second[str(t.number)]) / 2 for t in pool}
-    noise = sum(abs(t.values[0] - second[str(t.number)]) for t in pool) / len(pool)
-
-    def best_of(trials: list[Any]) -> Any:
-        return max(trials, key=lambda t: (mean[t.number], -t.number))
-
-    chosen = best_of(pool)
-    reason = "best mean score"
-    if warm and searched:
-        heuristic, candidate = best_of(warm), best_of(searched)
-        beats = mean[candidate.number] - mean[heuristic.number] > noise
-        chosen = candidate if beats else heuristic
-        reason = (
-            f"searched trial beats the best warm start by more than the noise {noise:.4f}"
-            if beats
-            else f"no searched trial beats warm start {heuristic.user_attrs['warm_start']!r} "
-            f"by more than the noise {noise:.4f}"
-        )
+def _apply_choice(result: SearchResult, study: optuna.Study, selection: dict[str, Any]) -> None:
+    """Make the finalist ``selection`` (see :func:`iaprune.search.choice.choose`) the result."""
+    chosen = next(t for t in _complete(study) if t.number == selection["chosen"])
     result.best_trial = chosen.number
     result.best_value = float(chosen.values[0])
     result.accuracy = float(chosen.user_attrs["accuracy"])
     result.ratios = dict(chosen.user_attrs["ratios"])
     result.spec = PruningSpec(keep=dict(chosen.user_attrs["keep"]), original=result.spec.original)
-    result.selection = {
-        "chosen": chosen.number,
-        "reason": reason,
-        "noise": noise,
-        "scores": {
-            str(t.number): {
-                "first": float(t.values[0]),
-                "second": second[str(t.number)],
-                "warm_start": t.user_attrs.get("warm_start"),
-            }
-            for t in pool
-        },
-    }
+    result.selection = selection
 
 
 def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchResult:
