@@ -10,6 +10,11 @@ candidates at the same budget* is what decides whether a search can beat uniform
 
 Results: ``OUT/fidelity.jsonl`` (resumable), ``OUT/proxy_fidelity.csv`` and
 ``OUT/proxy_fidelity.md``; ``--smoke`` runs on ``digits`` in seconds.
+
+``--picks DIR`` scores instead the allocations that the methods of a finished
+``fashion_mnist.py`` run (its ``--out DIR``) chose at ``--model``/``--budget``, whose
+fine-tuned test accuracy that run measured (no fine-tuning here): the candidates a final
+choice actually has to rank. Results: ``OUT/picks.jsonl``, ``OUT/proxy_fidelity_picks.*``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from common import Rows, baseline, baseline_config, log, machine_info, pruned_co
 from scipy import stats
 
 from iaprune import ObjectiveConfig, RunConfig, Session
+from iaprune.cost import count_macs
 from iaprune.reports import Table, markdown_table
 from iaprune.search import AllocationSpace, make_space, warm_starts
 
@@ -65,7 +71,7 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
     config = RunConfig.from_dict(task["config"])
     session = Session.create(task["dir"], config, overwrite=True)
     base = session.baseline()
-    pruner, space = _space(session, base)
+    pruner = session.pruner(base)
     keep = task["keep"]
     scores: dict[str, list[float]] = {}
     seconds: dict[str, float] = {}
@@ -76,14 +82,18 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         scores[name] = [scorer(keep, seed=s).accuracy for s in (config.search.seed, 1000)]
         seconds[name] = (time.perf_counter() - t0) / 2
-    pruned, _ = session.prune_and_finetune(base, pruner.spec(keep))
+    shape = session.input_shape
+    test = task.get("test_top1")
+    if test is None:
+        pruned, _ = session.prune_and_finetune(base, pruner.spec(keep))
+        test = session.test(pruned)["top1"]
     return {
         "key": task["key"],
         "keep": keep,
-        "macs_ratio": space.projection.cost.ratios(keep)["macs"],
+        "macs_ratio": count_macs(pruner.prune(keep), shape) / count_macs(base, shape),
         "scores": scores,
         "seconds": seconds,
-        "test_top1": session.test(pruned)["top1"],
+        "test_top1": test,
     }
 
 
@@ -122,6 +132,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--data-root", default=None)
+    p.add_argument("--picks", type=Path, default=None, help="a fashion_mnist.py --out DIR")
     p.add_argument("--smoke", action="store_true")
     a = p.parse_args(argv)
     if a.smoke:
@@ -132,6 +143,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
+    if a.picks is not None:
+        return picks(a)
     t0 = time.perf_counter()
     dataset = "digits" if a.smoke else "fashion-mnist"
     data = {"data_root": a.data_root} if a.data_root else {}
@@ -163,9 +176,22 @@ def main(argv: list[str] | None = None) -> int:
         rows.add(row)
         log(f"{row['key']}: test {row['test_top1']:.4f}, scores {row['scores']}")
     mine = [r for r in rows if r["key"].startswith(prefix + "_")]
+    write_tables(a, mine, options, "proxy_fidelity", info["test_top1"], t0)
+    return 0
+
+
+def write_tables(
+    a: argparse.Namespace,
+    mine: list[dict[str, Any]],
+    options: list[str],
+    name: str,
+    baseline_top1: float,
+    t0: float,
+) -> None:
+    """``OUT/NAME.csv``, ``OUT/NAME.md`` and ``OUT/NAME_env.json``; prints the table."""
     table = summarize(mine, options)
     test = [r["test_top1"] for r in mine]
-    with (a.out / "proxy_fidelity.csv").open("w", newline="") as fh:
+    with (a.out / f"{name}.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, list(table[0]))
         writer.writeheader()
         writer.writerows(table)
@@ -177,14 +203,69 @@ def main(argv: list[str] | None = None) -> int:
     ]
     title = (
         f"{a.model} width {a.width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
-        f"(baseline test {100 * info['test_top1']:.2f} %, test after fine-tuning "
+        f"(baseline test {100 * baseline_top1:.2f} %, test after fine-tuning "
         f"{100 * min(test):.2f}-{100 * max(test):.2f} %)"
     )
     lines = [title, "", markdown_table(Table(headers, cells))]
-    (a.out / "proxy_fidelity.md").write_text("\n".join(lines) + "\n")
+    (a.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     env = {**machine_info(a.device), "wall_seconds": time.perf_counter() - t0, "args": vars(a)}
-    (a.out / "proxy_fidelity_env.json").write_text(json.dumps(env, indent=2, default=str))
+    (a.out / f"{name}_env.json").write_text(json.dumps(env, indent=2, default=str))
     print("\n".join(lines))
+
+
+def picks(a: argparse.Namespace) -> int:
+    """Score the allocations a fashion_mnist.py run chose (see the module docstring)."""
+    from fashion_mnist import tp_prune
+
+    t0 = time.perf_counter()
+    chosen = [
+        r for r in Rows(a.picks / "rows.jsonl") if r["model"] == a.model and r["budget"] == a.budget
+    ]
+    if not chosen:
+        raise SystemExit(f"no rows for {a.model} at budget {a.budget:g} in {a.picks}")
+    ref = next((r for r in chosen if r["method"] == "iaprune"), chosen[0])
+    cfg = RunConfig.from_dict(
+        json.loads((a.picks / "runs" / ref["key"] / "config.json").read_text())
+    )
+    cfg = replace(cfg, device=a.device, search=replace(cfg.search, sampler="gp", seed=0))
+    probe = Session.create(a.out / "picks-runs" / "probe", cfg, overwrite=True)
+    base = probe.baseline()
+    pruner = probe.pruner(base)
+    seen: dict[tuple[tuple[str, int], ...], dict[str, Any]] = {}
+    for r in chosen:
+        if r["method"].startswith("tp-"):
+            model = tp_prune(base, probe.example_input, a.budget, r["method"] == "tp-isomorphic")
+            mods = dict(model.named_modules())
+            keep = {g.name: int(mods[g.name].out_channels) for g in pruner.groups}
+        else:
+            result = json.loads((a.picks / "runs" / r["key"] / "search.json").read_text())
+            keep = {k: int(v) for k, v in result["spec"]["keep"].items()}
+        seen.setdefault(tuple(sorted(keep.items())), {"keep": keep, "row": r})
+    rows = Rows(a.out / "picks.jsonl")
+    options = a.options.split(",")
+    prefix = f"picks_{a.model}_{a.budget:g}"
+    todo = [
+        {
+            "key": f"{prefix}_{c['row']['method']}_s{c['row']['seed']}",
+            "keep": c["keep"],
+            "test_top1": c["row"]["test_top1"],
+            "options": options,
+            "config": cfg.to_dict(),
+            "dir": str(a.out / "picks-runs" / f"{c['row']['method']}_s{c['row']['seed']}"),
+            "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
+        }
+        for c in seen.values()
+    ]
+    todo = [t for t in todo if t["key"] not in rows]
+    log(f"{len(todo)} chosen allocations to score ({len(seen)} distinct)")
+    for row in run_pool(run_candidate, todo, a.jobs):
+        rows.add(row)
+        log(f"{row['key']}: test {row['test_top1']:.4f}, scores {row['scores']}")
+    mine = [r for r in rows if r["key"].startswith(prefix + "_")]
+    baseline_top1 = chosen[0]["baseline_top1"]
+    write_tables(
+        a, mine, options, f"proxy_fidelity_picks_{a.model}_{a.budget:g}", baseline_top1, t0
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -41,3 +42,31 @@ def test_smoke_run_writes_rows_at_the_budget_and_resumes(tmp_path: Path) -> None
     again = _run(out)  # every row is done: a rerun only re-reads them
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 rows to run (7 done)" in again.stdout
+
+
+FIDELITY = SCRIPT.parent / "proxy_fidelity.py"
+
+
+def test_picks_fidelity_scores_the_allocations_the_methods_chose(tmp_path: Path) -> None:
+    out = tmp_path / "fm"
+    assert _run(out).returncode == 0
+    fid = tmp_path / "fid"
+    env = {**os.environ, "IAPRUNE_NO_PROGRESS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(FIDELITY), "--smoke", "--picks", str(out), "--out", str(fid)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in (fid / "picks.jsonl").read_text().splitlines()]
+    with (out / "fashion_mnist_runs.csv").open() as fh:
+        tested = {float(r["test_top1"]) for r in csv.DictReader(fh)}
+    assert 2 <= len(rows) <= len(METHODS)  # one row per distinct chosen allocation
+    for row in rows:
+        assert row["test_top1"] in tested  # the benchmark's own fine-tuned accuracy
+        assert set(row["scores"]) == {"bn", "sgd30"}
+        assert row["macs_ratio"] <= 0.5 + 1e-9
+    assert (fid / "proxy_fidelity_picks_test_vgg_0.5.md").is_file()
