@@ -111,7 +111,8 @@ def run_row(task: dict[str, Any]) -> dict[str, Any]:
     if method.startswith("tp-"):
         pruned = tp_prune(base, session.example_input, task["budget"], method == "tp-isomorphic")
         search_s = time.perf_counter() - t0
-        finetune(pruned, session.loaders["train"], session.loaders["val"], config.finetune)
+        torch.manual_seed(config.seed)  # as Session.prune_and_finetune does
+        finetune(pruned, session.train_loader(), session.loaders["val"], config.finetune)
     else:
         result = session.search(base)
         search_s = time.perf_counter() - t0

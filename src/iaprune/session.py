@@ -530,11 +530,17 @@ class Session:
     def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
 
+        The global torch RNG is seeded with the run seed first: equal specs fine-tune equally.
+
         pruned.pt carries its spec, so it never disagrees with the weights even when a
         kill lands between writing it and spec.json.
         """
         log.info("stage finetune: %d epochs", self.config.finetune.epochs)
         pruned = apply_spec(model, self.example_input, spec)
+        # augmentation draws from the global RNG: seed it here, so the fine-tune depends on
+        # the run seed and the architecture only, not on how much randomness the search used
+        # (a resumed run whose search was skipped fine-tunes like an uninterrupted one)
+        torch.manual_seed(self.config.seed)
         partial = self.run / "pruned.partial.pt"
         record = self.finetune_record(spec)
         history = finetune(
