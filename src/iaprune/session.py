@@ -69,6 +69,7 @@ from iaprune.search import (
     width_space,
 )
 from iaprune.search.builder import Space
+from iaprune.search.choice import LazyScorer
 from iaprune.search.study import StudyExistsError, join_search
 from iaprune.search.workers import check_storage
 from iaprune.train import distributed, evaluate, finetune, load_weights, save_atomic
@@ -414,50 +415,44 @@ class Session:
         tried = result.trials + getattr(result, "failed", 0)
         return result if tried >= self.config.search.trials else None
 
-    def evaluator(
-        self, model: nn.Module, pruner: Pruner, *, final: bool = False
-    ) -> CandidateEvaluator:
-        """The trial evaluator of this run's search settings (batches on the model's device).
-
-        ``final=True``: the finalists' evaluator (``final_steps`` recovery steps with
-        ``final_distill`` distillation; the same calibration and validation batches).
-        """
+    def evaluator(self, model: nn.Module, pruner: Pruner) -> CandidateEvaluator:
+        """The trial evaluator of this run's search settings (batches on the model's device)."""
         cfg = self.config.search
-        steps, distill = (
-            (cfg.final_steps, cfg.final_distill)
-            if final
-            else (
-                cfg.finetune_steps,
-                cfg.distill,
-            )
-        )
         return CandidateEvaluator(
             pruner,
             self.trial_cost(model, pruner),
             calibration=self.batches("train_eval", cfg.bn_batches),
             recalibration=self.batches("train_eval", 2 * cfg.bn_batches)[cfg.bn_batches :],
             val_batches=self.batches("val", cfg.val_batches or 10**9),
-            train_batches=self.batches("train", min(steps, self._batch_cap())),
-            finetune_steps=steps,
-            distill=distill,
+            train_batches=self._train_batches(cfg.finetune_steps),
+            finetune_steps=cfg.finetune_steps,
+            distill=cfg.distill,
             seed=cfg.seed,
         )
 
-    def _batch_cap(self) -> int:
-        """Distinct training batches an evaluator keeps (about 1 GiB; steps cycle over them)."""
+    def _train_batches(self, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Training batches for ``steps`` recovery steps (about 1 GiB at most; steps cycle)."""
         per_batch = 4 * self.example_input[0].numel() * self.config.finetune.batch_size
-        return max(1, TRAIN_BATCH_BYTES // per_batch)
+        return self.batches("train", min(steps, max(1, TRAIN_BATCH_BYTES // per_batch)))
 
-    def _final_evaluator(
-        self, model: nn.Module, pruner: Pruner, trial: CandidateEvaluator
-    ) -> CandidateEvaluator:
-        """The finalists' evaluator (the trial evaluator when it already is the same)."""
+    def final_evaluator(self, trial: CandidateEvaluator) -> LazyScorer | None:
+        """The finalists' scorer: ``final_steps`` recovery steps with ``final_distill``.
+
+        Built on first use from ``trial`` (same calibration and validation batches, same
+        baseline costs). None when the trial scores serve: ``final_steps`` is 0, no
+        finalists are re-scored, or the final settings equal the trial's.
+        """
         cfg = self.config.search
-        if (cfg.final_steps, cfg.final_distill) == (cfg.finetune_steps, cfg.distill):
-            return trial
-        if cfg.final_steps == 0 or not cfg.rescore:
-            return trial
-        return self.evaluator(model, pruner, final=True)
+        same = (cfg.final_steps, cfg.final_distill) == (cfg.finetune_steps, cfg.distill)
+        if cfg.final_steps == 0 or not cfg.rescore or same:
+            return None
+        return LazyScorer(
+            lambda: trial.variant(
+                finetune_steps=cfg.final_steps,
+                distill=cfg.final_distill,
+                train_batches=self._train_batches(cfg.final_steps),
+            )
+        )
 
     def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
         """Channel groups, search space and trial evaluator of ``model``."""
@@ -493,7 +488,7 @@ class Session:
                     resume=resume,
                     warm_starts=warm_starts(pruner, space),
                     definition=definition,
-                    final_evaluator=self._final_evaluator(model, pruner, evaluator),
+                    final_evaluator=self.final_evaluator(evaluator),
                 )
         except StudyExistsError:
             ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)

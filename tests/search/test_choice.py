@@ -6,12 +6,8 @@ from collections.abc import Callable, Mapping
 
 import optuna
 import pytest
-import torch
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import StaticCostModel
-from iaprune.models import create_model
-from iaprune.pruning import Pruner
 from iaprune.search import (
     AllocationSpace,
     CandidateEvaluator,
@@ -20,23 +16,8 @@ from iaprune.search import (
     run_search,
     warm_starts,
 )
-from iaprune.search.choice import finalists
-
-
-def _evaluator() -> CandidateEvaluator:
-    torch.manual_seed(0)
-    model = create_model("test_resnet", num_classes=4, in_channels=1).eval()
-    gen = torch.Generator().manual_seed(0)
-    batches = [
-        (torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 4, (16,), generator=gen))
-        for _ in range(3)
-    ]
-    return CandidateEvaluator(
-        Pruner(model, batches[0][0][:1]),
-        StaticCostModel(),
-        calibration=batches[:2],
-        val_batches=batches[2:],
-    )
+from iaprune.search.choice import LazyScorer, finalists
+from tests.search.evaluators import tiny_evaluator
 
 
 class _Scripted:
@@ -45,15 +26,17 @@ class _Scripted:
     def __init__(self, inner: CandidateEvaluator, rule: Callable[[Mapping[str, int]], float]):
         self.inner, self.rule, self.calls = inner, rule, 0
         self.pruner = inner.pruner
+        self.seeds: list[int | None] = []
 
     def __call__(self, keep: Mapping[str, int], *, seed: int | None = None) -> CandidateResult:
         self.calls += 1
+        self.seeds.append(seed)
         real = self.inner(keep)
         return CandidateResult(self.rule(keep), real.cost, real.ratios)
 
 
 def _setup(trials: int = 8, **kw):
-    evaluator = _evaluator()
+    evaluator = tiny_evaluator()
     cfg = SearchConfig(
         objective=ObjectiveConfig(max_macs=0.5), sampler="random", trials=trials, seed=3, **kw
     )
@@ -136,11 +119,67 @@ def test_finalist_scores_survive_resume(tmp_path) -> None:
     assert second.selection == first.selection
 
 
-def test_without_final_steps_the_first_score_is_the_trial_value(tmp_path) -> None:
-    evaluator, space, cfg, starts = _setup(trials=6, final_steps=0)
-    result, _ = _run(tmp_path, evaluator, space, cfg, starts)
-    for row in result.selection["scores"].values():
+@pytest.mark.parametrize("final_steps", [0, 100])
+def test_trial_scores_serve_as_first_scores(tmp_path, final_steps: int) -> None:
+    """With --final-steps 0, or no final evaluator, finalists are not scored again first."""
+    evaluator, space, cfg, starts = _setup(trials=8, final_steps=final_steps)
+    probe = _Scripted(evaluator, lambda keep: 0.5)
+    final = probe if final_steps == 0 else None  # None: the trial evaluator scores
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final)
+    selection = result.selection
+    assert selection["final_steps"] == cfg.finetune_steps
+    for row in selection["scores"].values():
         assert row["first"] == row["trial"]
+    assert sum(row["second"] is not None for row in selection["scores"].values()) == 2
+    if final is not None:  # only the noise-measuring scores ran, with the other seed
+        assert probe.seeds == [cfg.seed + 1, cfg.seed + 1]
+
+
+def test_a_single_contender_is_not_scored_twice(tmp_path) -> None:
+    evaluator, space, cfg, starts = _setup(trials=2)  # only the two warm starts
+    final = _Scripted(evaluator, lambda keep: sum(keep.values()) / 1000)
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final)
+    assert final.calls == 2
+    assert result.selection["noise"] is None
+    assert result.selection["reason"] == "best finalist score"
+    assert result.spec.keep == max(
+        (s.keep for s in starts.values()), key=lambda keep: sum(keep.values())
+    )
+
+
+def test_one_finalist_keeps_the_best_trial_and_says_why(tmp_path) -> None:
+    evaluator, space, cfg, starts = _setup(trials=1)
+    final = _Scripted(evaluator, lambda keep: 1.0)
+    result, _ = _run(tmp_path, evaluator, space, cfg, {"uniform": starts["uniform"]}, final=final)
+    assert final.calls == 0
+    assert result.selection["chosen"] is None
+    assert "1 finalist" in result.selection["reason"]
+    assert result.spec.keep == starts["uniform"].keep
+
+
+def test_lazy_scorer_builds_once_on_first_use() -> None:
+    evaluator = tiny_evaluator()
+    built: list[int] = []
+
+    def make() -> CandidateEvaluator:
+        built.append(1)
+        return evaluator
+
+    lazy = LazyScorer(make)
+    assert built == []
+    keep = {g.name: g.channels for g in evaluator.pruner.groups}
+    assert lazy(keep).accuracy == lazy(keep, seed=1).accuracy == evaluator(keep).accuracy
+    assert built == [1]
+
+
+def test_a_variant_shares_data_and_baseline_but_not_the_recovery() -> None:
+    evaluator = tiny_evaluator()
+    batches = evaluator.calibration
+    variant = evaluator.variant(finetune_steps=3, distill=1.0, train_batches=batches)
+    assert (variant.finetune_steps, variant.distill) == (3, 1.0)
+    assert (evaluator.finetune_steps, evaluator.distill, evaluator.train_batches) == (0, 0.0, [])
+    assert variant.val_batches is evaluator.val_batches
+    assert variant.baseline is evaluator.baseline
 
 
 def test_rescore_zero_takes_the_best_trial(tmp_path) -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import StaticCostModel, count_macs, count_params
+from iaprune.cost import count_macs, count_params
 from iaprune.models import create_model, list_models
 from iaprune.pruning import Pruner
 from iaprune.search import (
@@ -18,14 +18,17 @@ from iaprune.search import (
     CandidateEvaluator,
     SearchSpace,
     WarmStart,
+    heuristics,
     make_space,
     run_search,
     warm_starts,
 )
+from iaprune.search.heuristics import global_magnitude_allocation, torch_pruning_allocation
 from iaprune.search.projection import BudgetProjection, cluster_groups, global_allocation
 from iaprune.search.widthcost import WidthCost
 from tests.conftest import UserCNN
 from tests.pruning.nets import build
+from tests.search.evaluators import tiny_evaluator
 
 
 def _shape(name: str) -> tuple[int, int, int]:
@@ -115,6 +118,63 @@ def test_global_allocation_meets_the_budget(zoo) -> None:
     assert cost.ratios(keep)["macs"] > 0.2  # a threshold: coarse on the tiny test models
 
 
+def _allowed(space: SearchSpace, keep: dict[str, int]) -> bool:
+    return all(
+        space.lower(g) <= keep[g.name] <= g.channels
+        and (keep[g.name] % space.step(g) == 0 or keep[g.name] == g.channels)
+        for g in space.groups
+    )
+
+
+def test_torch_pruning_allocation_is_a_point_of_the_space_on_the_budget(zoo) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups, round_to=2)
+    projection = BudgetProjection(space, cost, {"macs": 0.5})
+    params = count_params(pruner.model)
+    keep = torch_pruning_allocation(pruner, projection)
+    chosen = global_magnitude_allocation(pruner, projection)
+    if keep is None:  # torch-pruning could not step this model: the one-shot ranking
+        assert chosen == global_allocation(pruner.scores, projection)
+        return
+    assert chosen == keep
+    assert projection.feasible(keep)
+    assert _allowed(space, keep)
+    assert count_params(pruner.model) == params  # torch-pruning pruned a copy
+
+
+def test_torch_pruning_allocation_removes_weak_filters_first() -> None:
+    torch.manual_seed(0)
+    model = create_model("vgg16", num_classes=10, width_mult=0.25).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    weak = convs[6]  # a 64-filter conv of the third stage
+    half = weak.out_channels // 2
+    with torch.no_grad():
+        weak.weight[:half] *= 1e-3
+    pruner = Pruner(model, torch.randn(1, 3, 32, 32))
+    space = SearchSpace.from_groups(pruner.groups, round_to=2)
+    projection = BudgetProjection(space, WidthCost(pruner, (3, 32, 32)), {"macs": 0.8})
+    keep = torch_pruning_allocation(pruner, projection)
+    assert keep is not None
+    name = next(n for n, m in model.named_modules() if m is weak)
+    assert keep[name] <= weak.out_channels - half  # its weak half went before anything else
+    assert space.uniform(0.8)[name] > weak.out_channels - half
+
+
+def test_global_warm_start_falls_back_when_torch_pruning_fails(monkeypatch, caplog) -> None:
+    pruner = Pruner(_model("vgg11"), torch.randn(1, 3, 32, 32))
+    space = SearchSpace.from_groups(pruner.groups)
+    projection = BudgetProjection(space, WidthCost(pruner, (3, 32, 32)), {"macs": 0.5})
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("unsupported layer")
+
+    monkeypatch.setattr(heuristics.tp.pruner, "MetaPruner", broken)
+    with caplog.at_level("WARNING"):
+        keep = global_magnitude_allocation(pruner, projection)
+    assert keep == global_allocation(pruner.scores, projection)
+    assert "unsupported layer" in caplog.text
+
+
 def test_stage_clusters_tie_groups_of_one_stage() -> None:
     for name, expected in [("vgg16", 5), ("resnet56", 6)]:
         pruner = Pruner(_model(name), torch.randn(1, 3, 32, 32))
@@ -129,27 +189,8 @@ def test_stage_clusters_tie_groups_of_one_stage() -> None:
         )
 
 
-def _evaluator() -> CandidateEvaluator:
-    torch.manual_seed(0)
-    model = create_model("test_resnet", num_classes=4, in_channels=1).eval()
-    gen = torch.Generator().manual_seed(0)
-    batches = [
-        (torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 4, (16,), generator=gen))
-        for _ in range(3)
-    ]
-    pruner = Pruner(model, batches[0][0][:1])
-    return CandidateEvaluator(
-        pruner,
-        StaticCostModel(),
-        calibration=batches[:2],
-        val_batches=batches[2:],
-        train_batches=batches[:2],
-        finetune_steps=2,
-    )
-
-
 def _search(tmp_path, name: str, **kw):
-    evaluator = _evaluator()
+    evaluator = tiny_evaluator(finetune_steps=2)
     cfg = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), **kw)
     space = make_space(evaluator.pruner, (1, 8, 8), cfg)
     assert isinstance(space, AllocationSpace)
@@ -173,7 +214,7 @@ def test_budget_search_is_reproducible_and_resumable(tmp_path) -> None:
     second, storage, cfg = _search(tmp_path, "b", sampler="gp", trials=6, seed=2)
     assert [h["keep"] for h in first.history] == [h["keep"] for h in second.history]
     assert first.spec.keep == second.spec.keep
-    evaluator = _evaluator()
+    evaluator = tiny_evaluator(finetune_steps=2)
     more = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), sampler="gp", trials=8, seed=2)
     space = make_space(evaluator.pruner, (1, 8, 8), more)
     resumed = run_search(evaluator, space, more, storage=storage, resume=True)
@@ -182,7 +223,7 @@ def test_budget_search_is_reproducible_and_resumable(tmp_path) -> None:
 
 
 def test_weighted_objective_falls_back_to_the_free_space() -> None:
-    evaluator = _evaluator()
+    evaluator = tiny_evaluator(finetune_steps=2)
     cfg = SearchConfig(objective=ObjectiveConfig(kind="weighted", w_macs=0.5))
     assert isinstance(make_space(evaluator.pruner, (1, 8, 8), cfg), SearchSpace)
 
@@ -212,7 +253,7 @@ class _NoisyEvaluator:
 def test_final_choice_keeps_the_warm_start_unless_beaten_by_more_than_the_noise(
     tmp_path, bonus: float, noise: float, keeps_heuristic: bool
 ) -> None:
-    inner = _evaluator()
+    inner = tiny_evaluator(finetune_steps=2)
     cfg = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), sampler="random", trials=5)
     space = make_space(inner.pruner, (1, 8, 8), cfg)
     assert isinstance(space, AllocationSpace)

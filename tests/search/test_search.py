@@ -6,32 +6,17 @@ from dataclasses import replace
 
 import optuna
 import pytest
-import torch
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.cost import CostModel, StaticCostModel, measure_cost
+from iaprune.cost import CostModel, measure_cost
 from iaprune.errors import IAPruneError
-from iaprune.models import create_model
-from iaprune.pruning import Pruner
 from iaprune.search import CandidateEvaluator, SearchSpace, run_search
+from tests.search.evaluators import tiny_evaluator
 
 
 def _evaluator(seed: int = 0) -> tuple[CandidateEvaluator, SearchSpace]:
-    torch.manual_seed(seed)
-    model = create_model("test_vgg", num_classes=4, in_channels=1).eval()
-    gen = torch.Generator().manual_seed(seed)
-    batches = [
-        (torch.randn(16, 1, 8, 8, generator=gen), torch.randint(0, 4, (16,), generator=gen))
-        for _ in range(3)
-    ]
-    pruner = Pruner(model, batches[0][0][:1])
-    evaluator = CandidateEvaluator(
-        pruner,
-        StaticCostModel(),
-        calibration=batches[:2],
-        val_batches=batches[2:],
-    )
-    return evaluator, SearchSpace.from_groups(pruner.groups, min_ratio=0.1)
+    evaluator = tiny_evaluator("test_vgg", seed=seed)
+    return evaluator, SearchSpace.from_groups(evaluator.pruner.groups, min_ratio=0.1)
 
 
 def _config(**kw) -> SearchConfig:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from iaprune.config import SearchConfig
 from iaprune.pruning.surgery import Pruner
+from iaprune.search.heuristics import global_magnitude_allocation
 from iaprune.search.projection import (
     PROJECTABLE,
     AllocationSpace,
     BudgetProjection,
     cluster_groups,
-    global_allocation,
 )
 from iaprune.search.space import SearchSpace
 from iaprune.search.widthcost import WidthCost
@@ -74,12 +74,16 @@ class WarmStart:
 
 
 def warm_starts(pruner: Pruner, space: Space) -> dict[str, WarmStart]:
-    """The heuristics' allocations at the budget, by name: uniform and global magnitude."""
+    """The heuristics' allocations at the budget, by name: uniform and global magnitude.
+
+    ``global`` is torch-pruning's global L1 pruning stepped to the budget
+    (:func:`~iaprune.search.heuristics.global_magnitude_allocation`).
+    """
     if not isinstance(space, AllocationSpace):
         return {}
     uniform = space.uniform_params()
     starts = {"uniform": WarmStart(uniform, space.keep_for(uniform))}
-    glob = global_allocation(pruner.scores, space.projection)
+    glob = global_magnitude_allocation(pruner, space.projection)
     if glob != starts["uniform"].keep:
         starts["global"] = WarmStart(space.params_for_keep(glob), glob)
     return starts

@@ -7,8 +7,10 @@ only roughly. After the search, the *finalists* (every warm start and the best
 knowledge distillation from the unpruned model, which ranked candidates at one budget
 much closer to their fine-tuned accuracy in ``benchmarks/proxy_fidelity.py``.
 The best warm start and the best searched finalist are then scored once more with
-another seed; the noise is their mean absolute difference, and a heuristic is left only
-for a searched candidate whose mean score beats it by more than that noise.
+another seed; the noise is the mean absolute difference of those two pairs of scores (a
+rough estimate from two re-scores, kept cheap on purpose), and a heuristic is left only
+for a searched candidate whose mean score beats it by more than that noise. With a single
+contender there is nothing to compare and no second score is run.
 """
 
 from __future__ import annotations
@@ -33,7 +35,22 @@ FINAL_ATTR = "final_scores"
 Scorer = Callable[..., CandidateResult]
 
 
-def _feasible(trial: FrozenTrial) -> bool:
+class LazyScorer:
+    """A scorer built by ``make`` on its first call (none when every score is cached)."""
+
+    def __init__(self, make: Callable[[], Scorer]) -> None:
+        self._make = make
+        self._scorer: Scorer | None = None
+
+    def __call__(self, keep: Any, *, seed: int | None = None) -> CandidateResult:
+        """Score ``keep`` with the built scorer."""
+        if self._scorer is None:
+            self._scorer = self._make()
+        return self._scorer(keep, seed=seed)
+
+
+def meets_budgets(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` met every budget (its recorded constraint values are <= 0)."""
     return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
 
 
@@ -46,15 +63,15 @@ def finalists(
 ) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
     """Warm starts and the best ``config.rescore`` searched trials, one per distinct width."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    feasible = [t for t in done if _feasible(t)]
+    feasible_trials = [t for t in done if meets_budgets(t)]
     seen: set[tuple[tuple[str, int], ...]] = set()
     warm: list[FrozenTrial] = []
-    for t in feasible:
+    for t in feasible_trials:
         if "warm_start" in t.user_attrs and _key(t) not in seen:
             warm.append(t)
             seen.add(_key(t))
     searched: list[FrozenTrial] = []
-    for t in sorted(feasible, key=lambda t: (-t.values[0], t.number)):
+    for t in sorted(feasible_trials, key=lambda t: (-t.values[0], t.number)):
         if len(searched) == config.rescore:
             break
         if "warm_start" not in t.user_attrs and _key(t) not in seen:
@@ -80,55 +97,61 @@ def _score(
     return float(saved[key])
 
 
-def choose(study: optuna.Study, scorer: Scorer, config: SearchConfig) -> dict[str, Any] | None:
-    """The final choice among the finalists (see the module docstring), or None.
+def choose(
+    study: optuna.Study, scorer: Scorer, config: SearchConfig, *, trial_scores: bool = False
+) -> dict[str, Any]:
+    """The final choice among the finalists (see the module docstring).
 
-    With ``config.final_steps == 0`` a finalist's first score is its trial value and
-    only the second, noise-measuring score is computed (with other calibration batches).
-    Returns the selection record: ``chosen`` trial number, ``reason``, ``noise`` and
-    the ``scores`` of every finalist.
+    ``trial_scores``: ``scorer`` is the trial evaluator itself, so a finalist's first score
+    is its trial value and only the second, noise-measuring score is computed (with other
+    calibration batches); also the case when ``config.final_steps == 0``.
+    Returns the selection record: ``chosen`` trial number (None when the search's best
+    trial stands, with the ``reason``), ``noise`` and the ``scores`` of every finalist.
     """
     warm, searched = finalists(study, config)
+    reuse = trial_scores or not config.final_steps
+    steps = config.finetune_steps if reuse else config.final_steps
     if len(warm) + len(searched) < 2:
-        return None
+        return _kept(f"{len(warm) + len(searched)} finalist: nothing to compare", steps)
     first: dict[int, float] = {}
     for t in warm + searched:
-        value = _score(study, scorer, config, t, config.seed) if config.final_steps else t.values[0]
+        value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed)
         if value is not None:
             first[t.number] = value
     warm = [t for t in warm if t.number in first]
     searched = [t for t in searched if t.number in first]
     if not warm and not searched:
-        return None
+        return _kept("every finalist failed to re-score", steps)
 
     def best(trials: list[Any], scores: dict[int, float]) -> Any:
         return max(trials, key=lambda t: (scores[t.number], -t.number))
 
     # the best warm start and the best searched finalist contend; both are scored again
     contenders = [best(ts, first) for ts in (warm, searched) if ts]
-    second = {
-        t.number: s
-        for t in contenders
-        if (s := _score(study, scorer, config, t, config.seed + 1)) is not None
-    }
+    second: dict[int, float] = {}
+    if len(contenders) == 2:
+        for t in contenders:
+            if (s := _score(study, scorer, config, t, config.seed + 1)) is not None:
+                second[t.number] = s
     mean = {n: (first[n] + second[n]) / 2 if n in second else first[n] for n in first}
-    noise = sum(abs(first[n] - second[n]) for n in second) / max(1, len(second))
+    noise = sum(abs(first[n] - second[n]) for n in second) / len(second) if second else None
     chosen, reason = contenders[0], "best finalist score"
     if len(contenders) == 2:
         heuristic, candidate = contenders
-        beats = mean[candidate.number] - mean[heuristic.number] > noise
+        margin = noise or 0.0
+        beats = mean[candidate.number] - mean[heuristic.number] > margin
         chosen = candidate if beats else heuristic
         reason = (
-            f"searched trial beats the best warm start by more than the noise {noise:.4f}"
+            f"searched trial beats the best warm start by more than the noise {margin:.4f}"
             if beats
             else f"no searched trial beats warm start {heuristic.user_attrs['warm_start']!r} "
-            f"by more than the noise {noise:.4f}"
+            f"by more than the noise {margin:.4f}"
         )
     return {
         "chosen": chosen.number,
         "reason": reason,
         "noise": noise,
-        "final_steps": config.final_steps,
+        "final_steps": steps,
         "scores": {
             str(t.number): {
                 "trial": float(t.values[0]),
@@ -139,3 +162,8 @@ def choose(study: optuna.Study, scorer: Scorer, config: SearchConfig) -> dict[st
             for t in warm + searched
         },
     }
+
+
+def _kept(reason: str, steps: int) -> dict[str, Any]:
+    """Selection record when the search's best trial stands."""
+    return {"chosen": None, "reason": reason, "noise": None, "final_steps": steps, "scores": {}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import cycle, islice
@@ -78,6 +79,20 @@ class CandidateEvaluator:
         self.seed = seed
         self._teacher: list[torch.Tensor] | None = None
         self.baseline = self.measure(pruner.model, None)
+
+    def variant(
+        self, *, finetune_steps: int, distill: float, train_batches: Sequence[Batch]
+    ) -> CandidateEvaluator:
+        """This evaluator with another recovery (steps, distillation weight, batches).
+
+        Shares the pruner, cost model, baseline costs and calibration/validation batches.
+        """
+        other = copy.copy(self)
+        other.train_batches = _to(train_batches, model_device(self.pruner.model))
+        other.finetune_steps = finetune_steps
+        other.distill = distill
+        other._teacher = None
+        return other
 
     def measure(self, model: nn.Module, keep: Mapping[str, int] | None) -> CostReport:
         """Costs of ``model`` (kept widths ``keep``; ``None``: the unpruned model)."""

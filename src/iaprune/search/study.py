@@ -21,7 +21,7 @@ from iaprune.pareto import TrialPoint
 from iaprune.pareto import pareto_front as front_of
 from iaprune.pruning.spec import PruningSpec
 from iaprune.search.builder import Space, WarmStart
-from iaprune.search.choice import choose
+from iaprune.search.choice import Scorer, choose, meets_budgets
 from iaprune.search.evaluate import CandidateEvaluator
 from iaprune.search.projection import AllocationSpace
 from iaprune.search.samplers import create_sampler, default_startup_trials
@@ -240,7 +240,7 @@ def run_search(
     resume: bool = False,
     warm_starts: Mapping[str, WarmStart] | None = None,
     definition: Mapping[str, Any] | None = None,
-    final_evaluator: CandidateEvaluator | None = None,
+    final_evaluator: Scorer | None = None,
 ) -> SearchResult:
     """Run (or resume) the search and return the best feasible configuration.
 
@@ -249,8 +249,8 @@ def run_search(
     ``warm_starts`` (``{name: WarmStart}``, see :func:`iaprune.search.builder.warm_starts`)
     are enqueued as the first trials of a new study and evaluated at their exact widths.
     The final candidate is chosen among them and the best searched ones by
-    ``final_evaluator`` (default: ``evaluator``; see :mod:`iaprune.search.choice`); the
-    result's ``selection`` says how.
+    ``final_evaluator`` (see :mod:`iaprune.search.choice`; None: the trial scores, with a
+    second score by ``evaluator`` for the noise); the result's ``selection`` says how.
 
     Other processes may run trials of the same study at the same time
     (:func:`join_search`); this one, which created the study (or resumes it), enqueues
@@ -280,9 +280,9 @@ def run_search(
     log.info("search: %d trials ran in this process", ran)
     result = _result(study, space, config)
     if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
-        selection = choose(study, final_evaluator or evaluator, config)
-        if selection is not None:
-            _apply_choice(result, study, selection)
+        scorer = final_evaluator or evaluator
+        selection = choose(study, scorer, config, trial_scores=final_evaluator is None)
+        _apply_choice(result, study, selection)
     result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
     return result
 
@@ -359,10 +359,6 @@ def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
 
-def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
-
-
 def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per finished trial, in order (``cost`` only in pareto mode)."""
     return [
@@ -373,7 +369,7 @@ def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
             "accuracy": t.user_attrs.get("accuracy"),
             "ratios": t.user_attrs.get("ratios", {}),
             "latency_ms": t.user_attrs.get("latency_ms"),
-            "feasible": _feasible(t),
+            "feasible": meets_budgets(t),
             "keep": t.user_attrs.get("keep", {}),
         }
         for t in _complete(study)
@@ -382,13 +378,15 @@ def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
 
 def _apply_choice(result: SearchResult, study: optuna.Study, selection: dict[str, Any]) -> None:
     """Make the finalist ``selection`` (see :func:`iaprune.search.choice.choose`) the result."""
+    result.selection = selection
+    if selection["chosen"] is None:
+        return
     chosen = next(t for t in _complete(study) if t.number == selection["chosen"])
     result.best_trial = chosen.number
     result.best_value = float(chosen.values[0])
     result.accuracy = float(chosen.user_attrs["accuracy"])
     result.ratios = dict(chosen.user_attrs["ratios"])
     result.spec = PruningSpec(keep=dict(chosen.user_attrs["keep"]), original=result.spec.original)
-    result.selection = selection
 
 
 def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchResult:
@@ -397,7 +395,7 @@ def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchRe
     if not trials:
         why = next((t.user_attrs["error"] for t in failed if "error" in t.user_attrs), "")
         raise IAPruneError(f"all {len(failed)} trials failed; first error: {why}")
-    feasible = [t for t in trials if _feasible(t)]
+    feasible = [t for t in trials if meets_budgets(t)]
     if not feasible:
         closest = min(trials, key=lambda t: max(t.user_attrs.get("constraints", [math.inf])))
         raise IAPruneError(

@@ -1,0 +1,84 @@
+"""Heuristic allocations at the budget, computed by the library that defines them.
+
+torch-pruning's global magnitude pruning ranks every filter of the model by its group's
+L1 magnitude (the pruned convs, their norms and the input weights of the layers that
+read them, normalised by the group's mean) and removes the lowest a little at a time,
+re-ranking after every step. Its allocation is not the one our per-group scores give
+in one shot: on the Fashion-MNIST resnet56 (width 0.375) at 25 % of the MACs it keeps
+the residual streams almost whole and thins the inner convs, and fine-tuned to 88.95 %
+test accuracy in our pipeline against 86.16 % for the one-shot ranking
+(``global_allocation``; 1 epoch, seed 0). So the ``global`` warm start runs torch-pruning
+itself on a copy of the model and reads the widths it reaches.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch_pruning as tp
+from torch import nn
+
+from iaprune.errors import one_line
+from iaprune.pruning.surgery import Pruner
+from iaprune.search.projection import BudgetProjection, global_allocation
+
+log = logging.getLogger(__name__)
+
+GLOBAL_STEPS = 200
+"""torch-pruning steps to the smallest allowed model (each removes ~0.5 % of the filters)."""
+
+
+def torch_pruning_allocation(
+    pruner: Pruner, projection: BudgetProjection, *, steps: int = GLOBAL_STEPS
+) -> dict[str, int] | None:
+    """Kept counts where torch-pruning's global L1 pruning first meets the budget.
+
+    Only the search's channel groups are pruned (every other conv and linear is left to
+    torch-pruning as ignored). Widths are rounded to the space's allowed counts before the
+    budget is checked, so the result is a point of the space that meets the budget.
+    Returns None when torch-pruning fails on the model or never reaches the budget.
+    """
+    space = projection.space
+    model = copy.deepcopy(pruner.model).eval()
+    prunable = {c for g in space.groups for c in g.convs}
+    layers = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+    ignored = [m for n, m in model.named_modules() if isinstance(m, layers) and n not in prunable]
+    modules = dict(model.named_modules())
+    try:
+        tp_pruner = tp.pruner.MetaPruner(
+            model,
+            pruner.example_input,
+            importance=tp.importance.MagnitudeImportance(p=1),
+            global_pruning=True,
+            pruning_ratio=1.0 - space.min_ratio,
+            max_pruning_ratio=1.0 - space.min_ratio,
+            iterative_steps=steps,
+            ignored_layers=ignored,
+            round_to=space.round_to if space.round_to > 1 else None,
+        )
+        for step in range(steps + 1):
+            keep = {
+                g.name: space.count(g, _width(modules[g.name]) / g.channels) for g in space.groups
+            }
+            if projection.feasible(keep):
+                return keep
+            if step < steps:
+                tp_pruner.step()
+    except Exception as exc:  # a model torch-pruning cannot step keeps the other warm starts
+        log.warning("torch-pruning's global allocation failed: %s", one_line(exc))
+        return None
+    return None
+
+
+def _width(module: nn.Module) -> int:
+    out = getattr(module, "out_channels", None) or getattr(module, "out_features", None)
+    if not isinstance(out, int):
+        raise TypeError(f"{type(module).__name__} has no output width")
+    return out
+
+
+def global_magnitude_allocation(pruner: Pruner, projection: BudgetProjection) -> dict[str, int]:
+    """torch-pruning's global allocation, else the one-shot ranking of the pruner's scores."""
+    keep = torch_pruning_allocation(pruner, projection)
+    return keep if keep is not None else global_allocation(pruner.scores, projection)
