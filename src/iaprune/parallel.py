@@ -40,9 +40,12 @@ LOCAL_KEYS = frozenset(
         "search.study_name",
         "search.workers",
         "search.heartbeat",
+        "search.final_steps",
+        "search.final_distill",
     }
 )
-"""Settings that may differ between the workers of one study (paths, devices, storage)."""
+"""Settings that may differ between the workers of one study (paths, devices, storage, and
+the final choice's settings: only the process that created the study makes it)."""
 
 
 def fingerprint(model: nn.Module) -> str:

@@ -81,3 +81,45 @@ def test_resume_after_nan_continues_from_last_good_epoch_with_a_new_lr(tmp_path)
     )
     assert len(history.epochs) == 3 and history.epochs[0] == first[0]
     assert torch.load(ckpt, weights_only=True)["optimizer"]["param_groups"][0]["initial_lr"] == 0.01
+
+
+class Interrupted:
+    """A shuffled loader whose ``fail_at``-th epoch is interrupted before it starts."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        x = torch.cat([b[0] for b in _batches(0)])
+        y = torch.cat([b[1] for b in _batches(0)])
+        self.loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True
+        )
+        self.fail_at, self.epoch = fail_at, 0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        self.epoch += 1
+        if self.epoch == self.fail_at:
+            raise KeyboardInterrupt
+        return iter(self.loader)
+
+
+def test_a_resumed_fine_tune_equals_an_uninterrupted_one(tmp_path) -> None:
+    cfg = FinetuneConfig(epochs=3, lr=0.05)
+
+    def run(loader: Interrupted, name: str) -> None:
+        torch.manual_seed(0)
+        finetune(nn.Linear(4, 3), loader, _batches(1), cfg, checkpoint=tmp_path / name)
+
+    run(Interrupted(), "a.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(Interrupted(fail_at=2), "b.pt")
+    torch.rand(1000)  # the resuming process draws other numbers before the fine-tune
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    torch.rand(1000)
+    finetune(model, Interrupted(), _batches(1), cfg, checkpoint=tmp_path / "b.pt")
+    # the last epoch's weights (the returned ones are the best on validation, maybe earlier)
+    whole = torch.load(tmp_path / "a.pt", weights_only=True)["current"]
+    resumed = torch.load(tmp_path / "b.pt", weights_only=True)["current"]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)

@@ -139,6 +139,7 @@ class _Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "best_acc": self.state.best_acc,
                 "history": self.state.history.epochs,
+                "rng": torch.get_rng_state(),  # the next epoch's shuffle and augmentation
             },
             self.checkpoint,
         )
@@ -160,6 +161,8 @@ class _Trainer:
             self.model.load_state_dict(saved["current"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scheduler.load_state_dict(saved["scheduler"])
+            if isinstance(saved.get("rng"), torch.Tensor):
+                torch.set_rng_state(saved["rng"])  # resumed epochs draw as uninterrupted ones
         except Exception as exc:  # unreadable or foreign file: start again rather than fail
             log.warning("cannot resume from %s (%s); starting afresh", path, exc)
             return
