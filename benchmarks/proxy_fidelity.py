@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.add(row)
         log(f"{row['key']}: test {row['test_top1']:.4f}, scores {row['scores']}")
     mine = [r for r in rows if r["key"].startswith(prefix + "_")]
-    write_tables(a, mine, options, "proxy_fidelity", info["test_top1"], t0)
+    write_tables(a, mine, options, "proxy_fidelity", info["test_top1"], t0, a.width)
     return 0
 
 
@@ -187,8 +187,12 @@ def write_tables(
     name: str,
     baseline_top1: float,
     t0: float,
+    width: float,
 ) -> None:
-    """``OUT/NAME.csv``, ``OUT/NAME.md`` and ``OUT/NAME_env.json``; prints the table."""
+    """``OUT/NAME.csv``, ``OUT/NAME.md`` and ``OUT/NAME_env.json``; prints the table.
+
+    ``width``: the scored model's width multiplier (in ``--picks`` mode, the benchmark's).
+    """
     table = summarize(mine, options)
     test = [r["test_top1"] for r in mine]
     with (a.out / f"{name}.csv").open("w", newline="") as fh:
@@ -202,7 +206,7 @@ def write_tables(
         for t in table
     ]
     title = (
-        f"{a.model} width {a.width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
+        f"{a.model} width {width:g}, MACs budget {a.budget:g}, {len(mine)} candidates "
         f"(baseline test {100 * baseline_top1:.2f} %, test after fine-tuning "
         f"{100 * min(test):.2f}-{100 * max(test):.2f} %)"
     )
@@ -264,7 +268,13 @@ def picks(a: argparse.Namespace) -> int:
     mine = [r for r in rows if r["key"].startswith(prefix + "_")]
     baseline_top1 = chosen[0]["baseline_top1"]
     write_tables(
-        a, mine, options, f"proxy_fidelity_picks_{a.model}_{a.budget:g}", baseline_top1, t0
+        a,
+        mine,
+        options,
+        f"proxy_fidelity_picks_{a.model}_{a.budget:g}",
+        baseline_top1,
+        t0,
+        cfg.width_mult,
     )
     return 0
 

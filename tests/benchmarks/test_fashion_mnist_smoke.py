@@ -9,14 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fashion_mnist.py"
+FIDELITY = SCRIPT.parent / "proxy_fidelity.py"
 METHODS = {"iaprune", "tpe", "random", "eagleeye", "uniform", "tp-global", "tp-isomorphic"}
 
 
-def _run(out: Path) -> subprocess.CompletedProcess[str]:
+def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "IAPRUNE_NO_PROGRESS": "1"}
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--out", str(out)],
+        [sys.executable, str(script), "--smoke", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -25,9 +28,17 @@ def _run(out: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_smoke_run_writes_rows_at_the_budget_and_resumes(tmp_path: Path) -> None:
-    out = tmp_path / "fm"
-    first = _run(out)
+@pytest.fixture(scope="module")
+def smoke(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One smoke run of the benchmark, shared by the tests of this module."""
+    out = tmp_path_factory.mktemp("fm")
+    return out, _run(SCRIPT, "--out", str(out))
+
+
+def test_smoke_run_writes_rows_at_the_budget_and_resumes(smoke) -> None:
+    out, first = smoke
     assert first.returncode == 0, first.stderr[-2000:]
     with (out / "fashion_mnist_runs.csv").open() as fh:
         rows = list(csv.DictReader(fh))
@@ -39,27 +50,16 @@ def test_smoke_run_writes_rows_at_the_budget_and_resumes(tmp_path: Path) -> None
     md = (out / "fashion_mnist_results.md").read_text()
     assert "| iaprune |" in md and "| tp-global |" in md
 
-    again = _run(out)  # every row is done: a rerun only re-reads them
+    again = _run(SCRIPT, "--out", str(out))  # every row is done: a rerun only re-reads them
     assert again.returncode == 0, again.stderr[-2000:]
     assert "0 rows to run (7 done)" in again.stdout
 
 
-FIDELITY = SCRIPT.parent / "proxy_fidelity.py"
-
-
-def test_picks_fidelity_scores_the_allocations_the_methods_chose(tmp_path: Path) -> None:
-    out = tmp_path / "fm"
-    assert _run(out).returncode == 0
+def test_picks_fidelity_scores_the_allocations_the_methods_chose(smoke, tmp_path: Path) -> None:
+    out, first = smoke
+    assert first.returncode == 0, first.stderr[-2000:]
     fid = tmp_path / "fid"
-    env = {**os.environ, "IAPRUNE_NO_PROGRESS": "1"}
-    done = subprocess.run(
-        [sys.executable, str(FIDELITY), "--smoke", "--picks", str(out), "--out", str(fid)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    done = _run(FIDELITY, "--picks", str(out), "--out", str(fid))
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in (fid / "picks.jsonl").read_text().splitlines()]
     with (out / "fashion_mnist_runs.csv").open() as fh:
