@@ -207,14 +207,15 @@ class SearchConfig:
     ``space="budget"`` (default) samples one relative allocation per cluster of groups
     (``tie``) and projects it onto the MACs/params budget, so every candidate uses the
     budget; ``"free"`` samples one keep-ratio per group in ``[min_ratio, 1]``. With
-    ``warm_start`` the first trials are the heuristics' allocations (uniform, global
-    magnitude); ``startup_trials`` random trials follow before the GP takes over (None:
-    a quarter of the trials, 2 to 10). The final choice is made among the *finalists*,
-    the warm starts and the best ``rescore`` searched candidates: each is scored again
-    after ``final_steps`` recovery steps with ``final_distill`` weight on knowledge
-    distillation from the unpruned model (0 steps: the trial score with other
-    calibration batches), and a heuristic is kept unless a searched candidate beats it
-    by more than the score's measured noise (``rescore=0``: the best trial, no finalists).
+    ``warm_start`` the first trials are the heuristics' allocations (uniform, and
+    torch-pruning's global magnitude pruning); ``startup_trials`` random trials follow
+    before the GP takes over (None: a quarter of the trials, 2 to 10). The final choice
+    is made among the *finalists*, the warm starts and the best ``rescore`` searched
+    candidates: with two or more, each
+    is scored again after ``final_steps`` recovery steps with ``final_distill`` weight on
+    knowledge distillation from the unpruned model (0 steps: their trial scores), and a
+    heuristic is kept unless a searched candidate beats it by more than the score's noise,
+    measured by scoring both once more (``rescore=0``: the best trial, no finalists).
     ``finetune_steps`` SGD steps per trial, with ``distill`` weight on distillation.
     ``workers`` processes run trials of the study ``study_name`` in ``storage`` at once;
     every trial sends a heartbeat every ``heartbeat`` seconds, and one silent for three

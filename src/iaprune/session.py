@@ -486,7 +486,7 @@ class Session:
                     cfg,
                     storage=storage,
                     resume=resume,
-                    warm_starts=warm_starts(pruner, space),
+                    warm_starts=lambda: warm_starts(pruner, space),
                     definition=definition,
                     final_evaluator=self.final_evaluator(evaluator),
                 )

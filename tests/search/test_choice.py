@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 
 import optuna
 import pytest
+import torch
 
 from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.search import (
@@ -159,17 +160,19 @@ def test_one_finalist_keeps_the_best_trial_and_says_why(tmp_path) -> None:
 
 def test_lazy_scorer_builds_once_on_first_use() -> None:
     evaluator = tiny_evaluator()
+    probe = _Scripted(evaluator, lambda keep: 0.25)
     built: list[int] = []
 
-    def make() -> CandidateEvaluator:
+    def make() -> _Scripted:
         built.append(1)
-        return evaluator
+        return probe
 
     lazy = LazyScorer(make)
     assert built == []
     keep = {g.name: g.channels for g in evaluator.pruner.groups}
-    assert lazy(keep).accuracy == lazy(keep, seed=1).accuracy == evaluator(keep).accuracy
+    assert lazy(keep).accuracy == lazy(keep, seed=7).accuracy == 0.25
     assert built == [1]
+    assert probe.seeds == [None, 7]
 
 
 def test_a_variant_shares_data_and_baseline_but_not_the_recovery() -> None:
@@ -180,6 +183,14 @@ def test_a_variant_shares_data_and_baseline_but_not_the_recovery() -> None:
     assert (evaluator.finetune_steps, evaluator.distill, evaluator.train_batches) == (0, 0.0, [])
     assert variant.val_batches is evaluator.val_batches
     assert variant.baseline is evaluator.baseline
+    keep = {g.name: max(1, g.channels // 2) for g in evaluator.pruner.groups}
+    torch.manual_seed(0)
+    trained = variant.pruner.prune(keep)
+    before = [p.detach().clone() for p in trained.parameters()]
+    variant._short_finetune(trained, seed=0)  # noqa: SLF001  the variant's recovery trains
+    assert any(not torch.equal(a, b) for a, b in zip(before, trained.parameters(), strict=True))
+    assert len(variant._teacher_logits()) == len(batches)  # noqa: SLF001  its own teacher
+    assert evaluator._teacher is None  # noqa: SLF001
 
 
 def test_rescore_zero_takes_the_best_trial(tmp_path) -> None:
@@ -197,3 +208,25 @@ def test_bad_final_settings_are_refused(field: str, value: float) -> None:
 
     with pytest.raises(IAPruneError, match="final"):
         SearchConfig(**{field: value})
+
+
+def test_the_session_builds_the_final_evaluator_only_when_it_differs(tmp_path) -> None:
+    from dataclasses import replace
+
+    from iaprune import RunConfig, Session
+
+    config = RunConfig(model="test_vgg", width_mult=1.0)
+    config = replace(config, search=replace(config.search, round_to=1))
+    session = Session.create(tmp_path / "run", config)
+    trial = tiny_evaluator()
+    lazy = session.final_evaluator(trial)
+    assert isinstance(lazy, LazyScorer)
+    final = lazy.build()
+    assert isinstance(final, CandidateEvaluator)
+    steps, distill = config.search.final_steps, config.search.final_distill
+    assert (final.finetune_steps, final.distill) == (steps, distill) == (100, 1.0)
+    assert final.val_batches is trial.val_batches and final.train_batches
+    same = {"final_steps": 30, "final_distill": 0.5, "finetune_steps": 30, "distill": 0.5}
+    for search in ({"final_steps": 0}, {"rescore": 0}, same):
+        other = Session(session.run, replace(config, search=replace(config.search, **search)))
+        assert other.final_evaluator(trial) is None

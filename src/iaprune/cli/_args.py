@@ -130,7 +130,8 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         type=int,
         default=100,
         help="distillation steps from the unpruned model before a finalist is scored again "
-        "(default 100; 0: re-score with BatchNorm recalibration only)",
+        "(default 100; 0: the trial scores decide, the two contenders are scored once more "
+        "by the trial evaluator to measure the noise)",
     )
     g.add_argument(
         "--storage",

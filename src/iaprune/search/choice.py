@@ -30,7 +30,8 @@ from iaprune.search.evaluate import CandidateResult
 log = logging.getLogger(__name__)
 
 FINAL_ATTR = "final_scores"
-"""Study user attribute caching finalist scores (``"trial:seed" -> value``) for resume."""
+"""Study user attribute caching finalist scores for resume: ``"trial:seed:scorer" -> value``,
+where ``scorer`` names the evaluator's settings, so a score is never reused by another."""
 
 Scorer = Callable[..., CandidateResult]
 
@@ -42,11 +43,15 @@ class LazyScorer:
         self._make = make
         self._scorer: Scorer | None = None
 
-    def __call__(self, keep: Any, *, seed: int | None = None) -> CandidateResult:
-        """Score ``keep`` with the built scorer."""
+    def build(self) -> Scorer:
+        """The scorer (built now if it was not yet)."""
         if self._scorer is None:
             self._scorer = self._make()
-        return self._scorer(keep, seed=seed)
+        return self._scorer
+
+    def __call__(self, keep: Any, *, seed: int | None = None) -> CandidateResult:
+        """Score ``keep`` with the built scorer."""
+        return self.build()(keep, seed=seed)
 
 
 def meets_budgets(trial: FrozenTrial) -> bool:
@@ -81,11 +86,16 @@ def finalists(
 
 
 def _score(
-    study: optuna.Study, scorer: Scorer, config: SearchConfig, trial: FrozenTrial, seed: int
+    study: optuna.Study,
+    scorer: Scorer,
+    config: SearchConfig,
+    trial: FrozenTrial,
+    seed: int,
+    tag: str,
 ) -> float | None:
     """Finalist score of ``trial`` with ``seed`` (cached in the study; None if it fails)."""
     saved = dict(study.user_attrs.get(FINAL_ATTR, {}))
-    key = f"{trial.number}:{seed}"
+    key = f"{trial.number}:{seed}:{tag}"
     if key not in saved:
         try:
             r = scorer(trial.user_attrs["keep"], seed=seed)
@@ -110,12 +120,17 @@ def choose(
     """
     warm, searched = finalists(study, config)
     reuse = trial_scores or not config.final_steps
-    steps = config.finetune_steps if reuse else config.final_steps
+    if reuse:  # what the trial evaluator runs (the config's trial settings by default)
+        steps = getattr(scorer, "finetune_steps", config.finetune_steps)
+        distill = getattr(scorer, "distill", config.distill)
+    else:
+        steps, distill = config.final_steps, config.final_distill
+    tag = f"{'trial' if reuse else 'final'}:{steps}:{distill:g}"
     if len(warm) + len(searched) < 2:
         return _kept(f"{len(warm) + len(searched)} finalist: nothing to compare", steps)
     first: dict[int, float] = {}
     for t in warm + searched:
-        value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed)
+        value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed, tag)
         if value is not None:
             first[t.number] = value
     warm = [t for t in warm if t.number in first]
@@ -131,7 +146,7 @@ def choose(
     second: dict[int, float] = {}
     if len(contenders) == 2:
         for t in contenders:
-            if (s := _score(study, scorer, config, t, config.seed + 1)) is not None:
+            if (s := _score(study, scorer, config, t, config.seed + 1, tag)) is not None:
                 second[t.number] = s
     mean = {n: (first[n] + second[n]) / 2 if n in second else first[n] for n in first}
     noise = sum(abs(first[n] - second[n]) for n in second) / len(second) if second else None
@@ -141,11 +156,12 @@ def choose(
         margin = noise or 0.0
         beats = mean[candidate.number] - mean[heuristic.number] > margin
         chosen = candidate if beats else heuristic
+        told = f"the noise {margin:.4f}" if noise is not None else "0 (noise unknown)"
         reason = (
-            f"searched trial beats the best warm start by more than the noise {margin:.4f}"
+            f"searched trial beats the best warm start by more than {told}"
             if beats
             else f"no searched trial beats warm start {heuristic.user_attrs['warm_start']!r} "
-            f"by more than the noise {margin:.4f}"
+            f"by more than {told}"
         )
     return {
         "chosen": chosen.number,

@@ -238,7 +238,7 @@ def run_search(
     *,
     storage: str,
     resume: bool = False,
-    warm_starts: Mapping[str, WarmStart] | None = None,
+    warm_starts: Mapping[str, WarmStart] | Callable[[], Mapping[str, WarmStart]] | None = None,
     definition: Mapping[str, Any] | None = None,
     final_evaluator: Scorer | None = None,
 ) -> SearchResult:
@@ -247,7 +247,8 @@ def run_search(
     Finished trials live in ``storage`` (any Optuna storage URL), so an interrupted
     search resumed with ``resume=True`` only runs the trials still missing.
     ``warm_starts`` (``{name: WarmStart}``, see :func:`iaprune.search.builder.warm_starts`)
-    are enqueued as the first trials of a new study and evaluated at their exact widths.
+    are enqueued as the first trials of a new study and evaluated at their exact widths
+    (a callable is called only then, so a resumed study does not recompute them).
     The final candidate is chosen among them and the best searched ones by
     ``final_evaluator`` (see :mod:`iaprune.search.choice`; None: the trial scores, with a
     second score by ``evaluator`` for the noise); the result's ``selection`` says how.
@@ -269,7 +270,8 @@ def run_search(
                 _uniform_params(evaluator, space, config), user_attrs={"warm_start": "uniform"}
             )
     elif config.warm_start and (created or not study.trials):
-        for name, start in (warm_starts or {}).items():
+        starts = warm_starts() if callable(warm_starts) else warm_starts
+        for name, start in (starts or {}).items():
             study.enqueue_trial(
                 dict(start.params), user_attrs={"warm_start": name, WARM_KEEP_ATTR: start.keep}
             )

@@ -139,7 +139,7 @@ class _Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "best_acc": self.state.best_acc,
                 "history": self.state.history.epochs,
-                "rng": torch.get_rng_state(),  # the next epoch's shuffle and augmentation
+                "rng": _rng_state(),  # the next epoch's augmentation (and shuffle, if any)
             },
             self.checkpoint,
         )
@@ -161,8 +161,7 @@ class _Trainer:
             self.model.load_state_dict(saved["current"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scheduler.load_state_dict(saved["scheduler"])
-            if isinstance(saved.get("rng"), torch.Tensor):
-                torch.set_rng_state(saved["rng"])  # resumed epochs draw as uninterrupted ones
+            _set_rng_state(saved.get("rng"))  # resumed epochs draw as uninterrupted ones
         except Exception as exc:  # unreadable or foreign file: start again rather than fail
             log.warning("cannot resume from %s (%s); starting afresh", path, exc)
             return
@@ -217,3 +216,22 @@ def finetune(
         trainer.epoch(train_loader, val_loader, epoch)
     model.load_state_dict(trainer.state.best_state)
     return trainer.state.history
+
+
+def _rng_state() -> dict[str, Any]:
+    """torch's CPU (and, when in use, CUDA) random state, as tensors a checkpoint can hold."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: object) -> None:
+    """Restore what :func:`_rng_state` saved (nothing for checkpoints without it)."""
+    if not isinstance(state, dict):
+        return
+    if isinstance(state.get("cpu"), torch.Tensor):
+        torch.set_rng_state(state["cpu"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
