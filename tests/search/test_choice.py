@@ -109,6 +109,22 @@ def test_the_final_evaluator_decides_among_the_finalists(tmp_path, favour: str) 
     assert final.calls == len(result.selection["scores"]) + 2
 
 
+def test_a_lead_within_the_validation_sampling_error_keeps_the_heuristic(tmp_path) -> None:
+    evaluator, space, cfg, starts = _setup(trials=8, rescore=2)
+    _, study = _run(tmp_path, evaluator, space, cfg, starts, name="probe")
+    _, searched = finalists(study, cfg)
+    target = dict(searched[0].user_attrs["keep"])
+    # a deterministic score: no re-scoring noise; the searched lead is 0.05 on 16 images
+    final = _Scripted(evaluator, lambda keep: 0.55 if dict(keep) == target else 0.5)
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    selection = result.selection
+    assert selection["noise"] == 0.0
+    assert selection["margin"] == pytest.approx(0.125)  # sqrt(0.5 * 0.5 / 16)
+    assert result.spec.keep != target
+    assert selection["scores"][str(result.best_trial)]["warm_start"] is not None
+    assert "sampling error 0.1250" in selection["reason"]
+
+
 def test_finalist_scores_survive_resume(tmp_path) -> None:
     evaluator, space, cfg, starts = _setup(trials=6)
     final = _Scripted(evaluator, lambda keep: sum(keep.values()) / 1000)

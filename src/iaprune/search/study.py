@@ -283,7 +283,10 @@ def run_search(
     result = _result(study, space, config)
     if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
         scorer = final_evaluator or evaluator
-        selection = choose(study, scorer, config, trial_scores=final_evaluator is None)
+        val_size = sum(len(y) for _, y in evaluator.val_batches)
+        selection = choose(
+            study, scorer, config, trial_scores=final_evaluator is None, val_size=val_size
+        )
         _apply_choice(result, study, selection)
     result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
     return result
