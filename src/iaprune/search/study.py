@@ -283,7 +283,7 @@ def run_search(
     result = _result(study, space, config)
     if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
         scorer = final_evaluator or evaluator
-        val_size = sum(len(y) for _, y in evaluator.val_batches)
+        val_size = sum(len(y) for _, y in getattr(evaluator, "val_batches", ()))
         selection = choose(
             study, scorer, config, trial_scores=final_evaluator is None, val_size=val_size
         )
