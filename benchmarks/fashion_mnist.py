@@ -1,10 +1,10 @@
 """Fashion-MNIST: iaprune's default search against heuristics at equal MACs budget.
 
 Every method prunes the same trained baseline to the same MACs budget and gets the same
-fine-tuning (the pipeline's ``prune_and_finetune`` with one FinetuneConfig; the data
-split and the fine-tuning's data order are fixed, so rows differ only by the pruned
-architecture). Searching methods run with 3 search seeds; uniform and torch-pruning are
-deterministic and run once. Methods:
+fine-tuning (one FinetuneConfig, the same data split). Every method runs every seed: the
+seed drives the search and the fine-tune's data order and augmentation, so the spread of
+a deterministic method (uniform, torch-pruning) is the fine-tuning's own noise, and a
+searching method's spread adds the search's. Methods:
 
 * ``iaprune``: the default search (``SearchConfig()``: GP on the budget space, warm
   starts, noise-aware choice);
@@ -45,6 +45,7 @@ from torch import nn
 
 from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs, count_params
+from iaprune.pruning import apply_spec
 from iaprune.reports import Table, markdown_table
 from iaprune.train import finetune
 
@@ -64,7 +65,6 @@ SEARCH = {
 }
 METHODS = [*SEARCH, "tp-global", "tp-isomorphic"]
 SCORED = {"iaprune", "tpe", "random"}  # methods that take --trial-steps / --trial-distill
-DETERMINISTIC = {"uniform", "tp-global", "tp-isomorphic"}
 MODELS = {"vgg16": 0.25, "resnet56": 0.375}
 # resnet56 at width 0.375 has 6-channel groups that the CPU default --round-to 8 cannot prune
 ROUND_TO = {"resnet56": 2}
@@ -100,41 +100,74 @@ def tp_prune(model: nn.Module, example: torch.Tensor, budget: float, isomorphic:
 
 
 def run_row(task: dict[str, Any]) -> dict[str, Any]:
-    """Prune, fine-tune and test one (model, budget, method, seed); returns its row."""
+    """Prune, fine-tune and test one (model, budget, method, seed); returns its row.
+
+    The seed drives the search (``search.seed``) and the fine-tune (its data order and
+    augmentation); the data split is the same for every row. A run directory that holds
+    a finished search (an earlier protocol's row) is resumed: the search is kept and
+    only the fine-tune runs, and the row says so (``search_reused``).
+    """
     torch.set_num_threads(task["threads"])
     config = RunConfig.from_dict(task["config"])
     t0 = time.perf_counter()
-    session = Session.create(task["dir"], config, overwrite=True)
+    finished = _finished_search(Path(task["dir"]), config)
+    reuse = finished is not None
+    session = finished or Session.create(task["dir"], config, overwrite=True)
     base = session.baseline()
     method = task["method"]
     search: dict[str, Any] = {}
     if method.startswith("tp-"):
         pruned = tp_prune(base, session.example_input, task["budget"], method == "tp-isomorphic")
         search_s = time.perf_counter() - t0
-        torch.manual_seed(config.seed)  # as Session.prune_and_finetune does
-        finetune(pruned, session.train_loader(), session.loaders["val"], config.finetune)
     else:
-        result = session.search(base)
+        result = session.search_done() or session.search(base)
         search_s = time.perf_counter() - t0
+        if reuse and task.get("search_seconds") is not None:
+            search_s = task["search_seconds"]  # the reused search's own time
         search = {
             "trials": result.trials,
             "chosen": result.best_trial,
             "val_score": result.accuracy,
+            "selection": result.selection.get("reason", ""),
+            "search_reused": reuse,
         }
-        search["selection"] = result.selection.get("reason", "")
-        pruned, _ = session.prune_and_finetune(base, result.spec)
+        pruned = apply_spec(base, session.example_input, result.spec)
+    t1 = time.perf_counter()
+    seed = task["seed"]
+    torch.manual_seed(seed)  # as Session.prune_and_finetune does with the run seed
+    finetune(pruned, session.train_loader(seed), session.loaders["val"], config.finetune)
     test = session.test(pruned)["top1"]
     shape = session.input_shape
     return {
         **{k: task[k] for k in ("key", "model", "budget", "method", "seed")},
+        "finetune_seed": seed,
         "test_top1": test,
         "baseline_top1": task["baseline_top1"],
         "macs_ratio": count_macs(pruned, shape) / count_macs(base, shape),
         "params_ratio": count_params(pruned) / count_params(base),
         "search_seconds": search_s,
-        "total_seconds": time.perf_counter() - t0,
+        "total_seconds": search_s + time.perf_counter() - t1,
         **search,
     }
+
+
+def _finished_search(run_dir: Path, config: RunConfig) -> Session | None:
+    """The run in ``run_dir`` when it holds a finished search of ``config``, else None.
+
+    The paths and study name a run records for itself are left out of the comparison.
+    """
+    if not (run_dir / "search.json").is_file():
+        return None
+    session = Session.open(run_dir)
+
+    def settings(c: RunConfig) -> dict[str, Any]:
+        d = c.to_dict()
+        d.pop("checkpoint"), d.pop("data_root"), d["search"].pop("study_name")
+        return d
+
+    if settings(session.config) != settings(config) or session.search_done() is None:
+        return None
+    return session
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -209,11 +242,10 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
         for budget in (float(b) for b in a.budgets.split(",")):
             for method in a.methods.split(","):
                 for seed in seeds:
-                    if method in DETERMINISTIC and seed != seeds[0]:
-                        continue
                     key = f"{model}_{budget:g}_{method}_s{seed}"
-                    if key in rows:
-                        continue
+                    old = rows.rows.get(key)
+                    if old is not None and old.get("finetune_seed", 0) == seed:
+                        continue  # rows before finetune_seed was recorded fine-tuned with 0
                     search = {**(score if method in SCORED else {}), **SEARCH.get(method, {})}
                     cfg = pruned_config(
                         base_cfg,
@@ -235,6 +267,7 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
                             "dir": str(a.out / "runs" / key),
                             "config": _with_epochs(cfg, a.finetune_epochs).to_dict(),
                             "baseline_top1": info["test_top1"],
+                            "search_seconds": (old or {}).get("search_seconds"),
                             "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
                         }
                     )

@@ -225,3 +225,19 @@ def test_sigkill_during_baseline_then_resume_with_fewer_epochs(tmp_path) -> None
     assert baseline["complete"] and len(baseline["history"]) == done + 1
     config = json.loads((run / "config.json").read_text())
     assert config["baseline_epochs"] == done + 1
+
+
+def test_sampled_batches_do_not_depend_on_what_ran_before(tmp_path) -> None:
+    # the trials' recovery batches of a resumed run must equal the uninterrupted run's,
+    # though the baseline or earlier draws consumed the loader's and torch's RNG
+    config = RunConfig(model="test_vgg", width_mult=1.0)
+    session = Session.create(tmp_path / "run", config)
+    first = session.batches("train", 3)
+    torch.rand(100)
+    again = session.batches("train", 3)
+    fresh = Session(session.run, config).batches("train", 2)
+    for (x, y), (x2, y2) in zip(first, again, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+    for (x, y), (x2, y2) in zip(first, fresh, strict=False):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert not torch.equal(first[0][1], first[1][1])  # a shuffled stream, not one batch

@@ -341,9 +341,14 @@ class Session:
             partial.unlink(missing_ok=True)
         return model
 
-    def train_loader(self) -> DataLoader[Any]:
-        """Training batches for baseline and fine-tuning (this process's shard under torchrun)."""
-        return distributed.train_loader(self.loaders["train"], self.dist, seed=self.config.seed)
+    def train_loader(self, seed: int | None = None) -> DataLoader[Any]:
+        """Training batches for baseline and fine-tuning (this process's shard under torchrun).
+
+        The order is a permutation per epoch seeded with ``seed`` (default: the run seed);
+        the data split stays the run seed's.
+        """
+        seed = self.config.seed if seed is None else seed
+        return distributed.train_loader(self.loaders["train"], self.dist, seed=seed)
 
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
         """Cost model of the search candidates: latency measured, predicted, or none.
@@ -386,8 +391,19 @@ class Session:
         return create_cost_model("predicted", table)
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``n`` batches of a split, materialised (same data for every trial)."""
-        return list(islice(iter(self.loaders[split]), n))
+        """The first ``n`` batches of a split, materialised (same data for every trial).
+
+        The train split's order and augmentation are drawn from generators seeded with
+        the run seed at every call, so every call (the filter scores' calibration, the
+        trials' and the finalists' recovery steps) and a resumed run see the same
+        sequence, whatever ran before.
+        """
+        loader = self.loaders[split]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            if loader.generator is not None:
+                loader.generator.manual_seed(self.config.seed)
+            return list(islice(iter(loader), n))
 
     def pruner(self, model: nn.Module) -> Pruner:
         """Channel groups and filter scores of the unpruned ``model``."""

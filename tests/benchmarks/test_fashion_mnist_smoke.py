@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,32 @@ def test_smoke_run_writes_rows_at_the_budget_and_resumes(smoke) -> None:
     assert "0 rows to run (7 done)" in again.stdout
 
 
+def test_a_row_fine_tuned_with_another_seed_reruns_and_keeps_its_search(
+    smoke, tmp_path: Path
+) -> None:
+    out, first = smoke
+    assert first.returncode == 0, first.stderr[-2000:]
+    copy = tmp_path / "fm"
+    shutil.copytree(out, copy)
+    rows = [json.loads(line) for line in (copy / "rows.jsonl").read_text().splitlines()]
+    (old,) = [r for r in rows if r["method"] == "iaprune"]
+    assert old["finetune_seed"] == old["seed"] == 0 and not old["search_reused"]
+    stale = {**old, "finetune_seed": 7, "test_top1": -1.0}  # an earlier protocol's row
+    with (copy / "rows.jsonl").open("a") as fh:
+        fh.write(json.dumps(stale) + "\n")
+    trials = (copy / "runs" / old["key"] / "search.json").read_text()
+    again = _run(SCRIPT, "--out", str(copy))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 rows to run (7 done)" in again.stdout
+    rows = [json.loads(line) for line in (copy / "rows.jsonl").read_text().splitlines()]
+    redone = rows[-1]
+    assert redone["key"] == old["key"] and redone["search_reused"]
+    assert redone["finetune_seed"] == 0 and redone["chosen"] == old["chosen"]
+    assert redone["test_top1"] == old["test_top1"]  # same spec, same fine-tune seed
+    assert redone["search_seconds"] == old["search_seconds"]
+    assert (copy / "runs" / old["key"] / "search.json").read_text() == trials
+
+
 def test_picks_fidelity_scores_the_allocations_the_methods_chose(smoke, tmp_path: Path) -> None:
     out, first = smoke
     assert first.returncode == 0, first.stderr[-2000:]
@@ -70,3 +97,20 @@ def test_picks_fidelity_scores_the_allocations_the_methods_chose(smoke, tmp_path
         assert set(row["scores"]) == {"bn", "sgd30"}
         assert row["macs_ratio"] <= 0.5 + 1e-9
     assert (fid / "proxy_fidelity_picks_test_vgg_0.5.md").is_file()
+
+
+def test_fidelity_resumes_and_redoes_a_candidate_whose_allocation_changed(tmp_path: Path) -> None:
+    out = tmp_path / "fid"
+    first = _run(FIDELITY, "--out", str(out))
+    assert first.returncode == 0, first.stderr[-2000:]
+    lines = (out / "fidelity.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) >= 5 and all(set(r["scores"]) == {"bn", "sgd30"} for r in rows)
+    assert (out / "proxy_fidelity.md").is_file()
+    stale = {**rows[0], "keep": {k: 1 for k in rows[0]["keep"]}}  # an older candidate 0
+    (out / "fidelity.jsonl").write_text("\n".join([*lines, json.dumps(stale)]) + "\n")
+    again = _run(FIDELITY, "--out", str(out))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"1 candidates to score and fine-tune ({len(rows)} done)" in again.stdout
+    redone = json.loads((out / "fidelity.jsonl").read_text().splitlines()[-1])
+    assert redone["key"] == rows[0]["key"] and redone["keep"] == rows[0]["keep"]

@@ -45,11 +45,15 @@ def _random_keep(pruner: Pruner, seed: int) -> dict[str, int]:
 
 
 def _assert_equivalent(
-    model: nn.Module, x: torch.Tensor, seed: int = 0, keep: dict[str, int] | None = None
+    model: nn.Module,
+    x: torch.Tensor,
+    seed: int = 0,
+    keep: dict[str, int] | None = None,
+    importance: str = "l1",
 ) -> PruningSpec:
     """Prune to ``keep`` (random allowed counts by default) and compare with zeroing."""
     model.eval()
-    pruner = Pruner(model, x[:1])
+    pruner = Pruner(model, x[:1], importance=importance)
     spec = pruner.spec(_random_keep(pruner, seed) if keep is None else keep)
     pruned = pruner.prune(spec).eval()
     hooks = _zeroed_reference(model, spec, pruner)
@@ -87,6 +91,39 @@ def test_pruned_equals_zeroed_original(name: str, shape: tuple[int, int, int]) -
     for seed in range(3):
         model = build(name, shape[0], seed)
         _assert_equivalent(model, torch.randn(2, *shape, generator=_gen(seed)), seed)
+
+
+@pytest.mark.filterwarnings("error")  # no group falls back to L1
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_group_importance_scores_every_layer_type(name: str) -> None:
+    """torch-pruning's groups map every consumer (residual, grouped, concat) to the channels."""
+    model = build(name, 3, 0)
+    spec = _assert_equivalent(
+        model, torch.randn(2, 3, 32, 32, generator=_gen(0)), 0, None, "group_l1"
+    )
+    assert spec.kept_indices
+
+
+def test_group_importance_drops_a_channel_no_consumer_reads() -> None:
+    """Per-layer L1 keeps the largest filter; the group criterion sees nobody reads it."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    ).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(
+            torch.tensor([3.0, 1.0, 1.2, 1.1]).view(4, 1, 1, 1).expand(4, 1, 3, 3)
+        )
+        model[2].weight.fill_(1.0)
+        model[2].weight[:, 0] = 0.0  # channel 0 of the first conv feeds nothing
+    x = torch.randn(1, 1, 8, 8)
+    assert Pruner(model, x).spec({"0": 3}).kept_indices["0"] == [0, 2, 3]
+    assert Pruner(model, x, importance="group_l1").spec({"0": 3}).kept_indices["0"] == [1, 2, 3]
 
 
 def _gen(seed: int) -> torch.Generator:

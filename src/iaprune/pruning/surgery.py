@@ -18,7 +18,7 @@ from torch import nn
 
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
-from iaprune.importance import Importance, create_importance
+from iaprune.importance import GroupImportance, Importance, create_importance
 from iaprune.importance.norms import L1Importance
 from iaprune.importance.taylor import accumulate_gradients
 from iaprune.pruning.groups import (
@@ -36,7 +36,8 @@ class Pruner:
 
     The original model is never modified. Filter scores are summed over every layer of
     a channel group after normalising each layer's scores by their mean, so a residual
-    group keeps the channels that matter to all of its convs.
+    group keeps the channels that matter to all of its convs; a
+    :class:`~iaprune.importance.GroupImportance` scores the group's channels at once.
 
     ``groups`` are the prunable channel groups (a group's allowed keep counts are the
     multiples of its ``multiple`` up to its width); ``excluded`` the groups left at
@@ -94,7 +95,7 @@ class Pruner:
         modules = dict(self.model.named_modules())
         scores: dict[str, torch.Tensor] = {}
         for group in self.groups:
-            total = self._group_score(group, modules, self.importance)
+            total = self._group_score(group, modules, self.importance, graph)
             if total is None:
                 warnings.warn(
                     f"{type(self.importance).__name__} gives no score for group {group.name}; "
@@ -111,8 +112,20 @@ class Pruner:
 
     @staticmethod
     def _group_score(
-        group: ChannelGroup, modules: dict[str, nn.Module], importance: Importance
+        group: ChannelGroup,
+        modules: dict[str, nn.Module],
+        importance: Importance,
+        graph: tp.DependencyGraph | None = None,
     ) -> torch.Tensor | None:
+        if isinstance(importance, GroupImportance):
+            if graph is None:
+                return None
+            every = list(range(group.channels))
+            deps = graph.get_pruning_group(modules[group.name], tp.prune_conv_out_channels, every)
+            s = importance.score_group(deps)
+            if s is None or s.numel() != group.channels:
+                return None
+            return s.detach().float() / (s.detach().float().mean() + 1e-12)
         total: torch.Tensor | None = None
         for name in group.convs + group.norms:
             s = importance.score(modules[name])

@@ -80,6 +80,11 @@ class CandidateEvaluator:
         self._teacher: list[torch.Tensor] | None = None
         self.baseline = self.measure(pruner.model, None)
 
+    @property
+    def val_size(self) -> int:
+        """Validation images behind an accuracy score."""
+        return sum(len(y) for _, y in self.val_batches)
+
     def variant(
         self, *, finetune_steps: int, distill: float, train_batches: Sequence[Batch]
     ) -> CandidateEvaluator:

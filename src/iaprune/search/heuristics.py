@@ -48,7 +48,7 @@ def torch_pruning_allocation(
     model = copy.deepcopy(pruner.model).eval()
     prunable = {c for g in space.groups for c in g.convs}
     ignored = [m for n, m in model.named_modules() if isinstance(m, ROOTS) and n not in prunable]
-    modules = dict(model.named_modules())
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)}
     try:
         tp_pruner = tp.pruner.MetaPruner(
             model,
@@ -63,7 +63,8 @@ def torch_pruning_allocation(
         )
         for step in range(steps + 1):
             keep = {
-                g.name: space.count(g, _width(modules[g.name]) / g.channels) for g in space.groups
+                g.name: space.count(g, convs[g.name].out_channels / g.channels)
+                for g in space.groups
             }
             if projection.feasible(keep):
                 return keep
@@ -74,13 +75,6 @@ def torch_pruning_allocation(
         return None
     log.warning("torch-pruning's global pruning did not reach the budget in %d steps", steps)
     return None
-
-
-def _width(module: nn.Module) -> int:
-    out = getattr(module, "out_channels", None) or getattr(module, "out_features", None)
-    if not isinstance(out, int):
-        raise TypeError(f"{type(module).__name__} has no output width")
-    return out
 
 
 def global_magnitude_allocation(pruner: Pruner, projection: BudgetProjection) -> dict[str, int]:

@@ -283,9 +283,12 @@ def run_search(
     result = _result(study, space, config)
     if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
         scorer = final_evaluator or evaluator
-        val_size = sum(len(y) for _, y in getattr(evaluator, "val_batches", ()))
         selection = choose(
-            study, scorer, config, trial_scores=final_evaluator is None, val_size=val_size
+            study,
+            scorer,
+            config,
+            trial_scores=final_evaluator is None,
+            val_size=getattr(evaluator, "val_size", 0),  # duck-typed evaluators may lack it
         )
         _apply_choice(result, study, selection)
     result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices

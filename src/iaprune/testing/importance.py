@@ -8,6 +8,8 @@ residual model (after :func:`~iaprune.importance.accumulate_gradients` when it
   channel, on the weight's device, or ``None`` (a layer it does not score); never score a
   Linear layer;
 * score at least one layer of the model (a criterion that scores nothing prunes nothing);
+  a :class:`~iaprune.importance.GroupImportance` instead scores every channel group
+  (1-D, finite, non-negative, one score per channel) and no layer alone;
 * give the same scores when asked twice with the same seed;
 * leave the model's parameters, buffers and ``training`` flags alone;
 * drive :class:`~iaprune.pruning.Pruner`: a spec at half width keeps exactly the asked
@@ -18,16 +20,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch_pruning as tp
 from torch import nn
 
 from iaprune.importance import (
     IMPORTANCES,
+    GroupImportance,
     Importance,
     accumulate_gradients,
     create_importance,
     list_importances,
 )
 from iaprune.pruning import Pruner
+from iaprune.pruning.groups import build_graph, scan_groups
 from iaprune.testing._models import assert_unchanged, snapshot, tiny_model
 
 __all__ = ["ImportanceSuite"]
@@ -41,13 +46,36 @@ def _batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def _scored(name: str, seed: int = 0) -> tuple[nn.Module, dict[str, torch.Tensor | None]]:
-    """A fresh tiny model and ``name``'s score of each of its conv, norm and linear layers."""
+    """A fresh tiny model and ``name``'s score of each of its conv, norm and linear layers.
+
+    For a group criterion: the score of each channel group, keyed by the group's name.
+    """
     model = tiny_model().eval()
     importance = create_importance(name, seed=seed)
     if importance.needs_gradients:
         accumulate_gradients(model, _batches())
+    if isinstance(importance, GroupImportance):
+        return model, _group_scores(model, importance)
     layers = {n: m for n, m in model.named_modules() if isinstance(m, LAYERS)}
     return model, {n: importance.score(m) for n, m in layers.items()}
+
+
+def _group_deps(model: nn.Module) -> dict[str, tp.Group]:
+    """torch-pruning's dependency group of every channel group of ``model`` (all channels)."""
+    example = torch.randn(1, 1, 16, 16)
+    graph = build_graph(model, example)
+    groups, _ = scan_groups(model, example, graph)
+    modules = dict(model.named_modules())
+    return {
+        g.name: graph.get_pruning_group(
+            modules[g.name], tp.prune_conv_out_channels, list(range(g.channels))
+        )
+        for g in groups
+    }
+
+
+def _group_scores(model: nn.Module, importance: GroupImportance) -> dict[str, torch.Tensor | None]:
+    return {name: importance.score_group(deps) for name, deps in _group_deps(model).items()}
 
 
 class ImportanceSuite:
@@ -66,6 +94,14 @@ class ImportanceSuite:
         model, scores = _scored(name)
         modules = dict(model.named_modules())
         assert any(s is not None for s in scores.values()), f"{name} scores no layer"
+        if issubclass(IMPORTANCES.get(name), GroupImportance):
+            for layer, module in modules.items():
+                assert create_importance(name).score(module) is None, layer
+            for group, score in scores.items():  # keyed by the group's first conv
+                assert score is not None, group
+                assert score.shape == (modules[group].out_channels,), group
+                assert torch.isfinite(score).all() and (score >= 0).all(), group
+            return
         for layer, score in scores.items():
             module = modules[layer]
             if isinstance(module, nn.Linear):
@@ -92,9 +128,13 @@ class ImportanceSuite:
         importance = create_importance(name)
         if importance.needs_gradients:
             accumulate_gradients(model, _batches())
+        deps = _group_deps(model) if isinstance(importance, GroupImportance) else {}
         before = snapshot(model)
         for module in model.modules():
             importance.score(module)
+        for group in deps.values():
+            assert isinstance(importance, GroupImportance)
+            importance.score_group(group)
         assert_unchanged(model, before)
 
     def test_drives_the_pruner(self, name: str) -> None:
