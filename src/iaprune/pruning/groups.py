@@ -174,6 +174,12 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyG
         model.train(was_training)
 
 
+def dependency_group(graph: tp.DependencyGraph, conv: nn.Module) -> tp.Group:
+    """torch-pruning's group of every layer coupled to all output channels of ``conv``."""
+    width = graph.get_out_channels(conv)
+    return graph.get_pruning_group(conv, tp.prune_conv_out_channels, list(range(width)))
+
+
 def scan_groups(
     model: nn.Module, example_input: torch.Tensor, graph: tp.DependencyGraph | None = None
 ) -> tuple[list[ChannelGroup], list[ExcludedGroup]]:
@@ -192,9 +198,7 @@ def scan_groups(
     for module, name in names.items():
         if not _is_conv(module) or name in ignored or name in seen:
             continue
-        group = graph.get_pruning_group(
-            module, tp.prune_conv_out_channels, list(range(module.out_channels))
-        )
+        group = dependency_group(graph, module)
         convs, norms, consumers = _members(group, names)
         seen.update(convs)
         if set(convs) & ignored or module.out_channels < 2:

@@ -25,6 +25,7 @@ from iaprune.pruning.groups import (
     ChannelGroup,
     ExcludedGroup,
     build_graph,
+    dependency_group,
     require_groups,
     scan_groups,
 )
@@ -102,7 +103,7 @@ class Pruner:
                     "using L1",
                     stacklevel=2,
                 )
-                total = self._group_score(group, modules, L1Importance())
+                total = self._group_score(group, modules, L1Importance(), graph)
             if total is None:
                 raise IAPruneError(f"channel group {group.name} has no conv or norm to score")
             scores[group.name] = total
@@ -115,20 +116,14 @@ class Pruner:
         group: ChannelGroup,
         modules: dict[str, nn.Module],
         importance: Importance,
-        graph: tp.DependencyGraph | None = None,
+        graph: tp.DependencyGraph,
     ) -> torch.Tensor | None:
         if isinstance(importance, GroupImportance):
-            if graph is None:
-                return None
-            every = list(range(group.channels))
-            deps = graph.get_pruning_group(modules[group.name], tp.prune_conv_out_channels, every)
-            s = importance.score_group(deps)
-            if s is None or s.numel() != group.channels:
-                return None
-            return s.detach().float() / (s.detach().float().mean() + 1e-12)
+            raw = [importance.score_group(dependency_group(graph, modules[group.name]))]
+        else:
+            raw = [importance.score(modules[name]) for name in group.convs + group.norms]
         total: torch.Tensor | None = None
-        for name in group.convs + group.norms:
-            s = importance.score(modules[name])
+        for s in raw:
             if s is None or s.numel() != group.channels:
                 continue
             s = s.detach().float() / (s.detach().float().mean() + 1e-12)

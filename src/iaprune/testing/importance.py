@@ -32,7 +32,7 @@ from iaprune.importance import (
     list_importances,
 )
 from iaprune.pruning import Pruner
-from iaprune.pruning.groups import build_graph, scan_groups
+from iaprune.pruning.groups import build_graph, dependency_group, scan_groups
 from iaprune.testing._models import assert_unchanged, snapshot, tiny_model
 
 __all__ = ["ImportanceSuite"]
@@ -66,12 +66,7 @@ def _group_deps(model: nn.Module) -> dict[str, tp.Group]:
     graph = build_graph(model, example)
     groups, _ = scan_groups(model, example, graph)
     modules = dict(model.named_modules())
-    return {
-        g.name: graph.get_pruning_group(
-            modules[g.name], tp.prune_conv_out_channels, list(range(g.channels))
-        )
-        for g in groups
-    }
+    return {g.name: dependency_group(graph, modules[g.name]) for g in groups}
 
 
 def _group_scores(model: nn.Module, importance: GroupImportance) -> dict[str, torch.Tensor | None]:

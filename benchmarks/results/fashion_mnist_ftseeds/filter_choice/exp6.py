@@ -1,4 +1,4 @@
-"""iaprune's chosen resnet56 50 % allocation with another importance's kept filters, ft seed from argv."""
+"""iaprune's chosen allocation (its seed-0 search) with another importance's kept filters, ft seed from argv."""
 import sys, json, torch
 torch.set_num_threads(1)
 from iaprune.session import Session
