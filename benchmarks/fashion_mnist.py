@@ -47,7 +47,6 @@ from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs, count_params
 from iaprune.pruning import apply_spec
 from iaprune.reports import Table, markdown_table
-from iaprune.train import finetune
 
 SEARCH = {
     "iaprune": {},
@@ -60,8 +59,9 @@ SEARCH = {
         "rescore": 0,
         "finetune_steps": 0,
         "distill": 0.0,
+        "importance": "l1",
     },
-    "uniform": {"sampler": "uniform"},
+    "uniform": {"sampler": "uniform", "importance": "l1"},
 }
 METHODS = [*SEARCH, "tp-global", "tp-isomorphic"]
 SCORED = {"iaprune", "tpe", "random"}  # methods that take --trial-steps / --trial-distill
@@ -134,8 +134,7 @@ def run_row(task: dict[str, Any]) -> dict[str, Any]:
         pruned = apply_spec(base, session.example_input, result.spec)
     t1 = time.perf_counter()
     seed = task["seed"]
-    torch.manual_seed(seed)  # as Session.prune_and_finetune does with the run seed
-    finetune(pruned, session.train_loader(seed), session.loaders["val"], config.finetune)
+    session.finetune(pruned, seed=seed)
     test = session.test(pruned)["top1"]
     shape = session.input_shape
     return {

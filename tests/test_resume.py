@@ -241,3 +241,23 @@ def test_sampled_batches_do_not_depend_on_what_ran_before(tmp_path) -> None:
     for (x, y), (x2, y2) in zip(first, fresh, strict=False):
         assert torch.equal(x, x2) and torch.equal(y, y2)
     assert not torch.equal(first[0][1], first[1][1])  # a shuffled stream, not one batch
+
+
+def test_finetune_depends_on_its_seed_only(tmp_path) -> None:
+    # the benchmark fine-tunes torch-pruning's models (no spec) with the row's seed; equal
+    # seeds must give equal weights whatever drew from the RNG before, other seeds differ
+    config = RunConfig(model="test_vgg", width_mult=1.0, finetune=FinetuneConfig(epochs=1))
+    session = Session.create(tmp_path / "run", config)
+    model = session.build_model()
+
+    def tuned(seed: int | None) -> list[torch.Tensor]:
+        copy = session.build_model()
+        copy.load_state_dict(model.state_dict())
+        torch.rand(37)  # randomness used before must not matter
+        session.finetune(copy, seed=seed)
+        return [p.detach().clone() for p in copy.parameters()]
+
+    default, same, zero, other = tuned(None), tuned(config.seed), tuned(0), tuned(1)
+    assert all(torch.equal(a, b) for a, b in zip(default, same, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(default, zero, strict=True))  # seed 0 default
+    assert not all(torch.equal(a, b) for a, b in zip(zero, other, strict=True))

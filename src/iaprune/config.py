@@ -217,6 +217,9 @@ class SearchConfig:
     heuristic is kept unless a searched candidate beats it by more than the score's noise,
     measured by scoring both once more (``rescore=0``: the best trial, no finalists).
     ``finetune_steps`` SGD steps per trial, with ``distill`` weight on distillation.
+    ``importance`` names the filter criterion (:data:`iaprune.importance.IMPORTANCES`);
+    the default ``group_l1`` is torch-pruning's group magnitude, which also counts the
+    BatchNorm scales and the input weights of every layer that reads a channel.
     ``workers`` processes run trials of the study ``study_name`` in ``storage`` at once;
     every trial sends a heartbeat every ``heartbeat`` seconds, and one silent for three
     intervals (its worker died) is failed and retried by another worker.
@@ -225,7 +228,7 @@ class SearchConfig:
     sampler: str = "gp"
     trials: int = 30
     seed: int = 0
-    importance: str = "l1"
+    importance: str = "group_l1"
     min_ratio: float = 0.05
     min_keep: int = 1
     round_to: int | None = None

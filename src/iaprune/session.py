@@ -72,7 +72,14 @@ from iaprune.search.builder import Space
 from iaprune.search.choice import LazyScorer
 from iaprune.search.study import StudyExistsError, join_search
 from iaprune.search.workers import check_storage
-from iaprune.train import distributed, evaluate, finetune, load_weights, save_atomic
+from iaprune.train import (
+    TrainHistory,
+    distributed,
+    evaluate,
+    finetune,
+    load_weights,
+    save_atomic,
+)
 from iaprune.train.checkpoint import load_state
 
 log = logging.getLogger(__name__)
@@ -548,21 +555,9 @@ class Session:
         """
         log.info("stage finetune: %d epochs", self.config.finetune.epochs)
         pruned = apply_spec(model, self.example_input, spec)
-        # augmentation draws from the global RNG: seed it here, so the fine-tune depends on
-        # the run seed and the architecture only, not on how much randomness the search used
-        # (a resumed run whose search was skipped fine-tunes like an uninterrupted one)
-        torch.manual_seed(self.config.seed)
         partial = self.run / "pruned.partial.pt"
         record = self.finetune_record(spec)
-        history = finetune(
-            pruned,
-            self.train_loader(),
-            self.loaders["val"],
-            self.config.finetune,
-            checkpoint=partial,
-            tag={"keep": record["keep"]},
-            dist=self.dist,
-        )
+        history = self.finetune(pruned, checkpoint=partial, tag={"keep": record["keep"]})
         if not self.dist.main:
             return pruned, {"epochs": history.epochs}
         state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
@@ -570,6 +565,34 @@ class Session:
         spec.save(self.run / "spec.json")
         partial.unlink(missing_ok=True)
         return pruned, {"epochs": history.epochs}
+
+    def finetune(
+        self,
+        pruned: nn.Module,
+        *,
+        seed: int | None = None,
+        checkpoint: Path | None = None,
+        tag: dict[str, Any] | None = None,
+    ) -> TrainHistory:
+        """Fine-tune ``pruned`` in place on train (select on val) with the run's settings.
+
+        ``seed`` (default: the run seed) seeds the global torch RNG, which augmentation
+        draws from, and the training data order, so the fine-tune depends on the seed and
+        the architecture only, not on how much randomness the search used (a resumed run
+        whose search was skipped fine-tunes like an uninterrupted one). ``checkpoint`` and
+        ``tag`` are :func:`iaprune.train.finetune`'s resumable partial state.
+        """
+        seed = self.config.seed if seed is None else seed
+        torch.manual_seed(seed)
+        return finetune(
+            pruned,
+            self.train_loader(seed),
+            self.loaders["val"],
+            self.config.finetune,
+            checkpoint=checkpoint,
+            tag=tag,
+            dist=self.dist,
+        )
 
     def pruned_spec(self) -> PruningSpec:
         """The spec pruned.pt was made from (spec.json for runs that predate it)."""

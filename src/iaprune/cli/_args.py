@@ -72,7 +72,9 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler", default="gp", help="gp (default), tpe, random or uniform")
     g.add_argument("--trials", type=int, default=None, help="number of search trials (30)")
     g.add_argument(
-        "--importance", default="l1", help="l1, l2, group_l1, bn_scale, taylor or random"
+        "--importance",
+        default="group_l1",
+        help="group_l1 (default), l1, l2, bn_scale, taylor or random",
     )
     g.add_argument("--min-ratio", type=float, default=0.05, help="smallest keep-ratio per group")
     g.add_argument("--min-keep", type=int, default=1, help="fewest filters any group keeps")

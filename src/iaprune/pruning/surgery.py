@@ -50,7 +50,7 @@ class Pruner:
         model: nn.Module,
         example_input: torch.Tensor,
         *,
-        importance: str | Importance = "l1",
+        importance: str | Importance = "group_l1",
         calibration: Sequence[tuple[torch.Tensor, torch.Tensor]] = (),
         seed: int = 0,
     ) -> None:
