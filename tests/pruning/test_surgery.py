@@ -122,8 +122,8 @@ def test_group_importance_drops_a_channel_no_consumer_reads() -> None:
         model[2].weight.fill_(1.0)
         model[2].weight[:, 0] = 0.0  # channel 0 of the first conv feeds nothing
     x = torch.randn(1, 1, 8, 8)
-    assert Pruner(model, x).spec({"0": 3}).kept_indices["0"] == [0, 2, 3]
-    assert Pruner(model, x, importance="group_l1").spec({"0": 3}).kept_indices["0"] == [1, 2, 3]
+    assert Pruner(model, x, importance="l1").spec({"0": 3}).kept_indices["0"] == [0, 2, 3]
+    assert Pruner(model, x).spec({"0": 3}).kept_indices["0"] == [1, 2, 3]  # group_l1, the default
 
 
 def _gen(seed: int) -> torch.Generator:
