@@ -17,13 +17,12 @@ import torch
 
 from iaprune import Session
 from iaprune.cost import count_macs
-from iaprune.pruning import apply_spec
+from iaprune.pruning import Pruner, apply_spec
 from iaprune.search.builder import make_space
 from iaprune.search.heuristics import global_magnitude_allocation
 
 
-def allocations(session: Session, base: torch.nn.Module) -> dict[str, dict[str, int]]:
-    pruner = session.pruner(base)
+def allocations(session: Session, pruner: Pruner) -> dict[str, dict[str, int]]:
     space = make_space(pruner, session.input_shape, session.config.search, round_to=session.round_to)
     keep = global_magnitude_allocation(pruner, space.projection)
     widths = {g.name: g.channels for g in pruner.groups}
@@ -36,8 +35,9 @@ def run(task: tuple[str, str, int]) -> dict:
     torch.set_num_threads(1)
     session = Session.open(run_dir)
     base = session.baseline()
-    keep = allocations(session, base)[name]
-    pruned = apply_spec(base, session.example_input, session.pruner(base).spec(keep))
+    pruner = session.pruner(base)
+    keep = allocations(session, pruner)[name]
+    pruned = apply_spec(base, session.example_input, pruner.spec(keep))
     session.finetune(pruned, seed=seed)
     shape = session.input_shape
     return {
