@@ -144,6 +144,42 @@ def test_torch_pruning_allocation_is_a_point_of_the_space_on_the_budget(zoo) -> 
     assert count_params(pruner.model) == params  # torch-pruning pruned a copy
 
 
+def test_torch_pruning_allocation_is_scaled_onto_the_budget(zoo) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups, round_to=2)
+    projection = BudgetProjection(space, cost, {"macs": 0.3})
+    stepped = torch_pruning_allocation(pruner, projection, onto_budget=False)
+    if stepped is None:  # tiny test models: budget out of reach
+        assert not projection.feasible(space.smallest())
+        return
+    keep = torch_pruning_allocation(pruner, projection)
+    assert keep is not None
+    assert projection.feasible(keep)
+    assert _allowed(space, keep)
+    assert all(keep[n] >= stepped[n] for n in stepped)  # shares scaled up, none cut
+    room = {  # groups that could still take one more step within the budget
+        g.name
+        for g in space.groups
+        if keep[g.name] < g.channels
+        and projection.feasible({**keep, g.name: keep[g.name] + space.step(g)})
+    }
+    full = projection.feasible({g.name: g.channels for g in space.groups})
+    assert full or len(room) < len(space.groups)  # the projection spent the slack
+
+
+def test_torch_pruning_allocation_fills_the_resnet56_budget() -> None:
+    torch.manual_seed(0)
+    pruner = Pruner(_model("resnet56"), torch.randn(1, 3, 32, 32))
+    cost = WidthCost(pruner, (3, 32, 32))
+    space = SearchSpace.from_groups(pruner.groups, round_to=2)
+    projection = BudgetProjection(space, cost, {"macs": 0.25})
+    stepped = torch_pruning_allocation(pruner, projection, onto_budget=False)
+    keep = torch_pruning_allocation(pruner, projection)
+    assert stepped is not None and keep is not None
+    assert cost.ratios(stepped)["macs"] < 0.2  # seed 0: the first step on the budget overshoots
+    assert 0.245 <= cost.ratios(keep)["macs"] <= 0.25
+
+
 def test_torch_pruning_allocation_removes_weak_filters_first() -> None:
     torch.manual_seed(0)
     model = create_model("vgg16", num_classes=10, width_mult=0.25).eval()

@@ -1,0 +1,13 @@
+#!/bin/bash
+# torch-pruning's warm start is now projected onto the budget (search/heuristics.py): every
+# searching row (iaprune, tpe, random) is searched and fine-tuned again. Baselines and the rows
+# of the non-searching methods (uniform, EagleEye, tp-global, tp-isomorphic) are copied from
+# fashion_mnist_group (same baselines, same protocol). Order: iaprune first, resnet56 first.
+cd /work/main && . .venv/bin/activate
+export OMP_NUM_THREADS=1
+OUT=.bench/cpu10
+COMMON="--finetune-epochs 1 --val-batches 16 --jobs 2"
+python benchmarks/fashion_mnist.py --out $OUT --models resnet56 --budgets 0.5,0.25 --methods iaprune $COMMON
+python benchmarks/fashion_mnist.py --out $OUT --models vgg16 --budgets 0.5,0.25 --methods iaprune $COMMON
+python benchmarks/fashion_mnist.py --out $OUT --models resnet56 --budgets 0.5,0.25 --methods tpe,random $COMMON
+python benchmarks/fashion_mnist.py --out $OUT --models vgg16 --budgets 0.5,0.25 --methods tpe,random $COMMON
