@@ -19,12 +19,14 @@ from iaprune import Session
 from iaprune.cost import count_macs
 from iaprune.pruning import Pruner, apply_spec
 from iaprune.search.builder import make_space
-from iaprune.search.heuristics import global_magnitude_allocation
+from iaprune.search.heuristics import torch_pruning_allocation
 
 
 def allocations(session: Session, pruner: Pruner) -> dict[str, dict[str, int]]:
     space = make_space(pruner, session.input_shape, session.config.search, round_to=session.round_to)
-    keep = global_magnitude_allocation(pruner, space.projection)
+    # the stepped widths, as the warm start was when this ran (now it is the filled one)
+    keep = torch_pruning_allocation(pruner, space.projection, onto_budget=False)
+    assert keep is not None
     widths = {g.name: g.channels for g in pruner.groups}
     filled = space.projection.project({n: keep[n] / widths[n] for n in keep})
     return {"global": keep, "global-filled": filled}
