@@ -80,7 +80,7 @@ def torch_pruning_allocation(
                 for g in space.groups
             }
             if projection.feasible(keep):
-                return _onto_budget(keep, projection) if onto_budget else keep
+                return scale_onto_budget(keep, projection) if onto_budget else keep
             if step < steps:
                 tp_pruner.step()
     except Exception as exc:  # a model torch-pruning cannot step keeps the other warm starts
@@ -90,8 +90,11 @@ def torch_pruning_allocation(
     return None
 
 
-def _onto_budget(keep: dict[str, int], projection: BudgetProjection) -> dict[str, int]:
-    """``keep`` projected onto the budget, never below ``keep`` in any group."""
+def scale_onto_budget(keep: dict[str, int], projection: BudgetProjection) -> dict[str, int]:
+    """``keep`` projected onto the budget, never below ``keep`` in any group.
+
+    ``keep`` itself when the grown widths would miss the budget.
+    """
     widths = {g.name: g.channels for g in projection.space.groups}
     projected = projection.project({n: keep[n] / widths[n] for n in widths})
     grown = {n: max(keep[n], projected[n]) for n in widths}
