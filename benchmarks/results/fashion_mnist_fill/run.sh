@@ -10,5 +10,6 @@ COMMON="--finetune-epochs 1 --val-batches 16 --jobs 2"
 python benchmarks/fashion_mnist.py --out $OUT --models resnet56 --budgets 0.5,0.25 --methods iaprune $COMMON
 python benchmarks/fashion_mnist.py --out $OUT --models vgg16 --budgets 0.5,0.25 --methods iaprune $COMMON
 python benchmarks/fashion_mnist.py --out $OUT --models resnet56 --budgets 0.5,0.25 --methods tpe,random $COMMON
-# not run: stopped at 08:34 (2026-11-27) before its first row finished, for lack of session time
+# run in the next session (2026-11-27 09:05-09:30; TPE s0/s1 at 50 % resumed the searches the
+# interrupted run had finished, so their rows record ~0 s of search time)
 python benchmarks/fashion_mnist.py --out $OUT --models vgg16 --budgets 0.5,0.25 --methods tpe,random $COMMON
