@@ -5,7 +5,7 @@ allocation after 100 distillation steps, yet fine-tuned 0.6-1.1 pp worse with th
 benchmark's 1 epoch; on vgg16 at 50 % (seed 2) the pick fine-tuned 0.26 pp better. Here the
 same two candidates of a finished search (the best warm start and the chosen searched
 trial) are fine-tuned for EPOCHS epochs (lr 0.01, cosine, as the benchmark) at the row's seed,
-with the run's filters, and tested. Nothing is written into the run directories.
+with the run's filters, and tested (the validation top-1 of every epoch is kept too). Nothing is written into the run directories.
 Usage: python longer.py RUN_DIR:TRIAL:SEED [...] [--epochs 3] [--jobs 2]
 """
 
@@ -31,11 +31,12 @@ def run(task: tuple[str, int, int, int]) -> dict:
     session = Session(opened.run, config, recipe=opened.recipe)
     base = session.baseline()
     pruner = session.pruner(base)
-    history = json.loads((Path(run_dir) / "search.json").read_text())["history"]
-    keep = next(h["keep"] for h in history if h["number"] == number)
+    trials = json.loads((Path(run_dir) / "search.json").read_text())["history"]
+    keep = next(h["keep"] for h in trials if h["number"] == number)
     pruned = apply_spec(base, session.example_input, pruner.spec(keep))
-    session.finetune(pruned, seed=seed)
+    history = session.finetune(pruned, seed=seed)
     return {
+        "val_top1": [round(e["val_top1"], 4) for e in history.epochs],
         "run": Path(run_dir).name,
         "trial": number,
         "seed": seed,

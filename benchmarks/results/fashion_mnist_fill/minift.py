@@ -7,7 +7,9 @@ torch-pruning's projected allocation ahead. Here both contenders of a finished s
 STEPS steps of the fine-tune's own recipe (SGD lr 0.01, momentum 0.9, weight decay 5e-4,
 cosine to 0, cross-entropy, the run's augmented training batches), BatchNorm recalibration,
 and are validated on the whole validation split. Nothing is written into the run directories.
-Usage: python minift.py RUN_DIR [...] [--steps 400]
+``--test`` also tests each scored model (the benchmark's test split), which tells a
+disagreement between validation and test from one between this score and the fine-tune.
+Usage: python minift.py RUN_DIR [...] [--steps 400] [--test]
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from iaprune import Session
 from iaprune.train.bn_recalibrate import recalibrate_bn
 from iaprune.train.loop import evaluate
 
+TEST = False
+
 
 def contenders(selection: dict) -> tuple[int, int]:
     scores = selection["scores"]
@@ -32,7 +36,7 @@ def contenders(selection: dict) -> tuple[int, int]:
     return tuple(int(max(ns, key=lambda n: scores[n]["first"])) for ns in (warm, searched))
 
 
-def score(session: Session, pruner, keep: dict, steps: int, train, calib, val) -> float:
+def score(session: Session, pruner, keep: dict, steps: int, train, calib, val) -> dict:
     model = pruner.prune(keep)
     recalibrate_bn(model, calib, steps=len(calib))
     torch.manual_seed(0)
@@ -45,14 +49,20 @@ def score(session: Session, pruner, keep: dict, steps: int, train, calib, val) -
         opt.step()
         sched.step()
     recalibrate_bn(model, calib, steps=len(calib))
-    return float(evaluate(model, val, desc="validate")["top1"])
+    out = {"score": float(evaluate(model, val, desc="validate")["top1"])}
+    if TEST:  # the test split too, to tell a val/test disagreement from a recipe one
+        out["test"] = float(session.test(model)["top1"])
+    return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--test", action="store_true", help="also test the scored models")
     a = p.parse_args()
+    global TEST
+    TEST = a.test
     torch.set_num_threads(1)
     for run in a.runs:
         result = json.loads((run / "search.json").read_text())
@@ -66,7 +76,7 @@ def main() -> None:
         out = {"run": run.name, "chosen": result["selection"]["chosen"], "steps": a.steps}
         for role, number in zip(("warm", "searched"), contenders(result["selection"])):
             value = score(session, pruner, keeps[number], a.steps, train, calib, val)
-            out[role] = {"trial": number, "score": value}
+            out[role] = {"trial": number, **value}
         print(json.dumps(out), flush=True)
 
 
