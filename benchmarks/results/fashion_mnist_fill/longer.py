@@ -26,9 +26,9 @@ from iaprune.pruning import apply_spec
 def run(task: tuple[str, int, int, int]) -> dict:
     run_dir, number, seed, epochs = task
     torch.set_num_threads(1)
-    opened = Session.open(run_dir)
-    config = replace(opened.config, finetune=replace(opened.config.finetune, epochs=epochs))
-    session = Session(opened.run, config, recipe=opened.recipe)
+    session = Session.open(run_dir)
+    # only the epoch count changes (the data and loaders do not depend on it)
+    session.config = replace(session.config, finetune=replace(session.config.finetune, epochs=epochs))
     base = session.baseline()
     pruner = session.pruner(base)
     trials = json.loads((Path(run_dir) / "search.json").read_text())["history"]

@@ -22,21 +22,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from contenders import contenders  # the script beside this one (its directory is on sys.path)
 from iaprune import Session
 from iaprune.train.bn_recalibrate import recalibrate_bn
 from iaprune.train.loop import evaluate
 
-TEST = False
 
-
-def contenders(selection: dict) -> tuple[int, int]:
-    scores = selection["scores"]
-    warm = [n for n, s in scores.items() if s["warm_start"]]
-    searched = [n for n, s in scores.items() if not s["warm_start"]]
-    return tuple(int(max(ns, key=lambda n: scores[n]["first"])) for ns in (warm, searched))
-
-
-def score(session: Session, pruner, keep: dict, steps: int, train, calib, val) -> dict:
+def score(
+    session: Session, pruner, keep: dict, steps: int, train, calib, val, test: bool
+) -> dict:
     model = pruner.prune(keep)
     recalibrate_bn(model, calib, steps=len(calib))
     torch.manual_seed(0)
@@ -50,7 +44,7 @@ def score(session: Session, pruner, keep: dict, steps: int, train, calib, val) -
         sched.step()
     recalibrate_bn(model, calib, steps=len(calib))
     out = {"score": float(evaluate(model, val, desc="validate")["top1"])}
-    if TEST:  # the test split too, to tell a val/test disagreement from a recipe one
+    if test:  # the test split too, to tell a val/test disagreement from a recipe one
         out["test"] = float(session.test(model)["top1"])
     return out
 
@@ -61,8 +55,6 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--test", action="store_true", help="also test the scored models")
     a = p.parse_args()
-    global TEST
-    TEST = a.test
     torch.set_num_threads(1)
     for run in a.runs:
         result = json.loads((run / "search.json").read_text())
@@ -75,7 +67,7 @@ def main() -> None:
         keeps = {h["number"]: h["keep"] for h in result["history"]}
         out = {"run": run.name, "chosen": result["selection"]["chosen"], "steps": a.steps}
         for role, number in zip(("warm", "searched"), contenders(result["selection"])):
-            value = score(session, pruner, keeps[number], a.steps, train, calib, val)
+            value = score(session, pruner, keeps[number], a.steps, train, calib, val, a.test)
             out[role] = {"trial": number, **value}
         print(json.dumps(out), flush=True)
 
