@@ -212,8 +212,36 @@ def test_global_warm_start_falls_back_when_torch_pruning_fails(monkeypatch, capl
     monkeypatch.setattr(heuristics.tp.pruner, "MetaPruner", broken)
     with caplog.at_level("WARNING"):
         keep = global_magnitude_allocation(pruner, projection)
-    assert keep == global_allocation(pruner.scores, projection)
+    one_shot = global_allocation(pruner.scores, projection)
+    assert keep == scale_onto_budget(one_shot, projection)  # also scaled onto the budget
+    assert projection.feasible(keep)
+    assert all(keep[n] >= one_shot[n] for n in one_shot)
     assert "unsupported layer" in caplog.text
+
+
+def test_scaling_grows_step_by_step_where_the_grown_projection_misses_the_budget(
+    monkeypatch,
+) -> None:
+    pruner = Pruner(_model("vgg11"), torch.randn(1, 3, 32, 32))
+    space = SearchSpace.from_groups(pruner.groups, round_to=2)
+    projection = BudgetProjection(space, WidthCost(pruner, (3, 32, 32)), {"macs": 0.5})
+    keep = space.uniform(0.3)
+    assert projection.feasible(keep)
+    first, *rest = space.groups
+    # a projection that cuts one group and widens the others: grown to it, keep misses
+    shares = {first.name: space.min_ratio, **{g.name: 1.0 for g in rest}}
+    target = {g.name: space.count(g, shares[g.name]) for g in space.groups}
+    monkeypatch.setattr(projection, "project", lambda alloc: target)
+    assert not projection.feasible({n: max(keep[n], target[n]) for n in keep})
+    scaled = scale_onto_budget(keep, projection)
+    assert projection.feasible(scaled)
+    assert _allowed(space, scaled)
+    assert all(scaled[n] >= keep[n] for n in keep)  # nothing cut
+    assert scaled[first.name] == keep[first.name]  # above its share: not grown
+    for g in rest:  # every group below its share took steps until the budget stopped it
+        grown = {**scaled, g.name: scaled[g.name] + space.step(g)}
+        assert scaled[g.name] == g.channels or not projection.feasible(grown)
+    assert projection.cost.ratios(scaled)["macs"] > projection.cost.ratios(keep)["macs"]
 
 
 def test_stage_clusters_tie_groups_of_one_stage() -> None:

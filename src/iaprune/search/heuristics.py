@@ -91,17 +91,29 @@ def torch_pruning_allocation(
 
 
 def scale_onto_budget(keep: dict[str, int], projection: BudgetProjection) -> dict[str, int]:
-    """``keep`` projected onto the budget, never below ``keep`` in any group.
+    """``keep`` (on the budget) scaled onto the budget, never below ``keep`` in any group.
 
-    ``keep`` itself when the grown widths would miss the budget.
+    Its shares are projected onto the budget; where the projection would cut a group
+    (rounding) and the widths grown to the projection then miss the budget, ``keep`` is
+    grown towards the projected shares one step at a time instead, as far as the budget
+    allows. A ``keep`` that misses the budget is returned as it is.
     """
+    if not projection.feasible(keep):
+        return keep
     widths = {g.name: g.channels for g in projection.space.groups}
     projected = projection.project({n: keep[n] / widths[n] for n in widths})
     grown = {n: max(keep[n], projected[n]) for n in widths}
-    return grown if projection.feasible(grown) else keep
+    if projection.feasible(grown):
+        return grown
+    return projection.fill(keep, {n: projected[n] / widths[n] for n in widths})
 
 
 def global_magnitude_allocation(pruner: Pruner, projection: BudgetProjection) -> dict[str, int]:
-    """torch-pruning's global allocation, else the one-shot ranking of the pruner's scores."""
+    """torch-pruning's global allocation, else the one-shot ranking of the pruner's scores.
+
+    Either is scaled onto the budget (:func:`scale_onto_budget`).
+    """
     keep = torch_pruning_allocation(pruner, projection)
-    return keep if keep is not None else global_allocation(pruner.scores, projection)
+    if keep is None:
+        keep = scale_onto_budget(global_allocation(pruner.scores, projection), projection)
+    return keep

@@ -98,13 +98,15 @@ class BudgetProjection:
         keep = self._at(alloc, lo)
         if not self.feasible(keep):  # even the smallest widths miss the budget
             return self.space.smallest()
-        return self._fill(keep, {n: min(1.0, hi * a) for n, a in alloc.items()})
+        return self.fill(keep, {n: min(1.0, hi * a) for n, a in alloc.items()})
 
-    def _fill(self, keep: dict[str, int], target: Mapping[str, float]) -> dict[str, int]:
-        """Add one allowed step at a time to the group furthest below its target share.
+    def fill(self, keep: dict[str, int], target: Mapping[str, float]) -> dict[str, int]:
+        """``keep`` grown one allowed step at a time, the group furthest below its share first.
 
-        Only groups still below their share grow, so the fill spends the rounding slack
-        without distorting the allocation (a cheap group is not filled to its width).
+        ``target`` is each group's share of its width (0-1). Only groups still below their
+        share grow, and only while the budget holds, so the fill spends the slack without
+        distorting the allocation (a cheap group is not filled to its width) and no group
+        shrinks. ``keep`` must meet the budget.
         """
         widths = {g.name: g.channels for g in self.space.groups}
         steps = {g.name: self.space.step(g) for g in self.space.groups}
