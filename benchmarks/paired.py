@@ -2,9 +2,10 @@
 
 Every method of ``fashion_mnist.py`` fine-tunes with the row's seed (data order and
 augmentation), so two methods at the same seed share that noise: their per-seed difference
-is a sharper comparison than two means with their own spreads. For each setting and each
-other method this prints the mean difference (reference minus method, in pp), its standard
-deviation, a 95 % Student-t interval, and how many seeds the reference won, tied and lost.
+is a sharper comparison than two means with their own spreads. After a table of every
+method's mean +- std, this prints for each setting and each other method the mean
+difference (reference minus method, in pp), its standard deviation, a 95 % Student-t
+interval, and how many seeds the reference won, tied and lost.
 
 Rows come from a runs CSV (``fashion_mnist_runs.csv``: ``model, budget, method, seed,
 test_top1, source``); ``--select SOURCE_PREFIX:METHOD[,METHOD...]`` picks the rows of those
@@ -72,6 +73,21 @@ def paired(ref: dict[int, float], other: dict[int, float]) -> dict[str, float | 
     }
 
 
+def means(picked: Picked) -> str:
+    """Markdown: test top-1 % per setting and method, mean +- std over the picked seeds."""
+    out = ["| model | budget | method | seeds | test top-1 % |", "|---|---|---|---|---:|"]
+    for (model, budget), methods in sorted(picked.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        best = max(statistics.fmean(v.values()) for v in methods.values())
+        for m, cell in sorted(methods.items()):
+            acc = [100 * v for v in cell.values()]
+            mean, sd = statistics.fmean(acc), statistics.stdev(acc) if len(acc) > 1 else 0.0
+            text = f"{mean:.2f} ± {sd:.2f}"
+            if math.isclose(mean, 100 * best):
+                text = f"**{text}**"
+            out.append(f"| {model} | {budget:.0%} | {m} | {len(acc)} | {text} |")
+    return "\n".join(out)
+
+
 def table(picked: Picked, reference: str) -> str:
     """Markdown: one line per (setting, other method)."""
     out = [
@@ -103,7 +119,8 @@ def main() -> None:
     a = p.parse_args()
     with a.csv.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    print(table(select(rows, a.select), a.reference))
+    picked = select(rows, a.select)
+    print(means(picked), table(picked, a.reference), sep="\n\n")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,10 @@ def test_differences_are_paired_by_seed(tmp_path: Path) -> None:
     ]
     out = _run(_write(tmp_path / "runs.csv", rows), "new:iaprune", "old:uniform")
     assert out.returncode == 0, out.stderr
-    line = next(x for x in out.stdout.splitlines() if "| uniform |" in x)
+    means, paired = out.stdout.split("\n\n")
+    assert "| vgg16 | 50% | iaprune | 3 | **85.00 ± 5.00** |" in means
+    assert "| vgg16 | 50% | uniform | 4 | 66.00 ± 37.57 |" in means
+    line = next(x for x in paired.splitlines() if "| uniform |" in x)
     cells = [c.strip() for c in line.strip("|").split("|")]
     # differences +1, +1, -1 pp: mean 1/3, sd 1.155, t(0.975, 2) = 4.303
     assert cells[:6] == ["vgg16", "50%", "uniform", "3", "+0.33", "1.15"]
