@@ -15,6 +15,7 @@ twice is an error). Example, the CPU protocol with seeds 0-4::
     python benchmarks/paired.py --csv benchmarks/results/fashion_mnist_runs.csv \\
         --select "fashion_mnist_fill:iaprune,tpe,random" \\
         --select "fashion_mnist_ftseeds:eagleeye,uniform,tp-global,tp-isomorphic" \\
+        --select "fashion_mnist_group:eagleeye" \\
         --select "fashion_mnist_seeds:iaprune,tpe,random,eagleeye,uniform,tp-global,tp-isomorphic"
 """
 
