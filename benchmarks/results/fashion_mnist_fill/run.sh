@@ -3,7 +3,7 @@
 # searching row (iaprune, tpe, random) is searched and fine-tuned again. Baselines and the rows
 # of the non-searching methods (uniform, EagleEye, tp-global, tp-isomorphic) are copied from
 # fashion_mnist_group (same baselines, same protocol). Order: iaprune first, resnet56 first.
-cd /work/main && . .venv/bin/activate
+cd "$(dirname "$0")/../../.." && . .venv/bin/activate  # the repository root
 export OMP_NUM_THREADS=1
 OUT=.bench/cpu10
 COMMON="--finetune-epochs 1 --val-batches 16 --jobs 2"

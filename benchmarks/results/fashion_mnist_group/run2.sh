@@ -1,7 +1,7 @@
 #!/bin/bash
 # After run.sh: EagleEye on resnet56 at 50 % (missing from the table; L1, as defined), then TPE and
 # random on vgg16 at 50 % with the new default filter criterion (group_l1), seeds 0-2.
-cd /work/main && . .venv/bin/activate
+cd "$(dirname "$0")/../../.." && . .venv/bin/activate  # the repository root
 export OMP_NUM_THREADS=1
 while pgrep -f "out .bench/cpu8 --models vgg16,resnet56" > /dev/null; do sleep 20; done
 COMMON="--finetune-epochs 1 --val-batches 16 --jobs 2"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every warm start scored twice in the final choice: re-derive the choice of the finished searches of
 # fashion_mnist_group (.bench/cpu8), then fine-tune only the rows whose choice changed.
-cd /work/main && . .venv/bin/activate
+cd "$(dirname "$0")/../../.." && . .venv/bin/activate  # the repository root
 export OMP_NUM_THREADS=1
 git apply benchmarks/results/fashion_mnist_rechoice/two_scores_per_warm_start.diff  # reverted after this run
 python benchmarks/results/fashion_mnist_rechoice/rechoice.py .bench/cpu8 .bench/cpu9 --jobs 2 \

@@ -4,7 +4,7 @@
 # decided before any of them ran: the 3-seed means of the close settings differ by less than
 # one standard deviation, so 5 seeds and paired differences (every method fine-tunes with the
 # same seed) say more. vgg16 first, then resnet56 at 25 % (where iaprune lost) before 50 %; rows resume.
-cd /work/main && . .venv/bin/activate
+cd "$(dirname "$0")/../../.." && . .venv/bin/activate  # the repository root
 export OMP_NUM_THREADS=1
 OUT=.bench/cpu11   # baseline-vgg16/ and baseline-resnet56/ copied from .bench/cpu10
 COMMON="--finetune-epochs 1 --val-batches 16 --jobs 2 --seeds 3,4"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # after .bench/cpu4/run3.sh: vgg16 50 % seeded deterministic methods and EagleEye, one thread each
-cd /work/main && . .venv/bin/activate
+cd "$(dirname "$0")/../../.." && . .venv/bin/activate  # the repository root
 export OMP_NUM_THREADS=1
 # (started at once instead of waiting for cpu4/run3.sh)
 python benchmarks/fashion_mnist.py --out .bench/cpu5 --models vgg16 --budgets 0.5 \

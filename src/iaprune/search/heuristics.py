@@ -93,18 +93,16 @@ def torch_pruning_allocation(
 def scale_onto_budget(keep: dict[str, int], projection: BudgetProjection) -> dict[str, int]:
     """``keep`` (on the budget) scaled onto the budget, never below ``keep`` in any group.
 
-    Its shares are projected onto the budget; where the projection would cut a group
-    (rounding) and the widths grown to the projection then miss the budget, ``keep`` is
-    grown towards the projected shares one step at a time instead, as far as the budget
-    allows. A ``keep`` that misses the budget is returned as it is.
+    Its shares are projected onto the budget and ``keep`` is grown towards the projected
+    widths one step at a time (:meth:`~iaprune.search.projection.BudgetProjection.fill`):
+    every group the projection widens reaches its projected width where the budget allows,
+    and a group the projection would cut (rounding) keeps its width. A ``keep`` that
+    misses the budget is returned as it is.
     """
     if not projection.feasible(keep):
         return keep
     widths = {g.name: g.channels for g in projection.space.groups}
     projected = projection.project({n: keep[n] / widths[n] for n in widths})
-    grown = {n: max(keep[n], projected[n]) for n in widths}
-    if projection.feasible(grown):
-        return grown
     return projection.fill(keep, {n: projected[n] / widths[n] for n in widths})
 
 
