@@ -170,7 +170,9 @@ def _finished_search(run_dir: Path, config: RunConfig) -> Session | None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/fashion_mnist"))
     p.add_argument("--models", default="vgg16,resnet56")
     p.add_argument("--budgets", default="0.5,0.25")

@@ -333,7 +333,7 @@ def write(rows: list[dict], a: argparse.Namespace, env: dict, configs: list[dict
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Search every configuration, time every cell, write the results."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--models", nargs="+", default=["vgg16:1.0", "resnet34:1.0"])
     p.add_argument("--budgets", nargs="+", type=float, default=[0.5, 0.25])
     p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])

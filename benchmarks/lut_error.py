@@ -261,7 +261,7 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every backend and cell, resuming from the cache."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
     p.add_argument("--cells", nargs="+", default=list(CELLS), help="MODEL:WIDTH:BATCH")
     p.add_argument("--threads", type=int, default=1)

@@ -113,7 +113,7 @@ def table(picked: Picked, reference: str) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--select", action="append", required=True)
     p.add_argument("--reference", default="iaprune")

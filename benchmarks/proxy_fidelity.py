@@ -121,7 +121,9 @@ def summarize(rows: list[dict[str, Any]], options: list[str]) -> list[dict[str, 
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/fashion_mnist"))
     p.add_argument("--model", default="vgg16")
     p.add_argument("--width", type=float, default=0.25)

@@ -91,7 +91,7 @@ def overhead(name: str, storage: Any, trials: int) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling"))
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--trial-steps", type=int, default=50)

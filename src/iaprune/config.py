@@ -116,7 +116,8 @@ class ObjectiveConfig:
     """The search objective (see :mod:`iaprune.objective`).
 
     Budgets ``max_*`` are ratios to the unpruned model (0.4 = at most 40% of the
-    original), except ``max_latency_ms`` which is absolute. Weights ``w_*`` are the
+    original; ``max_latency`` of its latency on the run's backend, batch size and
+    threads), except ``max_latency_ms`` which is absolute. Weights ``w_*`` are the
     penalties per unit of cost ratio in the weighted form.
     """
 
@@ -124,6 +125,7 @@ class ObjectiveConfig:
     max_macs: float | None = None
     max_params: float | None = None
     max_memory: float | None = None
+    max_latency: float | None = None
     max_latency_ms: float | None = None
     w_macs: float = 0.0
     w_params: float = 0.0
@@ -138,7 +140,7 @@ class ObjectiveConfig:
             )
         if self.pareto_cost not in ("macs", "latency"):
             raise IAPruneError(f"unknown pareto cost {self.pareto_cost!r}; valid: macs, latency")
-        for name in ("max_macs", "max_params", "max_memory"):
+        for name in ("max_macs", "max_params", "max_memory", "max_latency"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= 1:
                 raise IAPruneError(f"{name} is a ratio of the original model and must be in (0, 1]")
@@ -148,7 +150,7 @@ class ObjectiveConfig:
         if self.kind == "constrained" and not self.budgets():
             raise IAPruneError(
                 "the constrained objective needs a budget: --max-macs, --max-params, "
-                "--max-memory or --max-latency-ms"
+                "--max-memory, --max-latency or --max-latency-ms"
             )
         if self.kind == "weighted" and not any(self.weights().values()):
             raise IAPruneError("the weighted objective needs a positive weight (e.g. --w-macs 0.5)")
@@ -169,6 +171,7 @@ class ObjectiveConfig:
             "macs": self.max_macs,
             "params": self.max_params,
             "activation_bytes": self.max_memory,
+            "latency": self.max_latency,
             "latency_ms": self.max_latency_ms,
         }
         return {k: v for k, v in pairs.items() if v is not None}
@@ -186,7 +189,8 @@ class ObjectiveConfig:
     def needs_latency(self) -> bool:
         """Whether candidates must have their latency measured."""
         pareto_latency = self.kind == "pareto" and self.pareto_cost == "latency"
-        return self.max_latency_ms is not None or self.w_latency > 0 or pareto_latency
+        budget = self.max_latency is not None or self.max_latency_ms is not None
+        return budget or self.w_latency > 0 or pareto_latency
 
     @property
     def multi_objective(self) -> bool:

@@ -22,12 +22,14 @@ before them, so a run's life cycle reads in one place.)
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -43,9 +45,12 @@ from iaprune.checks import (
 )
 from iaprune.config import DEFAULT_STUDY, RunConfig
 from iaprune.cost import (
+    CompareSettings,
     CostModel,
     CostReport,
+    Interval,
     StaticCostModel,
+    compare_latency,
     create_cost_model,
     measure_cost,
 )
@@ -59,10 +64,14 @@ from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.resume import describe_changes, resume_config
 from iaprune.rundir import RunDir
 from iaprune.search import (
+    AllocationSpace,
     CandidateEvaluator,
     SearchResult,
     check_reachable,
     create_sampler,
+    fit_measured,
+    latency_key,
+    latency_predictors,
     make_space,
     run_search,
     warm_starts,
@@ -82,11 +91,17 @@ from iaprune.train import (
 )
 from iaprune.train.checkpoint import load_state
 
+if TYPE_CHECKING:
+    from iaprune.cost.lut import LatencyTable
+
 log = logging.getLogger(__name__)
 
 TABLE_CALIBRATE = 8
 """Whole pruned models timed to fit and check a latency table's correction (``--latency
 predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
+
+FIT_TIMING_SECONDS = 10.0
+"""Wall-time limit of one A/B timing of the chosen model against a latency budget."""
 
 TRAIN_BATCH_BYTES = 1 << 30
 """At most this many bytes of distinct training batches per evaluator (steps cycle over them)."""
@@ -357,26 +372,35 @@ class Session:
         seed = self.config.seed if seed is None else seed
         return distributed.train_loader(self.loaders["train"], self.dist, seed=seed)
 
+    def projects_latency(self) -> bool:
+        """Whether search candidates are projected onto a latency budget (with the table).
+
+        So they are with the constrained objective, the ``budget`` space and
+        ``--max-latency`` or ``--max-latency-ms``, whatever ``--latency`` says: every
+        candidate is then priced by the latency table, and the chosen one is measured.
+        """
+        cfg = self.config.search
+        budgets = cfg.objective.budgets()
+        latency = "latency" in budgets or "latency_ms" in budgets
+        return latency and cfg.space == "budget" and cfg.objective.kind == "constrained"
+
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
         """Cost model of the search candidates: latency measured, predicted, or none.
 
         A predicted latency comes from the table at ``--latency-table``, else the shared
         one at :func:`iaprune.cost.default_table_path` when ``$IAPRUNE_LUT_DIR`` is set
         (where ``iaprune latency-table`` writes), else ``RUN_DIR/latency_table.json``.
+        Candidates projected onto a latency budget (:meth:`projects_latency`) are always
+        priced by the table, even one whose error on unseen models misses the bounds: the
+        chosen model is measured and re-projected (:func:`iaprune.search.fit_measured`).
         """
         if not self.config.search.objective.needs_latency:
             return create_cost_model("static")
         c = self.config.cost
-        if c.latency == "measured":
+        projected = self.projects_latency()
+        if c.latency == "measured" and not projected:
             return create_cost_model("measured", c)
-        from iaprune.cost.lut import ERROR_BOUNDS, TABLE_TIMING, default_table_path, load_or_build
-
-        per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
-        shared = default_table_path(model, self.input_shape, per_point)
-        path = c.table or shared or self.run / "latency_table.json"
-        table = load_or_build(
-            path, model, self.input_shape, pruner.groups, per_point, calibrate=TABLE_CALIBRATE
-        )
+        table = self.latency_table(model, pruner)
         error = table.fit_error()
         if not error:
             log.warning(
@@ -386,16 +410,44 @@ class Session:
                 TABLE_CALIBRATE,
             )
         elif not table.reliable():
+            from iaprune.cost.lut import ERROR_BOUNDS
+
+            then = "measuring every trial instead"
+            if projected:
+                then = "the chosen model is measured and re-projected"
             log.warning(
                 "latency table %s predicts unseen models with %.1f %% median / %.1f %% max "
-                "error (leave-one-out), worse than %g %% / %g %%: measuring every trial instead",
+                "error (leave-one-out), worse than %g %% / %g %%: %s",
                 table.path,
                 error["median_pct"],
                 error["max_pct"],
                 *ERROR_BOUNDS,
+                then,
             )
-            return create_cost_model("measured", c)
+            if not projected:
+                return create_cost_model("measured", c)
         return create_cost_model("predicted", table)
+
+    def latency_table(self, model: nn.Module, pruner: Pruner) -> LatencyTable:
+        """The run's latency table of ``model``: reused when valid, else built (logged)."""
+        from iaprune.cost.lut import TABLE_TIMING, default_table_path, load_or_build
+
+        c = self.config.cost
+        per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
+        shared = default_table_path(model, self.input_shape, per_point)
+        path = c.table or shared or self.run / "latency_table.json"
+        start = time.perf_counter()
+        table = load_or_build(
+            path, model, self.input_shape, pruner.groups, per_point, calibrate=TABLE_CALIBRATE
+        )
+        log.info(
+            "latency table %s (%s, batch %d): ready in %.1f s",
+            table.path,
+            c.backend,
+            c.batch_size,
+            time.perf_counter() - start,
+        )
+        return table
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The first ``n`` batches of a split, materialised (same data for every trial).
@@ -438,12 +490,17 @@ class Session:
         tried = result.trials + getattr(result, "failed", 0)
         return result if tried >= self.config.search.trials else None
 
-    def evaluator(self, model: nn.Module, pruner: Pruner) -> CandidateEvaluator:
-        """The trial evaluator of this run's search settings (batches on the model's device)."""
+    def evaluator(
+        self, model: nn.Module, pruner: Pruner, cost: CostModel | None = None
+    ) -> CandidateEvaluator:
+        """The trial evaluator of this run's search settings (batches on the model's device).
+
+        ``cost`` prices the candidates (default: :meth:`trial_cost`).
+        """
         cfg = self.config.search
         return CandidateEvaluator(
             pruner,
-            self.trial_cost(model, pruner),
+            cost or self.trial_cost(model, pruner),
             calibration=self.batches("train_eval", cfg.bn_batches),
             recalibration=self.batches("train_eval", 2 * cfg.bn_batches)[cfg.bn_batches :],
             val_batches=self.batches("val", cfg.val_batches or 10**9),
@@ -478,10 +535,22 @@ class Session:
         )
 
     def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
-        """Channel groups, search space and trial evaluator of ``model``."""
+        """Channel groups, search space and trial evaluator of ``model``.
+
+        With a latency budget the space projects onto the latency table's predictions.
+        """
         pruner = self.pruner(model)
-        space = make_space(pruner, self.input_shape, self.config.search, round_to=self.round_to)
-        return pruner, space, self.evaluator(model, pruner)
+        cost = self.trial_cost(model, pruner)
+        table = getattr(cost, "table", None) if self.projects_latency() else None
+        predictors = latency_predictors(table) if table is not None else None
+        space = make_space(
+            pruner,
+            self.input_shape,
+            self.config.search,
+            round_to=self.round_to,
+            predictors=predictors,
+        )
+        return pruner, space, self.evaluator(model, pruner, cost)
 
     def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult | None:
         """Run or resume the search; writes search.json and spec.json.
@@ -517,9 +586,42 @@ class Session:
             ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)
             log.info("joined study %r as a worker: ran %d trials", cfg.study_name, ran)
             return None
+        self._fit_latency(model, pruner, space, result)
         self.run.write_json("search.json", result.to_dict())
         result.spec.save(self.run / "spec.json")
         return result
+
+    def _fit_latency(
+        self, model: nn.Module, pruner: Pruner, space: Space, result: SearchResult
+    ) -> None:
+        """Measure the chosen widths against a projected latency budget; re-project if over.
+
+        Sets ``result.latency_fit`` and, when the widths change, ``result.spec``.
+        """
+        if not isinstance(space, AllocationSpace):
+            return
+        key = latency_key(space.projection)
+        if key is None:
+            return
+        base = copy.deepcopy(model).cpu().eval()
+
+        def measure(keep: Mapping[str, int]) -> Interval:
+            pruned = pruner.prune(keep).cpu().eval()
+            cmp = compare_latency(
+                {"baseline": base, "pruned": pruned},
+                self.input_shape,
+                self.config.cost,
+                CompareSettings(max_seconds=FIT_TIMING_SECONDS),
+            )
+            return cmp.ratios["pruned"] if key == "latency" else cmp.latency["pruned"]
+
+        log.info(
+            "stage search: measuring the chosen model's latency (%s)", self.config.cost.backend
+        )
+        fit = fit_measured(result.spec.keep, space.projection, key, measure)
+        result.latency_fit = fit.to_dict()
+        if fit.final.keep != result.spec.keep:
+            result.spec = pruner.spec(fit.final.keep)
 
     def join(self, model: nn.Module) -> int:
         """Run trials of this run's study as one more worker; returns how many ran here."""

@@ -33,6 +33,7 @@ from iaprune.search.widthcost import WidthCost
 from tests.conftest import UserCNN
 from tests.pruning.nets import build
 from tests.search.evaluators import tiny_evaluator
+from tests.search.test_latency_projection import stand_in_table
 
 
 def _shape(name: str) -> tuple[int, int, int]:
@@ -95,6 +96,44 @@ def test_projection_meets_and_uses_the_budget(zoo, budget: float) -> None:
             steps.append(cost.ratios(grown)["macs"] - cost.ratios(keep)["macs"])
         # the budget is used up to the rounding granularity: less than one step of slack
         assert budget - cost.ratios(keep)["macs"] <= max(steps) + 1e-9
+
+
+@pytest.mark.parametrize("budget", [0.3, 0.5])
+def test_projection_onto_a_predicted_latency_meets_and_uses_the_budget(zoo, budget) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups, min_ratio=0.05, round_to=2)
+    predictors = stand_in_table(pruner)
+    latency = predictors["latency"]
+    projection = BudgetProjection(space, cost, {"latency": budget}, predictors)
+    reachable = projection.feasible(space.smallest())
+    rng = random.Random(budget)
+    for _ in range(10):
+        keep = projection.project({g.name: rng.uniform(0.2, 1.0) for g in pruner.groups})
+        if not reachable:  # a tiny test model cannot get below the stand-in's fixed part
+            assert keep == space.smallest()
+            continue
+        assert latency(keep) <= budget
+        steps = []
+        for g in space.groups:
+            assert space.lower(g) <= keep[g.name] <= g.channels
+            grown = {**keep, g.name: min(g.channels, keep[g.name] + space.step(g))}
+            steps.append(latency(grown) - latency(keep))
+        # on the budget up to the rounding granularity: less than one step of slack
+        assert budget - latency(keep) <= max(steps) + 1e-9
+
+
+def test_an_absolute_latency_budget_is_projected_too(zoo) -> None:
+    _name, pruner, cost = zoo
+    space = SearchSpace.from_groups(pruner.groups, round_to=1)
+    predictors = stand_in_table(pruner, seed=3)
+    bound = 0.4 * predictors["latency_ms"]({})
+    projection = BudgetProjection(space, cost, {"latency_ms": bound, "macs": 0.9}, predictors)
+    keep = projection.project({g.name: 1.0 for g in pruner.groups})
+    if not projection.feasible(space.smallest()):
+        assert keep == space.smallest()
+        return
+    assert predictors["latency_ms"](keep) <= bound
+    assert cost.ratios(keep)["macs"] <= 0.9
 
 
 def test_uniform_allocation_keeps_the_same_share_everywhere(zoo) -> None:

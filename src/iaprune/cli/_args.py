@@ -170,6 +170,12 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     o.add_argument("--max-macs", type=float, help="MACs budget as a ratio of the original")
     o.add_argument("--max-params", type=float, help="parameter budget ratio")
     o.add_argument("--max-memory", type=float, help="activation-memory budget ratio")
+    o.add_argument(
+        "--max-latency",
+        type=float,
+        help="latency budget as a ratio of the unpruned model's latency on --backend, "
+        "--batch-size-latency and --threads (0.4 = 40 %%)",
+    )
     o.add_argument("--max-latency-ms", type=float, help="latency budget in ms per batch")
     o.add_argument("--w-macs", type=float, default=0.0, help="weighted form: MACs penalty")
     o.add_argument("--w-params", type=float, default=0.0)
@@ -216,7 +222,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 def objective_config(a: argparse.Namespace) -> ObjectiveConfig:
     """ObjectiveConfig from parsed arguments (default budget: 50% of MACs)."""
-    budgets = (a.max_macs, a.max_params, a.max_memory, a.max_latency_ms)
+    budgets = (a.max_macs, a.max_params, a.max_memory, a.max_latency, a.max_latency_ms)
     max_macs = a.max_macs
     if a.objective == "constrained" and all(b is None for b in budgets):
         max_macs = 0.5
@@ -225,6 +231,7 @@ def objective_config(a: argparse.Namespace) -> ObjectiveConfig:
         max_macs=max_macs,
         max_params=a.max_params,
         max_memory=a.max_memory,
+        max_latency=a.max_latency,
         max_latency_ms=a.max_latency_ms,
         w_macs=a.w_macs,
         w_params=a.w_params,
@@ -335,6 +342,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "max_macs": ("search.objective.max_macs",),
     "max_params": ("search.objective.max_params",),
     "max_memory": ("search.objective.max_memory",),
+    "max_latency": ("search.objective.max_latency",),
     "max_latency_ms": ("search.objective.max_latency_ms",),
     "w_macs": ("search.objective.w_macs",),
     "w_params": ("search.objective.w_params",),

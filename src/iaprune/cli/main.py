@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iaprune",
         description="Inference-aware CNN filter pruning with Bayesian optimisation.",
+        allow_abbrev=False,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,7 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    _exact_options(parser)
     return parser
+
+
+def _exact_options(parser: argparse.ArgumentParser) -> None:
+    """Turn off prefix matching in ``parser`` and every subcommand's parser.
+
+    A flag means exactly what it says: ``--max-latency 0.4`` must never be read as
+    ``--max-latency-ms 0.4`` because one name is a prefix of the other.
+    """
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _exact_options(child)
 
 
 def setup_logging(verbose: bool) -> None:

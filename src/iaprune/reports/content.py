@@ -17,6 +17,7 @@ from iaprune.pareto import TrialPoint, pareto_front
 from iaprune.reports.formats import (
     MISSING,
     _is_number,
+    budget_notes,
     fmt_accuracy,
     fmt_count,
     fmt_loss,
@@ -178,17 +179,7 @@ def summary_table(report: Mapping[str, Any]) -> Table:
                 MISSING,
             )
         )
-        if "budget_ms" in check:
-            p = check["pruned_ms"]
-            rows.append(
-                (
-                    f"latency budget {check['budget_ms']:g} ms",
-                    MISSING,
-                    f"{p['high']:.3f} ms upper bound: "
-                    + ("met" if check["meets_budget"] else "NOT met"),
-                    MISSING,
-                )
-            )
+    rows.extend((budget, MISSING, outcome, MISSING) for budget, outcome in budget_notes(report))
     split = report.get("accuracy_split", "test")
     return Table(
         SUMMARY_HEADERS,

@@ -71,3 +71,39 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return " x ".join(fmt_value(v) for v in value) or MISSING
     return str(value)
+
+
+def budget_notes(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(budget, outcome)`` of every latency budget of ``report``, for the renderers.
+
+    The outcome is the pruned model's measured upper bound against the budget, and for a
+    budget the search projected onto, the chosen model's predicted and measured latency
+    at search time (``search.latency_fit``).
+    """
+    check = report.get("latency_check") or {}
+    notes = []
+    met = "met" if check.get("meets_budget") else "NOT met"
+    if "budget_ratio" in check:
+        r = check["ratio"]
+        notes.append(
+            (
+                f"latency budget {check['budget_ratio']:g} of the baseline",
+                f"ratio {r['value']:.3f}, upper bound {r['high']:.3f}: {met}",
+            )
+        )
+    if "budget_ms" in check:
+        p = check["pruned_ms"]
+        notes.append(
+            (f"latency budget {check['budget_ms']:g} ms", f"{p['high']:.3f} ms upper bound: {met}")
+        )
+    fit = (report.get("search") or {}).get("latency_fit")
+    if fit:
+        tries = len(fit.get("attempts", []))
+        notes.append(
+            (
+                f"search: {fit['key']} of the chosen widths",
+                f"predicted {fit['predicted']:.4g}, measured {fit['measured']:.4g} "
+                f"(upper bound {fit['measured_high']:.4g}) after {tries - 1} re-projections",
+            )
+        )
+    return notes

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from iaprune.cost import CostReport
+from iaprune.reports.formats import budget_notes
 
 if TYPE_CHECKING:
     from iaprune.config import RunConfig
@@ -124,14 +125,9 @@ def print_table(report: dict[str, Any], console: Console | None = None) -> None:
         )
         if check.get("flagged"):
             line += f"; interval wider than +-{100 * check['tolerance']:.0f} %: noisy timing"
-        if "budget_ms" in check:
-            p = check["pruned_ms"]
-            met = "meets" if check["meets_budget"] else "does NOT meet"
-            line += (
-                f"; pruned {p['value']:.3f} ms [{p['low']:.3f}, {p['high']:.3f}] {met} "
-                f"the {check['budget_ms']:g} ms budget"
-            )
         console.print(line, soft_wrap=True)
+    for budget, outcome in budget_notes(report):
+        console.print(f"{budget}: {outcome}", soft_wrap=True)
     search = report["search"]
     console.print(
         f"search: {search['sampler']}, {search['trials']} trials, best trial "

@@ -2,7 +2,9 @@
 
 from iaprune.search.builder import WarmStart, make_space, warm_starts, width_space
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
-from iaprune.search.projection import AllocationSpace, BudgetProjection
+from iaprune.search.heuristics import knapsack_allocation
+from iaprune.search.latency_fit import LatencyFit, fit_measured, latency_key
+from iaprune.search.projection import AllocationSpace, BudgetProjection, latency_predictors
 from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
@@ -21,13 +23,18 @@ __all__ = [
     "BudgetProjection",
     "CandidateEvaluator",
     "CandidateResult",
+    "LatencyFit",
     "RetainedImportanceEvaluator",
     "SearchResult",
     "SearchSpace",
     "WarmStart",
     "check_reachable",
     "create_sampler",
+    "fit_measured",
     "join_search",
+    "knapsack_allocation",
+    "latency_key",
+    "latency_predictors",
     "list_samplers",
     "make_space",
     "open_storage",

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from iaprune.config import SearchConfig
 from iaprune.pruning.surgery import Pruner
-from iaprune.search.heuristics import global_magnitude_allocation
+from iaprune.search.heuristics import global_magnitude_allocation, knapsack_allocation
 from iaprune.search.projection import (
     PROJECTABLE,
     AllocationSpace,
     BudgetProjection,
+    Predictor,
     cluster_groups,
 )
 from iaprune.search.space import SearchSpace
@@ -24,27 +25,35 @@ Space = SearchSpace | AllocationSpace
 
 
 def make_space(
-    pruner: Pruner, input_shape: Sequence[int], config: SearchConfig, *, round_to: int = 1
+    pruner: Pruner,
+    input_shape: Sequence[int],
+    config: SearchConfig,
+    *,
+    round_to: int = 1,
+    predictors: Mapping[str, Predictor] | None = None,
 ) -> Space:
     """The search space ``config.space`` names over ``pruner``'s channel groups.
 
-    The ``budget`` space needs the constrained objective with a MACs or params budget;
-    otherwise (weighted or pareto objectives, latency/memory-only budgets) the ``free``
-    space is used and a message says so.
+    The ``budget`` space needs the constrained objective with a MACs or params budget, or
+    a budget that ``predictors`` predict (a latency budget with
+    :func:`~iaprune.search.projection.latency_predictors`); every such budget is projected
+    onto. Otherwise (weighted or pareto objectives, memory-only budgets) the ``free`` space
+    is used and a message says so.
     """
     widths = width_space(pruner, config, round_to=round_to)
     if config.space == "free":
         return widths
     objective = config.objective
-    budgets = {k: v for k, v in objective.budgets().items() if k in PROJECTABLE}
+    projectable = {*PROJECTABLE, *(predictors or {})}
+    budgets = {k: v for k, v in objective.budgets().items() if k in projectable}
     if objective.kind != "constrained" or not budgets:
         log.info(
-            "budget space needs the constrained objective with --max-macs/--max-params; "
-            "searching the free space"
+            "budget space needs the constrained objective with --max-macs, --max-params or "
+            "a latency budget; searching the free space"
         )
         return widths
     cost = WidthCost(pruner, input_shape, probe=lambda name, w: _probe(widths, name))
-    projection = BudgetProjection(widths, cost, budgets)
+    projection = BudgetProjection(widths, cost, budgets, dict(predictors or {}))
     return AllocationSpace(projection, cluster_groups(widths, cost, config.tie))
 
 
@@ -74,16 +83,27 @@ class WarmStart:
 
 
 def warm_starts(pruner: Pruner, space: Space) -> dict[str, WarmStart]:
-    """The heuristics' allocations at the budget, by name: uniform and global magnitude.
+    """The heuristics' allocations at the budget, by name: uniform, global magnitude and,
+    with a latency budget, the latency-aware knapsack.
 
     ``global`` is torch-pruning's global L1 pruning stepped to the budget
-    (:func:`~iaprune.search.heuristics.global_magnitude_allocation`).
+    (:func:`~iaprune.search.heuristics.global_magnitude_allocation`); ``knapsack`` buys the
+    most filter importance per unit of predicted latency
+    (:func:`~iaprune.search.heuristics.knapsack_allocation`). Starts with the widths of an
+    earlier one are left out.
     """
     if not isinstance(space, AllocationSpace):
         return {}
+    projection = space.projection
     uniform = space.uniform_params()
-    starts = {"uniform": WarmStart(uniform, space.keep_for(uniform))}
-    glob = global_magnitude_allocation(pruner, space.projection)
-    if glob != starts["uniform"].keep:
-        starts["global"] = WarmStart(space.params_for_keep(glob), glob)
+    keeps = {
+        "uniform": space.keep_for(uniform),
+        "global": global_magnitude_allocation(pruner, projection),
+    }
+    if any(k not in PROJECTABLE for k in projection.budgets):
+        keeps["knapsack"] = knapsack_allocation(pruner.scores, projection)
+    starts = {"uniform": WarmStart(uniform, keeps.pop("uniform"))}
+    for name, keep in keeps.items():
+        if all(keep != s.keep for s in starts.values()):
+            starts[name] = WarmStart(space.params_for_keep(keep), keep)
     return starts

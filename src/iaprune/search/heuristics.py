@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import torch_pruning as tp
 from torch import nn
 
@@ -114,4 +117,54 @@ def global_magnitude_allocation(pruner: Pruner, projection: BudgetProjection) ->
     keep = torch_pruning_allocation(pruner, projection)
     if keep is None:
         keep = scale_onto_budget(global_allocation(pruner.scores, projection), projection)
+    return keep
+
+
+def knapsack_allocation(scores: Mapping[str, Any], projection: BudgetProjection) -> dict[str, int]:
+    """Kept counts that buy the most filter importance per unit of projected cost.
+
+    A greedy knapsack in the spirit of HALP (Shen et al., NeurIPS 2022): every group
+    starts at its smallest allowed width; then, while a step fits the budget, the group
+    whose next allowed step (``space.step`` filters, its best remaining ones) adds the
+    most importance per unit of added cost grows by one step. Importance is the filters'
+    score normalised by its group's mean (as :func:`global_allocation` ranks them); the
+    cost of a step is its largest increase of any budgeted cost relative to that budget,
+    so with a latency budget the predicted latency of each layer at its widths prices the
+    step (a group whose layers are slow on the target is grown less), and with a MACs
+    budget its MACs do. The result meets every budget of ``projection``.
+    """
+    space = projection.space
+    keep = space.smallest()
+    if not projection.feasible(keep):
+        return keep
+    gains = {}
+    for g in space.groups:  # cumulative normalised importance of the best k filters
+        raw = scores[g.name]
+        arr = np.asarray(raw.detach().cpu() if hasattr(raw, "detach") else raw, dtype=float)
+        ranked = np.sort(arr / (arr.mean() + 1e-12))[::-1]
+        gains[g.name] = np.concatenate([[0.0], np.cumsum(ranked)])
+    groups = {g.name: g for g in space.groups}
+    current = projection.values(keep)
+    open_groups = {n for n, g in groups.items() if keep[n] < g.channels}
+    while open_groups:
+        blocked: set[str] = set()
+        best: tuple[float, str, dict[str, int], dict[str, float]] | None = None
+        for name in sorted(open_groups):
+            grown = dict(keep)
+            grown[name] = min(groups[name].channels, keep[name] + space.step(groups[name]))
+            values = projection.values(grown)
+            if any(values[k] > b * (1 + 1e-12) for k, b in projection.budgets.items()):
+                blocked.add(name)  # costs only grow with the other widths: it never fits again
+                continue
+            cost = max(max(values[k] - current[k], 0.0) / b for k, b in projection.budgets.items())
+            gain = gains[name][grown[name]] - gains[name][keep[name]]
+            density = gain / max(cost, 1e-12)
+            if best is None or density > best[0]:
+                best = (density, name, grown, values)
+        open_groups -= blocked
+        if best is None:
+            return keep
+        _, name, keep, current = best
+        if keep[name] >= groups[name].channels:
+            open_groups.discard(name)
     return keep

@@ -12,16 +12,23 @@ filters, with the largest scale ``s`` for which every MACs/params budget still h
 (bisection; ``count_g`` rounds to the group's allowed widths, so ``k_g`` is monotone in
 ``s``). A greedy fill then adds one rounding step at a time to the groups furthest below
 their share while the budget allows, so each candidate uses the budget up to about one
-rounding step. ``a = (1, ..., 1)`` is the uniform allocation. Costs come from
-:class:`~iaprune.search.widthcost.WidthCost` (exact, microseconds per configuration);
-budgets it cannot compute (memory, latency) stay Optuna constraints.
+rounding step. ``a = (1, ..., 1)`` is the uniform allocation.
+
+Any cost that grows with the widths and is cheap to predict can be projected onto.
+MACs and params come from :class:`~iaprune.search.widthcost.WidthCost` (exact,
+microseconds per configuration); a latency budget (``latency``, a ratio of the unpruned
+model's latency, or ``latency_ms``) from a *predictor* ``keep -> cost``, the run's latency
+table (:func:`latency_predictors`; a prediction takes tens of microseconds). A predicted
+cost may be slightly non-monotone (timing noise in the table's grid): bisection and fill
+only ever return configurations that meet every budget, so this can cost a little of the
+budget, never exceed it. Budgets without a cheap predictor (memory) stay Optuna constraints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -31,7 +38,30 @@ from iaprune.errors import IAPruneError
 from iaprune.search.space import SearchSpace
 from iaprune.search.widthcost import WidthCost
 
+if TYPE_CHECKING:
+    from iaprune.cost.lut import LatencyTable
+
 PROJECTABLE = ("macs", "params")
+"""Budgets every model can be projected onto (exact width formulas)."""
+PREDICTABLE = ("latency", "latency_ms")
+"""Budgets projected onto when a predictor for them is given (:func:`latency_predictors`)."""
+
+Predictor = Callable[[Mapping[str, int]], float]
+"""A cost of kept widths ``{group: kept}``, growing with every width."""
+
+
+def latency_predictors(table: LatencyTable) -> dict[str, Predictor]:
+    """Predictors of the ``latency`` ratio and of ``latency_ms`` from a latency table.
+
+    The ratio is to the table's prediction for the unpruned model, as the trial costs of
+    the ``predicted`` cost model are (:class:`~iaprune.cost.lut.PredictedCostModel`).
+    """
+    full = table.predict({})
+
+    def ratio(keep: Mapping[str, int]) -> float:
+        return table.predict(keep) / full
+
+    return {"latency": ratio, "latency_ms": table.predict}
 
 
 def cluster_groups(
@@ -58,25 +88,42 @@ def cluster_groups(
 
 @dataclass
 class BudgetProjection:
-    """Scale allocations onto ``budgets`` (ratios of the unpruned model's MACs/params)."""
+    """Scale allocations onto ``budgets``.
+
+    ``budgets`` are ratios of the unpruned model's MACs/params (from ``cost``) or costs
+    with a ``predictors`` entry (``{"latency": 0.4}`` with :func:`latency_predictors`).
+    """
 
     space: SearchSpace
     cost: WidthCost
     budgets: Mapping[str, float]
-    _index: dict[str, int] = field(init=False, repr=False)
+    predictors: Mapping[str, Predictor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = set(self.budgets) - set(PROJECTABLE)
+        allowed = {*PROJECTABLE, *self.predictors}
+        unknown = set(self.budgets) - allowed
         if unknown or not self.budgets:
             raise IAPruneError(
-                f"the budget space projects onto {', '.join(PROJECTABLE)} budgets only"
+                f"the budget space projects onto {', '.join(sorted(allowed))} budgets only"
             )
-        self._index = {name: i for i, name in enumerate(self.cost.groups)}
+
+    def with_budget(self, key: str, bound: float) -> BudgetProjection:
+        """This projection with budget ``key`` set to ``bound`` (the others unchanged)."""
+        return replace(self, budgets={**self.budgets, key: bound})
+
+    def values(self, keep: Mapping[str, int]) -> dict[str, float]:
+        """The projected costs of ``keep``, keyed like :attr:`budgets`."""
+        out: dict[str, float] = {}
+        if any(k in PROJECTABLE for k in self.budgets):
+            ratios = self.cost.ratios(keep)
+            out.update({k: ratios[k] for k in self.budgets if k in PROJECTABLE})
+        out.update({k: self.predictors[k](keep) for k in self.budgets if k not in PROJECTABLE})
+        return out
 
     def feasible(self, keep: Mapping[str, int]) -> bool:
         """Whether ``keep`` meets every projected budget."""
-        ratios = self.cost.ratios(keep)
-        return all(ratios[k] <= bound + 1e-12 for k, bound in self.budgets.items())
+        values = self.values(keep)
+        return all(values[k] <= bound * (1 + 1e-12) for k, bound in self.budgets.items())
 
     def _at(self, alloc: Mapping[str, float], scale: float) -> dict[str, int]:
         return {

@@ -66,6 +66,7 @@ class SearchResult:
     pareto: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)
     failed: int = 0
+    latency_fit: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The ``search`` block of report.json."""
@@ -77,6 +78,7 @@ class SearchResult:
             "best_value": self.best_value,
             "val_accuracy": self.accuracy,
             "seconds": round(self.seconds, 3),
+            **({"latency_fit": self.latency_fit} if self.latency_fit else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,167 @@
+"""Candidates on a latency budget: projection, the knapsack heuristic, the measured re-fit.
+
+A latency table takes minutes to time, so most tests price widths with a *stand-in table*:
+a predictor that, like a real one, grows with every width but is not proportional to MACs
+(each group has its own cost per channel, with a fixed part and a convex part). One test
+projects with a real (quickly timed) :class:`~iaprune.cost.lut.LatencyTable`. The
+projection onto a stand-in table on every zoo model is in ``test_projection.py`` (it
+shares that module's zoo fixture).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+import pytest
+import torch
+
+from iaprune.config import ObjectiveConfig, SearchConfig
+from iaprune.cost import Interval
+from iaprune.cost.lut import LatencyTable
+from iaprune.models import create_model
+from iaprune.pruning import Pruner
+from iaprune.search import (
+    AllocationSpace,
+    SearchSpace,
+    fit_measured,
+    knapsack_allocation,
+    latency_predictors,
+    make_space,
+    warm_starts,
+)
+from iaprune.search.latency_fit import MAX_REFITS
+from iaprune.search.projection import BudgetProjection, Predictor
+from iaprune.search.widthcost import WidthCost
+
+
+def stand_in_table(pruner: Pruner, seed: int = 0) -> dict[str, Predictor]:
+    """Predictors shaped like :func:`latency_predictors`' from made-up per-group costs."""
+    rng = random.Random(seed)
+    per_group = {g.name: (rng.uniform(0.1, 1.0), rng.uniform(0.0, 2.0)) for g in pruner.groups}
+    widths = {g.name: g.channels for g in pruner.groups}
+
+    def ms(keep: Mapping[str, int]) -> float:
+        total = 0.5
+        for name, (linear, convex) in per_group.items():
+            share = keep.get(name, widths[name]) / widths[name]
+            total += linear * share + convex * share**2
+        return total
+
+    full = ms({})
+    return {"latency": lambda keep: ms(keep) / full, "latency_ms": ms}
+
+
+def test_knapsack_meets_the_budget_and_spends_where_latency_is_cheap() -> None:
+    torch.manual_seed(0)
+    pruner = Pruner(
+        create_model("vgg11", num_classes=10, width_mult=0.25), torch.randn(1, 3, 32, 32)
+    )
+    cost = WidthCost(pruner, (3, 32, 32))
+    space = SearchSpace.from_groups(pruner.groups, round_to=2)
+    names = [g.name for g in pruner.groups]
+    slow, fast = names[0], names[-1]
+    widths = {g.name: g.channels for g in pruner.groups}
+
+    def ms(keep: Mapping[str, int]) -> float:  # the first group costs 20x per channel
+        price = {n: (20.0 if n == slow else 1.0) for n in names}
+        return sum(price[n] * keep.get(n, widths[n]) / widths[n] for n in names)
+
+    full = ms({})
+    predictors = {"latency": lambda keep: ms(keep) / full}
+    projection = BudgetProjection(space, cost, {"latency": 0.5}, predictors)
+    keep = knapsack_allocation(pruner.scores, projection)
+    assert projection.feasible(keep)
+    assert keep[slow] / widths[slow] < keep[fast] / widths[fast]
+    # the budget is used: no single step of any group still fits
+    for g in space.groups:
+        grown = {**keep, g.name: min(g.channels, keep[g.name] + space.step(g))}
+        assert grown == keep or not projection.feasible(grown)
+
+
+def test_warm_starts_on_a_latency_budget_include_the_knapsack() -> None:
+    torch.manual_seed(0)
+    pruner = Pruner(
+        create_model("vgg11", num_classes=10, width_mult=0.25), torch.randn(1, 3, 32, 32)
+    )
+    config = SearchConfig(objective=ObjectiveConfig(max_latency=0.5), round_to=2)
+    space = make_space(pruner, (3, 32, 32), config, round_to=2, predictors=stand_in_table(pruner))
+    assert isinstance(space, AllocationSpace)
+    assert space.projection.budgets == {"latency": 0.5}
+    starts = warm_starts(pruner, space)
+    assert "knapsack" in starts and "uniform" in starts
+    for start in starts.values():
+        assert space.projection.feasible(start.keep)
+    # without a predictor a latency-only budget cannot be projected: the free space
+    free = make_space(pruner, (3, 32, 32), config, round_to=2)
+    assert isinstance(free, SearchSpace)
+
+
+def test_projection_with_a_real_latency_table() -> None:
+    torch.manual_seed(0)
+    model = create_model("test_resnet", num_classes=5, in_channels=3).eval()
+    pruner = Pruner(model, torch.randn(1, 3, 16, 16))
+    table = LatencyTable.build(model, (3, 16, 16), pruner.groups, grid=3, warmup=0, repeats=2)
+    predictors = latency_predictors(table)
+    assert predictors["latency"]({}) == pytest.approx(1.0)
+    space = SearchSpace.from_groups(pruner.groups, round_to=1)
+    smallest = predictors["latency"](space.smallest())
+    budget = (1.0 + smallest) / 2
+    projection = BudgetProjection(
+        space, WidthCost(pruner, (3, 16, 16)), {"latency": budget}, predictors
+    )
+    keep = projection.project({g.name: 1.0 for g in pruner.groups})
+    assert predictors["latency"](keep) <= budget
+    assert table.predict(keep) == pytest.approx(predictors["latency_ms"](keep))
+
+
+def _interval(value: float) -> Interval:
+    return Interval(value, 0.98 * value, 1.02 * value, 0.95, 10)
+
+
+def _projection(pruner: Pruner, budget: float) -> BudgetProjection:
+    space = SearchSpace.from_groups(pruner.groups, round_to=1)
+    cost = WidthCost(pruner, (3, 32, 32))
+    return BudgetProjection(space, cost, {"latency": budget}, stand_in_table(pruner))
+
+
+@pytest.fixture(scope="module")
+def vgg() -> Pruner:
+    torch.manual_seed(0)
+    return Pruner(create_model("vgg11", num_classes=10, width_mult=0.25), torch.randn(1, 3, 32, 32))
+
+
+def test_refit_reprojects_until_the_measured_latency_meets_the_budget(vgg) -> None:
+    projection = _projection(vgg, 0.5)
+    predict = projection.predictors["latency"]
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    seen = []
+
+    def measure(k: Mapping[str, int]) -> Interval:  # the runtime is 25 % slower than predicted
+        seen.append(dict(k))
+        return _interval(1.25 * predict(k))
+
+    fit = fit_measured(keep, projection, "latency", measure)
+    assert fit.meets and len(fit.attempts) >= 2
+    assert fit.attempts[0].keep == keep and fit.final.keep == seen[-1]
+    assert fit.final.high <= 0.5 < fit.attempts[0].high
+    assert fit.final.predicted < fit.attempts[0].predicted
+    record = fit.to_dict()
+    assert record["meets_budget"] is True and record["measured_high"] == fit.final.high
+
+
+def test_refit_stops_after_a_bounded_number_of_tries_and_says_so(vgg, caplog) -> None:
+    projection = _projection(vgg, 0.5)
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.9))  # never faster
+    assert not fit.meets
+    assert len(fit.attempts) <= MAX_REFITS + 1
+    assert fit.to_dict()["meets_budget"] is False
+    assert "over the budget" in caplog.text
+
+
+def test_a_model_that_meets_the_budget_is_measured_once(vgg) -> None:
+    projection = _projection(vgg, 0.5)
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.3))
+    assert fit.meets and len(fit.attempts) == 1 and fit.final.keep == keep
