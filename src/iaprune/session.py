@@ -22,10 +22,9 @@ before them, so a run's life cycle reads in one place.)
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -45,12 +44,9 @@ from iaprune.checks import (
 )
 from iaprune.config import DEFAULT_STUDY, RunConfig
 from iaprune.cost import (
-    CompareSettings,
     CostModel,
     CostReport,
-    Interval,
     StaticCostModel,
-    compare_latency,
     create_cost_model,
     measure_cost,
 )
@@ -67,6 +63,7 @@ from iaprune.search import (
     AllocationSpace,
     CandidateEvaluator,
     SearchResult,
+    ab_measure,
     check_reachable,
     create_sampler,
     fit_measured,
@@ -99,9 +96,6 @@ log = logging.getLogger(__name__)
 TABLE_CALIBRATE = 8
 """Whole pruned models timed to fit and check a latency table's correction (``--latency
 predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
-
-FIT_TIMING_SECONDS = 10.0
-"""Wall-time limit of one A/B timing of the chosen model against a latency budget."""
 
 TRAIN_BATCH_BYTES = 1 << 30
 """At most this many bytes of distinct training batches per evaluator (steps cycle over them)."""
@@ -603,21 +597,7 @@ class Session:
         key = latency_key(space.projection)
         if key is None:
             return
-        base = copy.deepcopy(model).cpu().eval()
-
-        def measure(keep: Mapping[str, int]) -> Interval:
-            pruned = pruner.prune(keep).cpu().eval()
-            cmp = compare_latency(
-                {"baseline": base, "pruned": pruned},
-                self.input_shape,
-                self.config.cost,
-                CompareSettings(max_seconds=FIT_TIMING_SECONDS),
-            )
-            return cmp.ratios["pruned"] if key == "latency" else cmp.latency["pruned"]
-
-        log.info(
-            "stage search: measuring the chosen model's latency (%s)", self.config.cost.backend
-        )
+        measure = ab_measure(pruner, self.input_shape, self.config.cost.timing, key)
         fit = fit_measured(result.spec.keep, space.projection, key, measure)
         result.latency_fit = fit.to_dict()
         if fit.final.keep != result.spec.keep:

@@ -3,7 +3,7 @@
 from iaprune.search.builder import WarmStart, make_space, warm_starts, width_space
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.heuristics import knapsack_allocation
-from iaprune.search.latency_fit import LatencyFit, fit_measured, latency_key
+from iaprune.search.latency_fit import LatencyFit, ab_measure, fit_measured, latency_key
 from iaprune.search.projection import AllocationSpace, BudgetProjection, latency_predictors
 from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
 from iaprune.search.samplers import create_sampler, list_samplers
@@ -28,6 +28,7 @@ __all__ = [
     "SearchResult",
     "SearchSpace",
     "WarmStart",
+    "ab_measure",
     "check_reachable",
     "create_sampler",
     "fit_measured",

@@ -17,18 +17,26 @@ latency (:class:`LatencyFit`), so a model over budget is never handed over witho
 
 from __future__ import annotations
 
+import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from iaprune.cost import Interval
+from torch import nn
+
+from iaprune.cost import CompareSettings, Interval, compare_latency
+from iaprune.pruning.surgery import Pruner
 from iaprune.search.projection import PREDICTABLE, BudgetProjection
+from iaprune.timing import TimingSettings
 
 log = logging.getLogger(__name__)
 
 MAX_REFITS = 3
 """Re-projections at most after the first measurement."""
+
+FIT_TIMING_SECONDS = 10.0
+"""Wall-time limit of one A/B timing of a configuration against the unpruned model."""
 
 Measure = Callable[[Mapping[str, int]], Interval]
 """Times kept widths A/B; returns the latency ratio (or ms) with its interval."""
@@ -84,6 +92,35 @@ class LatencyFit:
             "measured_high": self.final.high,
             "attempts": [a.to_dict() for a in self.attempts],
         }
+
+
+def ab_measure(
+    pruner: Pruner,
+    input_shape: Sequence[int],
+    timing: TimingSettings,
+    key: str,
+    *,
+    seconds: float = FIT_TIMING_SECONDS,
+) -> Measure:
+    """A :data:`Measure` timing ``pruner``'s model pruned to the given widths A/B.
+
+    Both models run interleaved on ``timing``'s backend, batch size and threads, on the CPU
+    unless ``timing`` names a device (:func:`iaprune.cost.compare_latency`). Returns the
+    pruned model's latency ratio (``key == "latency"``) or its latency in ms.
+    """
+    base = copy.deepcopy(pruner.model).cpu().eval()
+
+    def measure(keep: Mapping[str, int]) -> Interval:
+        pruned: nn.Module = pruner.prune(keep).cpu().eval()
+        cmp = compare_latency(
+            {"baseline": base, "pruned": pruned},
+            input_shape,
+            timing,
+            CompareSettings(max_seconds=seconds),
+        )
+        return cmp.ratios["pruned"] if key == "latency" else cmp.latency["pruned"]
+
+    return measure
 
 
 def latency_key(projection: BudgetProjection) -> str | None:
