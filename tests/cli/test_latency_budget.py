@@ -116,7 +116,10 @@ def test_a_latency_ratio_budget_puts_every_candidate_on_it_and_measures_the_choi
     assert fit["key"] == "latency" and fit["budget"] == 0.8
     assert fit["attempts"][0]["keep"] == search["history"][search["best_trial"]]["keep"]
     assert fit["meets_budget"] == (fit["measured_high"] <= 0.8)
-    assert json.loads((run / "spec.json").read_text())["keep"] == fit["attempts"][-1]["keep"]
+    assert (
+        json.loads((run / "spec.json").read_text())["keep"]
+        == fit["attempts"][fit["chosen"]]["keep"]
+    )
     report = json.loads((run / "report.json").read_text())
     check = report["latency_check"]
     assert check["budget_ratio"] == 0.8

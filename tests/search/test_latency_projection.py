@@ -160,8 +160,36 @@ def test_refit_stops_after_a_bounded_number_of_tries_and_says_so(vgg, caplog) ->
     assert "over the budget" in caplog.text
 
 
-def test_a_model_that_meets_the_budget_is_measured_once(vgg) -> None:
+def test_a_model_on_the_budget_is_measured_once(vgg) -> None:
     projection = _projection(vgg, 0.5)
     keep = projection.project({g.name: 1.0 for g in vgg.groups})
-    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.3))
+    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.49))
     assert fit.meets and len(fit.attempts) == 1 and fit.final.keep == keep
+
+
+def test_refit_grows_a_model_that_measures_well_below_the_budget(vgg) -> None:
+    projection = _projection(vgg, 0.5)
+    predict = projection.predictors["latency"]
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+
+    def measure(k: Mapping[str, int]) -> Interval:  # the runtime is 20 % faster than predicted
+        return _interval(0.8 * predict(k))
+
+    fit = fit_measured(keep, projection, "latency", measure)
+    assert fit.attempts[0].high < 0.5 * 0.9
+    assert fit.meets and fit.final.predicted > fit.attempts[0].predicted
+    assert fit.final.high >= max(a.high for a in fit.attempts if a.high <= 0.5)
+
+
+def test_refit_keeps_the_widest_model_that_met_the_budget(vgg) -> None:
+    projection = _projection(vgg, 0.5)
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    calls = []
+
+    def measure(k: Mapping[str, int]) -> Interval:  # below at first, then always over
+        calls.append(k)
+        return _interval(0.4 if len(calls) == 1 else 0.6)
+
+    fit = fit_measured(keep, projection, "latency", measure)
+    assert len(fit.attempts) >= 2 and fit.meets
+    assert fit.final.keep == keep and fit.to_dict()["chosen"] == 0

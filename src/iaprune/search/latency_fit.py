@@ -4,15 +4,17 @@ The search projects every candidate onto a latency budget with the latency table
 *prediction* (:mod:`iaprune.search.projection`). A prediction can be off (ONNX Runtime's
 fused graph is not the sum of its layers), so the chosen configuration is timed A/B
 against the unpruned model (:func:`iaprune.cost.compare_latency`). When the upper end of
-its interval misses the budget, the prediction is corrected by the measured excess and the
-configuration's allocation is projected again, lower, then measured again, at most
-:data:`MAX_REFITS` times:
+its interval misses the budget, or leaves more than :data:`SLACK` of it unused, the
+prediction is corrected by the measured value and the configuration's allocation is
+projected again (lower or higher), then measured again, at most :data:`MAX_REFITS` times:
 
     ``target = budget * predicted / measured_high``
 
-is the prediction at which a configuration with the same error would just meet the
-budget. The outcome, met or not, is recorded with every attempt's predicted and measured
-latency (:class:`LatencyFit`), so a model over budget is never handed over without a word.
+is the prediction at which a configuration with the same relative error would just meet
+the budget (a secant step). The widest configuration whose measured upper bound meets the
+budget is handed over; when none does, the last one, and the outcome is recorded with
+every attempt's predicted and measured latency (:class:`LatencyFit`), so a model over
+budget is never handed over without a word.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_REFITS = 3
 """Re-projections at most after the first measurement."""
+
+SLACK = 0.03
+"""Unused share of the budget (by the measured upper bound) that is left as it is."""
 
 FIT_TIMING_SECONDS = 10.0
 """Wall-time limit of one A/B timing of a configuration against the unpruned model."""
@@ -70,11 +75,12 @@ class LatencyFit:
     key: str
     budget: float
     attempts: tuple[Attempt, ...]
+    chosen: int = -1
 
     @property
     def final(self) -> Attempt:
-        """The last configuration measured: the one handed over."""
-        return self.attempts[-1]
+        """The configuration handed over (``attempts[chosen]``)."""
+        return self.attempts[self.chosen]
 
     @property
     def meets(self) -> bool:
@@ -90,6 +96,7 @@ class LatencyFit:
             "predicted": self.final.predicted,
             "measured": self.final.measured,
             "measured_high": self.final.high,
+            "chosen": self.chosen % len(self.attempts),
             "attempts": [a.to_dict() for a in self.attempts],
         }
 
@@ -135,12 +142,14 @@ def fit_measured(
     measure: Measure,
     *,
     max_refits: int = MAX_REFITS,
+    slack: float = SLACK,
 ) -> LatencyFit:
-    """Measure ``keep``; while it misses budget ``key``, re-project it lower and measure again.
+    """Measure ``keep``; re-project it onto the corrected prediction until it fits the budget.
 
-    Stops when the measured upper bound meets the budget, after ``max_refits``
-    re-projections, or when a re-projection no longer changes the widths (the smallest
-    allowed widths). Returns every attempt; :attr:`LatencyFit.meets` says how it ended.
+    Stops when the measured upper bound meets budget ``key`` with at most ``slack`` of it
+    unused, after ``max_refits`` re-projections, or when a re-projection no longer changes
+    the widths. Returns every attempt; the chosen one is the widest (largest prediction)
+    that met the budget, else the last; :attr:`LatencyFit.meets` says how it ended.
     """
     budget = projection.budgets[key]
     predict = projection.predictors[key]
@@ -159,17 +168,19 @@ def fit_measured(
             interval.high,
             budget,
         )
-        if interval.high <= budget or n == max_refits:
+        if budget * (1 - slack) <= interval.high <= budget or n == max_refits:
             break
         target = budget * predicted / interval.high
-        lower = projection.with_budget(key, target).project(
+        moved = projection.with_budget(key, target).project(
             {name: current[name] / widths[name] for name in widths}
         )
-        if lower == current:
+        if moved == current or any(a.keep == moved for a in attempts):
             break
         log.info("re-projecting onto a predicted %s of %.4g (measured correction)", key, target)
-        current = lower
-    fit = LatencyFit(key, budget, tuple(attempts))
+        current = moved
+    fits = [i for i, a in enumerate(attempts) if a.high <= budget]
+    chosen = max(fits, key=lambda i: attempts[i].predicted) if fits else len(attempts) - 1
+    fit = LatencyFit(key, budget, tuple(attempts), chosen)
     if not fit.meets:
         log.warning(
             "the chosen model measures %s %.4g (upper bound %.4g), over the budget %.4g "

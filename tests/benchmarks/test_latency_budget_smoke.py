@@ -1,0 +1,49 @@
+"""The latency-budget benchmark runs end to end in its ``--smoke`` mode (synthetic, tiny)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "latency_budget.py"
+REQUIRED = [
+    "model",
+    "backend",
+    "batch",
+    "budget",
+    "method",
+    "seed",
+    "test_top1",
+    "baseline_top1",
+    "latency_ratio",
+    "latency_ratio_high",
+    "macs_ratio",
+]
+
+
+def test_smoke_run_writes_every_required_column_and_resumes(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    env = {**os.environ, "IAPRUNE_NO_PROGRESS": "1"}
+    cmd = [sys.executable, str(SCRIPT), "--smoke", "--out", str(tmp_path)]
+    cmd += ["--methods", "uniform,knapsack"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with (tmp_path / "latency_budget_runs.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames is not None and set(REQUIRED) <= set(reader.fieldnames)
+        rows = list(reader)
+    assert {r["method"] for r in rows} == {"uniform", "knapsack"}
+    for row in rows:
+        assert row["backend"] == "onnxruntime" and row["batch"] == "32"
+        low, high = float(row["latency_ratio"]), float(row["latency_ratio_high"])
+        assert 0 < low <= high
+        assert row["within_budget"] == str(high <= float(row["budget"]))
+        assert 0 < float(row["macs_ratio"]) < 1 and 0 <= float(row["test_top1"]) <= 1
+    assert (tmp_path / "latency_budget.png").stat().st_size > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    assert again.returncode == 0 and "0 rows to run (2 done)" in again.stdout
