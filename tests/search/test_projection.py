@@ -376,3 +376,27 @@ def test_final_choice_keeps_the_warm_start_unless_beaten_by_more_than_the_noise(
     chosen = result.selection["scores"][str(result.best_trial)]
     assert (chosen["warm_start"] == "uniform") == keeps_heuristic
     assert result.selection["noise"] == pytest.approx(2 * noise)
+
+
+def test_resume_never_repeats_the_warm_starts(tmp_path) -> None:
+    evaluator = tiny_evaluator()
+    objective = ObjectiveConfig(max_macs=0.5)
+    first = SearchConfig(objective=objective, sampler="random", trials=2, seed=0, rescore=0)
+    space = make_space(evaluator.pruner, (1, 8, 8), first)
+    assert isinstance(space, AllocationSpace)
+    starts = warm_starts(evaluator.pruner, space)
+    assert len(starts) == 2
+    storage = f"sqlite:///{tmp_path / 'warm'}.db"
+    run_search(evaluator, space, first, storage=storage, warm_starts=starts)
+    calls = []
+
+    def again() -> dict[str, WarmStart]:
+        calls.append(1)
+        return starts
+
+    more = SearchConfig(objective=objective, sampler="random", trials=4, seed=0, rescore=0)
+    resumed = run_search(evaluator, space, more, storage=storage, resume=True, warm_starts=again)
+    assert resumed.trials == 4
+    study = optuna.load_study(study_name=more.study_name, storage=storage)
+    names = [t.user_attrs.get("warm_start") for t in study.trials]
+    assert sorted(n for n in names if n) == sorted(starts) and not calls

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 WARM_KEEP_ATTR = "warm_keep"
 """User attribute of an enqueued warm start: the widths it is evaluated at."""
 
+WARM_STARTED_ATTR = "warm_started"
+"""Study attribute set once the warm starts are enqueued: a resumed study never repeats them."""
+
 WORKER_START_TIMEOUT = 120.0
 """Seconds the leader of a --workers N search waits for its local workers to join."""
 
@@ -263,7 +266,7 @@ def run_search(
     every group.
     """
     check_reachable(evaluator, space, config)
-    study, created = open_study(config, storage=storage, resume=resume)
+    study, _ = open_study(config, storage=storage, resume=resume)
     n_trials = config.trials
     if config.sampler == "uniform":
         n_trials = 1
@@ -271,12 +274,13 @@ def run_search(
             study.enqueue_trial(
                 _uniform_params(evaluator, space, config), user_attrs={"warm_start": "uniform"}
             )
-    elif config.warm_start and (created or not study.trials):
+    elif config.warm_start and not _warm_started(study):
         starts = warm_starts() if callable(warm_starts) else warm_starts
         for name, start in (starts or {}).items():
             study.enqueue_trial(
                 dict(start.params), user_attrs={"warm_start": name, WARM_KEEP_ATTR: start.keep}
             )
+        study.set_user_attr(WARM_STARTED_ATTR, True)
     mark_ready(study, definition or study.user_attrs.get(DEFINITION_ATTR, {}), n_trials)
     if config.workers > 1:
         wait_for_workers(study, config.workers - 1, timeout=WORKER_START_TIMEOUT)
@@ -359,6 +363,13 @@ def choose_from_front(front: list[dict[str, Any]], tolerance: float = 0.01) -> d
     """The cheapest Pareto point within ``tolerance`` of the front's best accuracy."""
     best = max(r["accuracy"] for r in front)
     return min((r for r in front if r["accuracy"] >= best - tolerance), key=lambda r: r["cost"])
+
+
+def _warm_started(study: optuna.Study) -> bool:
+    """Whether the study's warm starts were enqueued (by this or an earlier process)."""
+    if study.user_attrs.get(WARM_STARTED_ATTR):
+        return True
+    return any("warm_start" in t.user_attrs for t in study.get_trials(deepcopy=False))
 
 
 def _widths(space: Space) -> SearchSpace:
