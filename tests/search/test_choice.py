@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 import optuna
@@ -18,6 +19,7 @@ from iaprune.search import (
     warm_starts,
 )
 from iaprune.search.choice import LazyScorer, finalists
+from iaprune.search.workers import best_so_far
 from tests.search.evaluators import tiny_evaluator
 
 
@@ -246,3 +248,31 @@ def test_the_session_builds_the_final_evaluator_only_when_it_differs(tmp_path) -
     for search in ({"final_steps": 0}, {"rescore": 0}, same):
         other = Session(session.run, replace(config, search=replace(config.search, **search)))
         assert other.final_evaluator(trial) is None
+
+
+def test_finalist_stage_is_logged_and_counted_in_the_search_time(tmp_path, caplog) -> None:
+    evaluator, space, cfg, starts = _setup(trials=6)
+    final = _Scripted(evaluator, lambda keep: sum(keep.values()) / 1000)
+    with caplog.at_level(logging.INFO, logger="iaprune"):
+        result, study = _run(tmp_path, evaluator, space, cfg, starts, final=final)
+    text = caplog.text
+    assert "finalists: " in text and "candidates" in text
+    scored = [r for r in caplog.records if r.getMessage().startswith("finalist trial")]
+    assert len(scored) == final.calls  # one line per finalist score
+    assert "finalists: chosen in" in text
+    trials = sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in study.trials
+        if t.datetime_complete and t.datetime_start
+    )
+    assert result.finalist_seconds > 0
+    assert result.seconds == pytest.approx(trials + result.finalist_seconds)
+    assert result.summary()["finalist_seconds"] == round(result.finalist_seconds, 3)
+
+
+def test_the_search_bar_shows_the_best_trial_so_far() -> None:
+    study = optuna.create_study(direction="maximize")
+    assert best_so_far(study.trials) == ""
+    for value in (0.3, 0.7, 0.5):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    assert best_so_far(study.get_trials()) == "best 0.7000 (trial 1)"

@@ -132,4 +132,9 @@ def print_table(report: dict[str, Any], console: Console | None = None) -> None:
     console.print(
         f"search: {search['sampler']}, {search['trials']} trials, best trial "
         f"{search['best_trial']}, {search['seconds']:.1f} s"
+        + (
+            f" (finalists {search['finalist_seconds']:.1f} s)"
+            if search.get("finalist_seconds")
+            else ""
+        )
     )

@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from iaprune.config import SearchConfig
 from iaprune.errors import one_line
 from iaprune.objective import score
+from iaprune.progress import counter
 from iaprune.search.evaluate import CandidateResult
 
 log = logging.getLogger(__name__)
@@ -141,10 +142,21 @@ def choose(
     if len(warm) + len(searched) < 2:
         return _kept(f"{len(warm) + len(searched)} finalist: nothing to compare", steps)
     first: dict[int, float] = {}
-    for t in warm + searched:
-        value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed, tag)
-        if value is not None:
-            first[t.number] = value
+    if not reuse:
+        log.info(
+            "finalists: %d candidates, %d recovery steps each (distillation %g)",
+            len(warm) + len(searched),
+            steps,
+            distill,
+        )
+    with counter("finalists", len(warm) + len(searched)) as bar:
+        for i, t in enumerate(warm + searched):
+            value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed, tag)
+            if value is not None:
+                first[t.number] = value
+                if not reuse:
+                    log.info("finalist trial %d: score %.4f", t.number, value)
+            bar.update(i + 1, f"best {max(first.values()):.4f}" if first else "")
     warm = [t for t in warm if t.number in first]
     searched = [t for t in searched if t.number in first]
     if not warm and not searched:
@@ -157,9 +169,12 @@ def choose(
     contenders = [best(ts, first) for ts in (warm, searched) if ts]
     second: dict[int, float] = {}
     if len(contenders) == 2:
-        for t in contenders:
-            if (s := _score(study, scorer, config, t, config.seed + 1, tag)) is not None:
-                second[t.number] = s
+        with counter("finalists: noise", 2) as bar:
+            for i, t in enumerate(contenders):
+                if (s := _score(study, scorer, config, t, config.seed + 1, tag)) is not None:
+                    second[t.number] = s
+                    log.info("finalist trial %d: second score %.4f", t.number, s)
+                bar.update(i + 1)
     mean = {n: (first[n] + second[n]) / 2 if n in second else first[n] for n in first}
     noise = sum(abs(first[n] - second[n]) for n in second) / len(second) if second else None
     chosen, reason = contenders[0], "best finalist score"

@@ -70,6 +70,7 @@ class SearchResult:
     selection: dict[str, Any] = field(default_factory=dict)
     failed: int = 0
     latency_fit: dict[str, Any] = field(default_factory=dict)
+    finalist_seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         """The ``search`` block of report.json."""
@@ -81,6 +82,7 @@ class SearchResult:
             "best_value": self.best_value,
             "val_accuracy": self.accuracy,
             "seconds": round(self.seconds, 3),
+            "finalist_seconds": round(self.finalist_seconds, 3),
             **({"latency_fit": self.latency_fit} if self.latency_fit else {}),
         }
 
@@ -289,6 +291,7 @@ def run_search(
     result = _result(study, space, config)
     if config.rescore and not config.objective.multi_objective and config.sampler != "uniform":
         scorer = final_evaluator or evaluator
+        started = time.perf_counter()
         selection = choose(
             study,
             scorer,
@@ -296,6 +299,9 @@ def run_search(
             trial_scores=final_evaluator is None,
             val_size=getattr(evaluator, "val_size", 0),  # duck-typed evaluators may lack it
         )
+        result.finalist_seconds = time.perf_counter() - started
+        log.info("finalists: chosen in %.1f s (%s)", result.finalist_seconds, selection["reason"])
+        result.seconds += result.finalist_seconds  # the reported search time includes them
         _apply_choice(result, study, selection)
     result.spec = evaluator.pruner.spec(result.spec.keep)  # with the kept filter indices
     return result

@@ -37,6 +37,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.progress import counter
 
 log = logging.getLogger(__name__)
 
@@ -168,18 +169,29 @@ def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: floa
     """
     ran = 0
     run = guarded(study, objective, n_trials)
-    while True:
-        fail_stale(study)
-        trials = study.get_trials(deepcopy=False)
-        done = sum(1 for t in trials if counts(t))
-        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
-        if done >= n_trials and not running:
-            return ran
-        if done + running >= n_trials:
-            time.sleep(poll)
-            continue
-        study.optimize(run, n_trials=1, catch=(Exception,))
-        ran += 1
+    with counter("search", n_trials) as bar:
+        while True:
+            fail_stale(study)
+            trials = study.get_trials(deepcopy=False)
+            done = sum(1 for t in trials if counts(t))
+            running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+            bar.update(done, best_so_far(trials))
+            if done >= n_trials and not running:
+                return ran
+            if done + running >= n_trials:
+                time.sleep(poll)
+                continue
+            study.optimize(run, n_trials=1, catch=(Exception,))
+            ran += 1
+
+
+def best_so_far(trials: list[FrozenTrial]) -> str:
+    """``best 0.9312 (trial 7)``: the best complete trial's first value so far, if any."""
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if not complete:
+        return ""
+    best = max(complete, key=lambda t: t.values[0])
+    return f"best {best.values[0]:.4f} (trial {best.number})"
 
 
 def create_or_join(
