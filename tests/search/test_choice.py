@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 import optuna
 import pytest
 import torch
+from optuna.trial import TrialState
 
 from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.search import (
@@ -276,3 +277,35 @@ def test_the_search_bar_shows_the_best_trial_so_far() -> None:
     for value in (0.3, 0.7, 0.5):
         study.add_trial(optuna.trial.create_trial(value=value))
     assert best_so_far(study.get_trials()) == "best 0.7000 (trial 1)"
+
+
+class _Counting:
+    """The tiny evaluator, counting the widths it is asked to score."""
+
+    def __init__(self, inner: CandidateEvaluator) -> None:
+        self.inner, self.pruner, self.keeps = inner, inner.pruner, []
+
+    def __call__(self, keep: Mapping[str, int], *, seed: int | None = None) -> CandidateResult:
+        self.keeps.append(dict(keep))
+        return self.inner(keep, seed=seed)
+
+    def costs(self, keep):
+        return self.inner.costs(keep)
+
+
+def test_widths_scored_before_are_not_scored_again(tmp_path) -> None:
+    evaluator, space, cfg, starts = _setup(trials=6, rescore=0)
+    starts = {**starts, "again": starts["uniform"]}  # parameters that give the same widths
+    counting = _Counting(evaluator)
+    storage = f"sqlite:///{tmp_path / 'dup'}.db"
+    run_search(counting, space, cfg, storage=storage, warm_starts=starts)  # type: ignore[arg-type]
+    study = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    twins = [t for t in trials if "same_widths_as" in t.user_attrs]
+    assert [t.user_attrs["warm_start"] for t in twins[:1]] == ["again"]
+    assert len(counting.keeps) == len(trials) - len(twins)
+    assert len({tuple(sorted(k.items())) for k in counting.keeps}) == len(counting.keeps)
+    for t in twins:
+        first = study.trials[t.user_attrs["same_widths_as"]]
+        assert t.user_attrs["keep"] == first.user_attrs["keep"]
+        assert t.values == first.values and t.user_attrs["ratios"] == first.user_attrs["ratios"]

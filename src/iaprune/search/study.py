@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 from optuna.study import StudyDirection
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.errors import IAPruneError, one_line
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 WARM_KEEP_ATTR = "warm_keep"
 """User attribute of an enqueued warm start: the widths it is evaluated at."""
+
+DUPLICATE_ATTR = "same_widths_as"
+"""User attribute of a trial whose widths an earlier trial evaluated: that trial's number."""
 
 WARM_STARTED_ATTR = "warm_started"
 """Study attribute set once the warm starts are enqueued: a resumed study never repeats them."""
@@ -318,6 +321,9 @@ def _objective(
         keep = space.suggest(trial)
         if WARM_KEEP_ATTR in trial.user_attrs:  # a warm start: the heuristic's exact widths
             keep = {k: int(v) for k, v in trial.user_attrs[WARM_KEEP_ATTR].items()}
+        twin = _evaluated(trial.study, keep)
+        if twin is not None:  # other parameters projected onto widths scored before
+            return _reuse(trial, twin, keep, budget_keys)
         try:
             result = evaluator(keep)
         except Exception as exc:  # one bad candidate fails its trial, not the search
@@ -345,6 +351,29 @@ def _objective(
         return value
 
     return objective
+
+
+def _evaluated(study: optuna.Study, keep: Mapping[str, int]) -> FrozenTrial | None:
+    """The first complete trial of ``study`` that evaluated exactly the widths ``keep``."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("keep") == keep:
+            return t
+    return None
+
+
+def _reuse(
+    trial: optuna.Trial, twin: FrozenTrial, keep: Mapping[str, int], budget_keys: list[str]
+) -> float | tuple[float, float]:
+    """Record ``twin``'s scores and costs as ``trial``'s (the same widths score the same)."""
+    for key in ("constraints", "accuracy", "ratios", "latency_ms"):
+        trial.set_user_attr(key, twin.user_attrs.get(key))
+    for key, excess in zip(budget_keys, twin.user_attrs.get("constraints", []), strict=True):
+        trial.set_constraint(key, excess)
+    trial.set_user_attr("keep", dict(keep))
+    trial.set_user_attr(DUPLICATE_ATTR, twin.number)
+    log.info("trial %d: the widths of trial %d, its score reused", trial.number, twin.number)
+    values = twin.values
+    return (values[0], values[1]) if len(values) > 1 else values[0]
 
 
 def pareto_cost(
