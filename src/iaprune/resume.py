@@ -28,6 +28,19 @@ SAFE_CHANGES = frozenset(
     }
 )
 
+STORED_OUTPUTS = ("search.storage", "cost.table")
+"""Paths in config.json a run writes to. A resumed run uses them only when the command line
+names them again: a run directory received from someone else must not make iaprune write
+elsewhere (the Python API, with ``explicit=None``, names every field itself)."""
+
+
+def unconfirmed_outputs(config: RunConfig, explicit: Collection[str] | None) -> dict[str, str]:
+    """The :data:`STORED_OUTPUTS` ``config`` sets that ``explicit`` does not name again."""
+    if explicit is None:
+        return {}
+    flat = flatten(config.to_dict())
+    return {k: str(flat[k]) for k in STORED_OUTPUTS if flat.get(k) and k not in explicit}
+
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"search": {"trials": 3}}`` -> ``{"search.trials": 3}``."""

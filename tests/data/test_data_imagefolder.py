@@ -101,7 +101,7 @@ def test_imagefolder_with_one_class_is_refused(tmp_path: Path) -> None:
         for cls in ("cat", "bird"):
             shutil.rmtree(tmp_path / split / cls)
     with pytest.raises(IAPruneError, match="1 class"):
-        create_dataset("imagefolder", root=tmp_path, image_size=16)
+        create_dataset("imagefolder", root=tmp_path, val_fraction=0.5, image_size=16)
 
 
 def test_imagefolder_class_without_training_images_is_refused(tmp_path: Path) -> None:
