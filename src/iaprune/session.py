@@ -240,9 +240,10 @@ class Session:
     def open(cls, run_dir: str | Path, *, trust_code: bool = False, lock: bool = False) -> Session:
         """Reopen a finished or partial run (a factory or file model needs ``trust_code``).
 
-        ``lock``: hold the run directory's lock (to write it; see :meth:`RunDir.existing`).
+        ``lock``: hold the run directory's lock to write it (under torchrun: rank 0, the
+        process that writes).
         """
-        run = RunDir.existing(run_dir, lock=lock)
+        run = RunDir.existing(run_dir, lock=lock and distributed.from_env().main)
         config = RunConfig.from_dict(run.read_json("config.json"))
         return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
 
