@@ -38,9 +38,7 @@ def check_output_file(path: str | Path, *, what: str = "output") -> Path:
         raise IAPruneError(f"cannot use {target} as {what}: {exc.strerror}") from exc
     if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
         kind = "a directory" if stat.S_ISDIR(mode) else "a special file"
-        raise IAPruneError(
-            f"{what} {target} is {kind}, not a regular file; remove it or name another"
-        )
+        raise IAPruneError(f"{what} {target} is {kind}, not a regular file")
     return target
 
 

@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from iaprune.errors import IAPruneError
-from iaprune.fileio import atomic_path, current_umask, write_bytes, write_json
+from iaprune.fileio import (
+    atomic_path,
+    check_output_file,
+    current_umask,
+    write_bytes,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,21 @@ LOCK_NAME = ".iaprune.lock"
 """The lock file of a run directory (holds the pid of the process writing the run)."""
 STUDY_FILES = ("study.db", "study.db-journal", "study.db-wal", "study.db-shm")
 """The SQLite study of a run and the files SQLite writes beside it."""
+RUN_FILES = (
+    "config.json",
+    "model.json",
+    "model.pt",
+    "baseline.pt",
+    "baseline.partial.pt",
+    "search.json",
+    "spec.json",
+    "pruned.pt",
+    "pruned.partial.pt",
+    "finetune.json",
+    "report.json",
+    "latency_table.json",
+)
+"""The files a run writes in its directory (besides the study and the report renderings)."""
 START_FILES = frozenset({LOCK_NAME, "baseline.pt", "model.pt", "model.json"})
 """What a new run writes before its config.json (an interrupted start leaves only these)."""
 
@@ -147,6 +168,11 @@ class RunDir:
                     "in a run directory; put the database itself there (or remove the link)"
                 )
         return sqlite_url(self.root.resolve() / "study.db")
+
+    def check_files(self, names: tuple[str, ...] = RUN_FILES) -> None:
+        """Refuse, before any work, a run file that is a directory, fifo or device."""
+        for name in names:
+            check_output_file(self.root / name, what="run file")
 
     def copy_in(self, source: str | Path, name: str) -> Path:
         """Copy ``source`` into the run directory as ``name`` (atomically)."""

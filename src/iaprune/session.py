@@ -25,7 +25,6 @@ before them, so a run's life cycle reads in one place.)
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Collection
 from dataclasses import replace
@@ -60,7 +59,7 @@ from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
 from iaprune.parallel import local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
-from iaprune.resume import describe_changes, resume_config, unconfirmed_outputs
+from iaprune.resume import confirm_outputs, describe_changes, resume_config
 from iaprune.rundir import RUN_MARKER, RunDir, lock_run_dir, recover
 from iaprune.search import (
     CandidateEvaluator,
@@ -195,7 +194,9 @@ class Session:
         if (root / RUN_MARKER).is_file():
             lock_run_dir(root)  # before reading it: one writer at a time
         saved = saved_config(root) if resume else None
-        unconfirmed: dict[str, str] = {}
+        if saved is not None:
+            RunDir(root).check_files()
+        unconfirmed: frozenset[str] = frozenset()
         if saved is not None:
             if config.search.study_name == DEFAULT_STUDY:  # not chosen: keep the run's study
                 config = replace(
@@ -203,9 +204,7 @@ class Session:
                 )
             config = resume_config(saved, config, explicit)
             check_baseline_change(root, saved, config)
-            unconfirmed = _check_stored_outputs(config, explicit)
-            if config.download and explicit is not None and "download" not in explicit:
-                config = replace(config, download=False)  # fetch into a stored path only if asked
+            config, unconfirmed = confirm_outputs(config, explicit)
         elif config.search.study_name == DEFAULT_STUDY:  # one study name per run
             config = replace(config, search=replace(config.search, study_name=root.name))
         check_writable(root)
@@ -662,22 +661,6 @@ def load_search_result(run: RunDir) -> SearchResult:
         return SearchResult(**data)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
-
-
-def _check_stored_outputs(config: RunConfig, explicit: Collection[str] | None) -> dict[str, str]:
-    """Refuse a stored storage URL not named again; returns the other unconfirmed outputs."""
-    unconfirmed = unconfirmed_outputs(config, explicit)
-    storage = unconfirmed.get("search.storage")
-    if storage is not None:
-        from sqlalchemy.engine import make_url
-
-        with contextlib.suppress(Exception):  # not a URL SQLAlchemy parses: shown as it is
-            storage = make_url(storage).render_as_string(hide_password=True)
-        raise IAPruneError(
-            f"config.json keeps this run's study in {storage}; a resumed run writes there "
-            f"only when told: pass --storage {storage} (if you trust that location)"
-        )
-    return unconfirmed
 
 
 def _absolute(path: str | None) -> str | None:

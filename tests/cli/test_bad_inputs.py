@@ -257,6 +257,10 @@ CASES |= {  # issue 23: results without meaning, and run directories one must no
     "report plots is a file": (["report", "{work}/plots_file"], "plots"),
     "report report.md is a directory": (["report", "{work}/report_md_dir"], "report.md"),
     "report report.json is a directory": (["report", "{work}/report_json_dir"], "report.json"),
+    "resume report.json is a directory": (
+        ["prune", "--run-dir", "{work}/report_json_dir", "--resume"],
+        "report.json",
+    ),
 }
 
 

@@ -55,6 +55,10 @@ def write_reports(
             f"unknown report format(s) {', '.join(sorted(unknown))}; valid: {', '.join(FORMATS)}"
         )
     run = RunDir.existing(run_dir, lock=True)
+    run.check_files(tuple(f"report.{fmt}" for fmt in formats))
+    plot_dir = run / PLOT_DIR
+    if plots and "md" in formats and not plot_dir.is_symlink() and plot_dir.is_file():
+        raise IAPruneError(f"{plot_dir} is a file, not a folder; remove it or move it away")
     data = RunData.load(run.root)
     if plots:
         images, note = draw_plots(data)
