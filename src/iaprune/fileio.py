@@ -74,13 +74,13 @@ def atomic_path(path: str | Path, *, what: str, inside: Path | None = None) -> I
         IAPruneError: ``path`` is a directory, fifo or device, a folder on the way is a
             file, or the file cannot be written (disk full, read-only, ...).
     """
-    target = check_output_file(path, what=what)
+    target = Path(path).expanduser()
     tmp: str | None = None
     try:
         if inside is not None:
-            _real_folder(target.parent, inside)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _real_folder(target.parent, inside)  # first: a folder link is not looked through
+        check_output_file(target, what=what)
+        target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         yield Path(tmp)
