@@ -458,10 +458,9 @@ def test_resume_does_not_write_a_stored_latency_table(received_run: Path, tmp_pa
     from iaprune.session import Session
 
     folder = tmp_path / "elsewhere"
-    _set_config(received_run, cost__table=str(folder / "table.json"), download=True)
+    _set_config(received_run, cost__table=str(folder / "table.json"))
     config = RunConfig(model="test_vgg", width_mult=1.0)
     session = Session.create(received_run, config, resume=True, explicit=["model"])
-    assert not session.config.download  # nor does a stored --download fetch into data_root
     objective = replace(session.config.search.objective, max_latency_ms=100.0)
     session.config = replace(
         session.config,
@@ -472,3 +471,12 @@ def test_resume_does_not_write_a_stored_latency_table(received_run: Path, tmp_pa
     with pytest.raises(IAPruneError, match="--latency-table"):
         session.trial_cost(model, session.pruner(model))
     assert not folder.exists()
+
+
+def test_resume_does_not_download_because_the_run_says_so() -> None:
+    from iaprune.config import RunConfig
+    from iaprune.resume import confirm_outputs
+
+    stored = RunConfig(model="test_vgg", dataset="mnist", download=True)
+    assert not confirm_outputs(stored, explicit=["model"])[0].download
+    assert confirm_outputs(stored, explicit=["download"])[0].download
