@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -11,6 +17,7 @@ import pytest
 import torch
 from sqlalchemy.engine import make_url
 
+import iaprune
 from iaprune.cli.main import main
 from iaprune.errors import IAPruneError
 from iaprune.models import create_model
@@ -119,3 +126,93 @@ def test_resume_keeps_copied_model(tmp_path: Path) -> None:
     Session.create(run, RunConfig(model="test_vgg", width_mult=1.0))
     again = Session.create(run, RunConfig(model="test_vgg", width_mult=1.0), resume=True)
     assert again.recipe.kind == "zoo"
+
+
+# -- one writer at a time; an interrupted --overwrite is undone -----------------------------
+
+ENV = os.environ | {
+    "PYTHONPATH": str(Path(iaprune.__file__).resolve().parents[1]),
+    "IAPRUNE_NO_PROGRESS": "1",
+}
+
+
+def _wait_for(check: Callable[[], bool], proc: subprocess.Popen, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert proc.poll() is None, "the process ended early"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_second_writer_gets_one_line_and_exit_2(received_run: Path, capsys) -> None:
+    config = json.loads((received_run / "config.json").read_text())
+    argv = ["prune", "--run-dir", str(received_run), "--resume", "--epochs", "50"]
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "iaprune.cli.main", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        _wait_for(lambda: (received_run / "pruned.partial.pt").exists(), holder)
+        for other in (
+            ["prune", "--run-dir", str(received_run), "--resume", "--epochs", "4"],
+            ["prune", "--run-dir", str(received_run), "--overwrite", *FAST],
+            ["search", "--run-dir", str(received_run), "--resume", "--trials", "3"],
+            ["finetune", str(received_run), "--epochs", "2"],
+            ["report", str(received_run)],
+            ["export", str(received_run), "--format", "torchscript", "--repeats", "1"],
+        ):
+            assert main(other) == 2, other
+            message = _error(capsys)
+            assert "in use by another iaprune process" in message, other
+            assert f"pid {holder.pid}" in message, other
+        assert json.loads((received_run / "config.json").read_text())["finetune"]["epochs"] == 50
+        assert not (received_run / "pruned.ts.pt").exists()
+        holder.send_signal(signal.SIGTERM)
+        assert holder.wait(timeout=60) == 143
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    # the lock dies with its holder: the run can be continued (here: its report rewritten)
+    assert main(["report", str(received_run), "--no-plots"]) == 0
+    assert config["finetune"]["epochs"] == 1
+
+
+def _overwritten(run: Path, *, started: bool) -> Path:
+    """The state a killed ``--overwrite`` leaves: ``run`` moved aside, maybe a new start."""
+    holder = run.parent / f".{run.name}.overwritten-x1y2"
+    holder.mkdir()
+    run.rename(holder / run.name)
+    run.mkdir()
+    (run / ".iaprune.lock").write_text("")
+    if started:
+        (run / "config.json").write_text((holder / run.name / "config.json").read_text())
+        (run / "model.json").write_text((holder / run.name / "model.json").read_text())
+    return holder
+
+
+def test_a_run_moved_aside_by_a_killed_overwrite_is_restored(received_run: Path, capsys) -> None:
+    before = _snapshot(received_run)
+    holder = _overwritten(received_run, started=False)
+    assert main(["report", str(received_run), "--no-plots"]) == 0
+    assert not holder.exists()
+
+    def kept(files: dict[str, bytes]) -> dict[str, bytes]:
+        return {k: v for k, v in files.items() if not k.startswith((".", "report."))}
+
+    assert kept(_snapshot(received_run)) == kept(before)
+
+
+def test_a_missing_run_moved_aside_is_found_by_resume(received_run: Path, capsys) -> None:
+    holder = _overwritten(received_run, started=False)
+    shutil.rmtree(received_run)  # killed before the new directory was put in place
+    assert main(["evaluate", str(received_run), "--split", "val"]) == 0
+    assert (received_run / "config.json").is_file() and not holder.exists()
+
+
+def test_an_overwrite_that_started_drops_the_old_run(received_run: Path) -> None:
+    holder = _overwritten(received_run, started=True)
+    Session.open(received_run)
+    assert not holder.exists() and not (received_run / "pruned.pt").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -276,8 +277,8 @@ def test_atomic_write_never_replaces_a_non_regular_file(tmp_path: Path) -> None:
     real = tmp_path / "real.json"
     real.write_text("old")
     link.symlink_to(real)
-    write_atomic(link, lambda fh: fh.write("new"), what="table")
-    assert link.is_symlink() and real.read_text() == "new"
+    write_atomic(link, lambda fh: fh.write("new"), what="table")  # replaces the link only
+    assert not link.is_symlink() and link.read_text() == "new" and real.read_text() == "old"
 
 
 def test_zoo_recipe_with_foreign_arguments_is_one_line_error() -> None:
@@ -299,3 +300,183 @@ def test_export_baseline_never_trains_an_unfinished_baseline(
     assert code == 2
     assert "not finished" in _error(capsys)
     assert not (received_run / "baseline.pt").exists() and not out.exists()
+
+
+# -- issue 23: what a received run directory may make iaprune run or write -----------------
+
+
+def _set_config(run: Path, **changes: object) -> None:
+    config = json.loads((run / "config.json").read_text())
+    for dotted, value in changes.items():
+        node = config
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    (run / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("command", ["prune", "search"])
+def test_resume_without_model_json_does_not_run_the_config_factory(
+    received_run: Path, tmp_path: Path, command: str, capsys
+) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.py"
+    evil.write_text(FACTORY.replace("def make(marker,", f"def make(marker={str(marker)!r},"))
+    (received_run / "model.json").unlink()
+    _set_config(received_run, model=f"{evil}:make")
+    assert main([command, "--run-dir", str(received_run), "--resume"]) == 2
+    message = _error(capsys)
+    assert "--trust-code" in message and "evil.py:make" in message
+    assert not marker.exists() and not (received_run / "model.json").exists()
+
+
+def test_the_current_directory_is_not_on_the_import_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "iaprune_evilmod.py").write_text(
+        FACTORY.replace("def make(marker,", f"def make(marker={str(marker)!r},")
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    before = list(sys.path)
+    recipe = ModelRecipe("factory", "iaprune_evilmod:make", trusted=True)
+    with pytest.raises(IAPruneError, match="iaprune_evilmod.py:make"):  # says how to name it
+        recipe.build()
+    assert sys.path == before and not marker.exists()
+
+
+def test_export_replaces_planted_links_instead_of_following_them(
+    received_run: Path, tmp_path: Path
+) -> None:
+    victims = {}
+    for name in ("pruned.ts.pt", "pruned.ts.pt.json"):
+        victim = tmp_path / f"victim-{name}"
+        victim.write_text("precious")
+        (received_run / name).symlink_to(victim)
+        victims[name] = victim
+    assert main(["export", str(received_run), "--format", "torchscript", "--repeats", "1"]) == 0
+    for name, victim in victims.items():
+        assert victim.read_text() == "precious"
+        assert not (received_run / name).is_symlink() and (received_run / name).is_file()
+    assert json.loads((received_run / "pruned.ts.pt.json").read_text())["format"] == "torchscript"
+
+
+def test_report_replaces_a_planted_plots_link(received_run: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "history.png").write_bytes(b"precious")
+    shutil.rmtree(received_run / "plots")
+    (received_run / "plots").symlink_to(elsewhere)
+    assert main(["report", str(received_run), "--format", "md"]) == 0
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["history.png"]
+    assert (elsewhere / "history.png").read_bytes() == b"precious"
+    plots = received_run / "plots"
+    assert not plots.is_symlink() and (plots / "history.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", ["report.md", "report.html"])
+def test_report_to_a_directory_is_one_line(received_run: Path, name: str, capsys) -> None:
+    (received_run / name).unlink()
+    (received_run / name).mkdir()
+    assert main(["report", str(received_run)]) == 2
+    assert name in _error(capsys)
+    assert (received_run / name).is_dir()
+
+
+def test_report_with_plots_as_a_file_is_one_line(received_run: Path, capsys) -> None:
+    shutil.rmtree(received_run / "plots")
+    (received_run / "plots").write_text("mine")
+    assert main(["report", str(received_run), "--format", "md"]) == 2
+    assert "plots" in _error(capsys)
+    assert (received_run / "plots").read_text() == "mine"
+
+
+def test_report_on_a_full_disk_is_one_line(
+    received_run: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import errno
+
+    before = _snapshot(received_run)
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    assert main(["report", str(received_run), "--no-plots"]) == 2
+    assert "No space left on device" in _error(capsys)
+    monkeypatch.undo()
+    assert _snapshot(received_run) == before
+    assert not [p for p in received_run.rglob("*.tmp")]
+
+
+def test_interrupted_export_leaves_no_unverified_file(
+    received_run: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import iaprune.export.verify as verify
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(verify, "time_callable", interrupted)
+    argv = ["export", str(received_run), "--format", "torchscript", "--repeats", "1"]
+    assert main(argv) == 130
+    left = sorted(p.name for p in received_run.iterdir() if "ts.pt" in p.name)
+    assert left == []
+
+
+def test_resume_refuses_a_study_db_that_is_a_link(
+    received_run: Path, tmp_path: Path, capsys
+) -> None:
+    other = tmp_path / "other.db"
+    (received_run / "study.db").rename(other)
+    (received_run / "study.db").symlink_to(other)
+    before = other.read_bytes()
+    assert main(["prune", "--run-dir", str(received_run), "--resume", "--trials", "3"]) == 2
+    assert "study.db" in _error(capsys)
+    assert other.read_bytes() == before
+
+
+def test_resume_does_not_use_a_stored_storage_url(
+    received_run: Path, tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    url = f"sqlite:///{folder}/study.db"
+    _set_config(received_run, search__storage=url)
+    assert main(["prune", "--run-dir", str(received_run), "--resume", "--trials", "3"]) == 2
+    message = _error(capsys)
+    assert "--storage" in message and str(folder) in message
+    assert list(folder.iterdir()) == []
+
+
+def test_resume_does_not_write_a_stored_latency_table(received_run: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from iaprune.config import RunConfig
+    from iaprune.session import Session
+
+    folder = tmp_path / "elsewhere"
+    _set_config(received_run, cost__table=str(folder / "table.json"))
+    config = RunConfig(model="test_vgg", width_mult=1.0)
+    session = Session.create(received_run, config, resume=True, explicit=["model"])
+    objective = replace(session.config.search.objective, max_latency_ms=100.0)
+    session.config = replace(
+        session.config,
+        search=replace(session.config.search, objective=objective),
+        cost=replace(session.config.cost, latency="predicted"),
+    )
+    model = session.build_model()
+    with pytest.raises(IAPruneError, match="--latency-table"):
+        session.trial_cost(model, session.pruner(model))
+    assert not folder.exists()
+
+
+def test_resume_does_not_download_because_the_run_says_so() -> None:
+    from iaprune.config import RunConfig
+    from iaprune.resume import confirm_outputs
+
+    stored = RunConfig(model="test_vgg", dataset="mnist", download=True)
+    assert not confirm_outputs(stored, explicit=["model"])[0].download
+    assert confirm_outputs(stored, explicit=["download"])[0].download

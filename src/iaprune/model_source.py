@@ -6,10 +6,12 @@ without the search.
 
 Trust: a zoo recipe is data only. A ``factory`` recipe imports and calls user code and a
 ``file`` recipe unpickles a whole module (which can run any code), so both build only
-when trusted: a factory the caller names itself for a new run is its own code, anything
-read back from a run directory or a pickled module file needs the explicit opt-in
-``trust_code=True`` (CLI ``--trust-code``). Untrusted, they fail with a one-line
-:class:`IAPruneError` before importing or unpickling anything.
+when trusted: a factory the caller names itself is its own code, anything named by a run
+directory (its model.json, or its config.json when model.json is missing) or a pickled
+module file needs the explicit opt-in ``trust_code=True`` (CLI ``--trust-code``).
+Untrusted, they fail with a one-line :class:`IAPruneError` before importing or
+unpickling anything. The current directory is never put on the import path: a factory
+module is found on ``sys.path`` (``PYTHONPATH``), or named by its file (``net.py:make``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import importlib
 import importlib.util
 import inspect
 import pickle
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,10 +110,12 @@ def resolve_model(
     in_channels: int,
     width_mult: float = 1.0,
     trust_code: bool = False,
+    own: bool = True,
 ) -> ModelRecipe:
     """Turn a CLI ``--model`` value into a recipe (checked by building it once).
 
-    ``spec`` is the caller's own choice, so a factory it names runs; a module file is
+    With ``own`` ``spec`` is the caller's own choice, so a factory it names runs; one read
+    from a run directory (``own=False``) runs only with ``trust_code``. A module file is
     unpickled only with ``trust_code`` (a state-dict file gets a pointer to --checkpoint).
     """
     if ":" in spec and not Path(spec).exists():
@@ -120,7 +123,7 @@ def resolve_model(
             "factory",
             _absolute_file(spec),
             {"num_classes": num_classes, "in_channels": in_channels},
-            trusted=True,
+            trusted=own or trust_code,
         )
     elif Path(spec).suffix in {".pt", ".pth"} or Path(spec).is_file():
         path = Path(spec).resolve()
@@ -177,12 +180,17 @@ def _import_source(source: str) -> Any:
 
 def _call_factory(target: str, kwargs: dict[str, Any]) -> nn.Module:
     module_name, _, attr = target.rpartition(":")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
     try:
         fn = getattr(_import_source(module_name), attr)
     except (ImportError, AttributeError) as exc:
-        raise IAPruneError(f"cannot import model factory {target!r}: {exc}") from exc
+        local = Path(*module_name.split(".")).with_suffix(".py")
+        hint = (
+            f" (the current directory is not on the import path: name the file, "
+            f"'{local}:{attr}', or set PYTHONPATH)"
+            if isinstance(exc, ImportError) and local.is_file()
+            else ""
+        )
+        raise IAPruneError(f"cannot import model factory {target!r}: {exc}{hint}") from exc
     accepted = inspect.signature(fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     model = fn(**{k: v for k, v in kwargs.items() if takes_any or k in accepted})

@@ -8,16 +8,23 @@ for the storage mechanics). This module holds the pipeline's side of it:
   baseline weights (workers on other machines must search the same baseline).
 * :func:`local_workers` starts ``--workers N - 1`` extra ``iaprune worker RUN_DIR``
   processes next to the leader and waits for them (and stops them on failure).
+* :func:`follow_leader`, called by such a worker, ends it when its leader ends, however
+  the leader ends (SIGKILL included): Linux's parent-death signal, and a thread that
+  watches the parent pid elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,13 @@ from iaprune.config import RunConfig
 from iaprune.resume import SAFE_CHANGES, flatten
 
 log = logging.getLogger(__name__)
+
+LEADER_ENV = "IAPRUNE_LEADER_PID"
+"""Set by :func:`local_workers` for its workers: the pid of the process they die with."""
+PR_SET_PDEATHSIG = 1
+"""Linux ``prctl`` option: the signal a process gets when its parent ends."""
+GRACE_SECONDS = 30.0
+"""How long a worker whose leader ended may take to stop after SIGTERM before it is ended."""
 
 LOCAL_KEYS = frozenset(
     {
@@ -86,7 +100,11 @@ def local_workers(
     torch.set_num_threads(threads)
     cmd = [sys.executable, "-m", "iaprune.cli.main", "worker", str(run_dir)]
     cmd += ["--trust-code"] if trust_code else []
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "IAPRUNE_NO_PROGRESS": "1"}
+    env = os.environ | {
+        "OMP_NUM_THREADS": str(threads),
+        "IAPRUNE_NO_PROGRESS": "1",
+        LEADER_ENV: str(os.getpid()),
+    }
     gpus = torch.cuda.device_count() if cuda else 0
     procs = [
         subprocess.Popen(
@@ -108,3 +126,30 @@ def local_workers(
                     p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+def follow_leader() -> None:
+    """End this process (SIGTERM, then exit) when the leader named by :data:`LEADER_ENV` ends.
+
+    A no-op for a worker started by hand. SIGTERM lets the worker stop like Ctrl-C (its
+    running trial is marked failed and retried by others); one still alive after
+    :data:`GRACE_SECONDS` exits at once.
+    """
+    raw = os.environ.get(LEADER_ENV, "")
+    if not raw.isdigit():
+        return
+    leader = int(raw)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    threading.Thread(target=_watch_leader, args=(leader,), name="leader-watch", daemon=True).start()
+
+
+def _watch_leader(leader: int) -> None:
+    """Poll the parent pid (it changes when the parent ends); covers the start-up race too."""
+    while os.getppid() == leader:
+        time.sleep(0.5)
+    log.warning("search leader %d ended: stopping this worker", leader)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(GRACE_SECONDS)
+    os._exit(143)

@@ -1,8 +1,10 @@
-"""What ``--resume`` may change in a run's ``config.json``, and the diff it shows."""
+"""What ``--resume`` may change in ``config.json`` (and the diff it shows), and may write."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
+from dataclasses import replace
 from typing import Any
 
 from iaprune.config import RunConfig
@@ -27,6 +29,39 @@ SAFE_CHANGES = frozenset(
         "search.heartbeat",
     }
 )
+
+STORED_OUTPUTS = ("search.storage", "cost.table")
+"""Paths in config.json a run writes to. A resumed run writes to them only when the command
+line names them again: a run directory received from someone else must not make iaprune
+write elsewhere (the Python API, with ``explicit=None``, names every field itself)."""
+
+
+def confirm_outputs(
+    config: RunConfig, explicit: Collection[str] | None
+) -> tuple[RunConfig, frozenset[str]]:
+    """What a resumed ``config`` may write where its run directory says, without being told.
+
+    A stored storage URL that ``explicit`` does not name again is refused (one line saying
+    how to confirm it) and a stored ``download`` is turned off. Returns the config and the
+    other :data:`STORED_OUTPUTS` not named again (to be used read-only).
+    """
+    if explicit is None:
+        return config, frozenset()
+    flat = flatten(config.to_dict())
+    unconfirmed = {k: str(flat[k]) for k in STORED_OUTPUTS if flat.get(k) and k not in explicit}
+    storage = unconfirmed.pop("search.storage", None)
+    if storage is not None:
+        from sqlalchemy.engine import make_url
+
+        with contextlib.suppress(Exception):  # not a URL SQLAlchemy parses: shown as it is
+            storage = make_url(storage).render_as_string(hide_password=True)
+        raise IAPruneError(
+            f"config.json keeps this run's study in {storage}; a resumed run writes there "
+            f"only when told: pass --storage {storage} (if you trust that location)"
+        )
+    if config.download and "download" not in explicit:
+        config = replace(config, download=False)  # fetch into a stored data_root only if asked
+    return config, frozenset(unconfirmed)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -13,8 +13,11 @@ the spec and fine-tuning settings it was made with). Training in progress lives 
 last finished epoch. ``--resume`` refuses a changed definition of the run (see
 :data:`iaprune.resume.SAFE_CHANGES` for what may change). A new run is self-contained:
 ``--checkpoint`` is copied in as ``baseline.pt`` and paths are stored absolute. Factory
-and pickled-file models of a run read back from disk are built only with ``trust_code``
-(``--trust-code``).
+and pickled-file models named by a run directory (model.json, or config.json when
+model.json is missing) are built only with ``trust_code`` (``--trust-code``), and a resumed
+run writes to the paths config.json stores (:data:`iaprune.resume.STORED_OUTPUTS`) only
+when the command line names them again. Every command that writes a run holds its lock
+(:func:`iaprune.rundir.lock_run_dir`).
 
 (Above 500 lines on purpose: one class whose methods are the run's stages and the checks
 before them, so a run's life cycle reads in one place.)
@@ -57,8 +60,8 @@ from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
 from iaprune.parallel import local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
-from iaprune.resume import describe_changes, resume_config
-from iaprune.rundir import RunDir
+from iaprune.resume import confirm_outputs, describe_changes, resume_config
+from iaprune.rundir import RUN_MARKER, RunDir, lock_run_dir, recover
 from iaprune.search import (
     AllocationSpace,
     CandidateEvaluator,
@@ -106,6 +109,10 @@ class Session:
 
     Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
     (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
+    Without ``recipe`` the model is ``config.model``, the caller's own choice unless
+    ``own_model`` is False (named by a run directory: a factory then needs ``trust_code``).
+    ``table_writable`` False: a missing or stale latency table at ``config.cost.table``
+    is an error, not rebuilt there (a path read from a run directory).
     """
 
     def __init__(
@@ -115,10 +122,14 @@ class Session:
         *,
         recipe: ModelRecipe | None = None,
         trust_code: bool = False,
+        own_model: bool = True,
+        table_writable: bool = True,
     ) -> None:
         self._run = run
         self.config = config
         self.trust_code = trust_code
+        self.own_model = own_model
+        self.table_writable = table_writable
         self.dist, self.device = distributed.init(resolve_device(config.device))
         torch.manual_seed(config.seed)
         self.bundle: DataBundle = create_dataset(
@@ -151,6 +162,7 @@ class Session:
                 in_channels=self.bundle.in_channels,
                 width_mult=self.config.width_mult,
                 trust_code=self.trust_code,
+                own=self.own_model,
             )
 
     def build_model(self) -> nn.Module:
@@ -174,8 +186,11 @@ class Session:
         On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
         ``explicit`` names the fields the user set (None: compare all of them). A factory
         named in ``config`` for a new run runs; a pickled model file, or a resumed run's
-        factory, needs ``trust_code`` (see :mod:`iaprune.model_source`). A failed start
-        leaves an overwritten run as it was (:meth:`RunDir.starting`).
+        factory, needs ``trust_code`` (see :mod:`iaprune.model_source`). A resumed run
+        writes to a storage URL or latency table of its config.json only when
+        ``explicit`` names it, and never downloads unless asked again. A failed start
+        leaves an overwritten run as it was (:meth:`RunDir.starting`). The run directory
+        stays locked by this process until :func:`iaprune.rundir.release_locks`.
         """
         if resume and overwrite:
             raise IAPruneError("--resume and --overwrite exclude each other")
@@ -184,7 +199,13 @@ class Session:
         if not ctx.main:  # rank 0 checks the inputs and prepares the run directory
             distributed.barrier(ctx)
             return cls.open(root, trust_code=trust_code)
+        recover(root)
+        if (root / RUN_MARKER).is_file():
+            lock_run_dir(root)  # before reading it: one writer at a time
         saved = saved_config(root) if resume else None
+        if saved is not None:
+            RunDir(root).check_files()
+        unconfirmed: frozenset[str] = frozenset()
         if saved is not None:
             if config.search.study_name == DEFAULT_STUDY:  # not chosen: keep the run's study
                 config = replace(
@@ -192,13 +213,21 @@ class Session:
                 )
             config = resume_config(saved, config, explicit)
             check_baseline_change(root, saved, config)
+            config, unconfirmed = confirm_outputs(config, explicit)
         elif config.search.study_name == DEFAULT_STUDY:  # one study name per run
             config = replace(config, search=replace(config.search, study_name=root.name))
         check_writable(root)
         recipe = None
         if saved is not None and (root / "model.json").is_file():
             recipe = stored_recipe(RunDir(root), trust_code)
-        session = cls(None, config, recipe=recipe, trust_code=trust_code)
+        session = cls(
+            None,
+            config,
+            recipe=recipe,
+            trust_code=trust_code,
+            own_model=saved is None or explicit is None or "model" in explicit,
+            table_writable="cost.table" not in unconfirmed,
+        )
         session.validate(root, resume=resume)
         if saved is not None and saved != config:
             log.info("resuming with %s", describe_changes(saved, config))
@@ -208,17 +237,21 @@ class Session:
                 session._run = run
                 if saved is None:
                     session.adopt_inputs()
-                session._write_if_changed("config.json", session.config.to_dict())
                 session._write_if_changed("model.json", session.recipe.to_dict())
+                session._write_if_changed(RUN_MARKER, session.config.to_dict())  # started
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         distributed.barrier(ctx)
         return session
 
     @classmethod
-    def open(cls, run_dir: str | Path, *, trust_code: bool = False) -> Session:
-        """Reopen a finished or partial run (a factory or file model needs ``trust_code``)."""
-        run = RunDir.existing(run_dir)
+    def open(cls, run_dir: str | Path, *, trust_code: bool = False, lock: bool = False) -> Session:
+        """Reopen a finished or partial run (a factory or file model needs ``trust_code``).
+
+        ``lock``: hold the run directory's lock to write it (under torchrun: rank 0, the
+        process that writes).
+        """
+        run = RunDir.existing(run_dir, lock=lock and distributed.from_env().main)
         config = RunConfig.from_dict(run.read_json("config.json"))
         return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
 
@@ -261,7 +294,8 @@ class Session:
         cfg = self.config
         create_sampler(cfg.search.sampler, seed=cfg.search.seed)
         get_backend(cfg.cost.backend)
-        if cfg.search.storage or (resume and (root / "study.db").is_file()):
+        study = root / "study.db"
+        if cfg.search.storage or (resume and (study.is_file() or study.is_symlink())):
             url = cfg.search.storage or RunDir(root).storage
             check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
         model = self.build_model()
@@ -432,7 +466,13 @@ class Session:
         path = c.table or shared or self.run / "latency_table.json"
         start = time.perf_counter()
         table = load_or_build(
-            path, model, self.input_shape, pruner.groups, per_point, calibrate=TABLE_CALIBRATE
+            path,
+            model,
+            self.input_shape,
+            pruner.groups,
+            per_point,
+            writable=self.table_writable or c.table is None,
+            calibrate=TABLE_CALIBRATE,
         )
         log.info(
             "latency table %s (%s, batch %d): ready in %.1f s",

@@ -99,7 +99,52 @@ def work(tmp_path_factory) -> Path:
     _broken_copy(
         root, "search_missing", lambda r: _edit(r / "search.json", lambda d: d.pop("spec"))
     )
+    _untrusted_run_dirs(root)
     return root
+
+
+def _untrusted_run_dirs(root: Path) -> None:
+    """Image folders without a task, and run directories planted with links and paths."""
+    from PIL import Image
+
+    for name, classes in (("one_class", {"only": 2}), ("empty_class", {"a": 2, "b": 0})):
+        for split in ("train", "val"):
+            for cls, n in classes.items():
+                (root / name / split / cls).mkdir(parents=True)
+                for i in range(n):
+                    Image.new("RGB", (8, 8), (40 * i, 0, 0)).save(
+                        root / name / split / cls / f"{i}.png"
+                    )
+
+    def factory_no_model_json(run: Path) -> None:
+        (run / "model.json").unlink()
+        _edit(run / "config.json", lambda d: d.update(model=f"{root}/models.py:raises"))
+
+    def storage(run: Path) -> None:
+        url = f"sqlite:///{root}/elsewhere/study.db"
+        _edit(run / "config.json", lambda d: d["search"].update(storage=url))
+
+    def linked_db(run: Path) -> None:
+        (run / "study.db").rename(root / "other.db")
+        (run / "study.db").symlink_to(root / "other.db")
+
+    def plots_file(run: Path) -> None:
+        shutil.rmtree(run / "plots")
+        (run / "plots").write_text("a file")
+
+    def report_dir(name: str) -> Callable[[Path], None]:
+        def damage(run: Path) -> None:
+            (run / name).unlink()
+            (run / name).mkdir()
+
+        return damage
+
+    _broken_copy(root, "factory_no_model_json", factory_no_model_json)
+    _broken_copy(root, "stored_storage", storage)
+    _broken_copy(root, "linked_db", linked_db)
+    _broken_copy(root, "plots_file", plots_file)
+    _broken_copy(root, "report_md_dir", report_dir("report.md"))
+    _broken_copy(root, "report_json_dir", report_dir("report.json"))
 
 
 def _broken_copy(root: Path, name: str, damage: Callable[[Path], object]) -> None:
@@ -189,6 +234,34 @@ CASES = {
     "finetune epochs -1": (["finetune", "{work}/done", "--epochs", "-1"], "epochs >= 0"),
     "latency-table nowhere to write": (["latency-table", "--model", "test_vgg"], "--output"),
 }
+IMAGES = ["--dataset", "imagefolder", "--image-size", "16", "--data-root"]
+CASES |= {  # issue 23: results without meaning, and run directories one must not trust
+    "imagefolder one class": ([*NEW, *IMAGES, "{work}/one_class"], "1 class"),
+    "imagefolder empty class": ([*NEW, *IMAGES, "{work}/empty_class"], "'b'"),
+    "resume factory without model.json": (
+        ["prune", "--run-dir", "{work}/factory_no_model_json", "--resume"],
+        "--trust-code",
+    ),
+    "search resume factory without model.json": (
+        ["search", "--run-dir", "{work}/factory_no_model_json", "--resume"],
+        "--trust-code",
+    ),
+    "resume stored storage": (
+        ["prune", "--run-dir", "{work}/stored_storage", "--resume", "--trials", "3"],
+        "--storage",
+    ),
+    "resume study.db link": (
+        ["prune", "--run-dir", "{work}/linked_db", "--resume", "--trials", "3"],
+        "study.db",
+    ),
+    "report plots is a file": (["report", "{work}/plots_file"], "plots"),
+    "report report.md is a directory": (["report", "{work}/report_md_dir"], "report.md"),
+    "report report.json is a directory": (["report", "{work}/report_json_dir"], "report.json"),
+    "resume report.json is a directory": (
+        ["prune", "--run-dir", "{work}/report_json_dir", "--resume"],
+        "report.json",
+    ),
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -215,3 +288,4 @@ def test_bad_input_exits_2_with_one_line(name: str, work: Path, tmp_path: Path) 
     assert len(lines[0]) <= 520
     assert not (new / "config.json").exists()  # nothing saved for a rejected run
     assert _digest(work / "done") == before
+    assert not (work / "elsewhere").exists()  # no file made where a received run points

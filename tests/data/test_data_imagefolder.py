@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,21 @@ def test_imagefolder_corrupt_image(tmp_path: Path) -> None:
     b = create_dataset("imagefolder", root=tmp_path, image_size=8)
     with pytest.raises(IAPruneError, match="cannot decode .*0.png"):
         [b.test[i] for i in range(len(b.test))]
+
+
+def test_imagefolder_with_one_class_is_refused(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    for split in ("train", "val"):
+        for cls in ("cat", "bird"):
+            shutil.rmtree(tmp_path / split / cls)
+    with pytest.raises(IAPruneError, match="1 class"):
+        create_dataset("imagefolder", root=tmp_path, val_fraction=0.5, image_size=16)
+
+
+def test_imagefolder_class_without_training_images_is_refused(tmp_path: Path) -> None:
+    make_folder(tmp_path)
+    for image in (tmp_path / "train" / "cat").iterdir():
+        image.unlink()
+    (tmp_path / "train" / "cat" / "readme.txt").write_text("no images here")
+    with pytest.raises(IAPruneError, match="'cat'.*no images"):
+        create_dataset("imagefolder", root=tmp_path, image_size=16)

@@ -10,7 +10,7 @@ from iaprune.cli._trust import add_trust_arg
 from iaprune.errors import IAPruneError
 from iaprune.export.verify import FORMATS, default_export_path, export_model
 from iaprune.fileio import check_output_file, write_atomic
-from iaprune.rundir import in_run_dir
+from iaprune.rundir import in_run_dir, lock_run_dir
 
 SIDE_SUFFIX = ".json"
 """The summary written next to the export: ``<output>.json``."""
@@ -47,11 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def output_paths(a: argparse.Namespace) -> tuple[Path, Path]:
-    """The export file and its ``.json`` side file, refused if either would clobber a run."""
+def output_paths(a: argparse.Namespace) -> tuple[Path, Path, Path | None]:
+    """The export file, its ``.json`` side file and the run directory they are written in.
+
+    Refused if either would clobber a run's file; a run directory written in is locked.
+    """
     default = default_export_path(a.run_dir, a.fmt, baseline=a.baseline)
     path = Path(a.output).expanduser() if a.output else default
     side = path.with_name(path.name + SIDE_SUFFIX)
+    runs = set()
     for target in (path, side):
         check_output_file(target, what="export output")
         run = in_run_dir(target)
@@ -61,14 +65,18 @@ def output_paths(a: argparse.Namespace) -> tuple[Path, Path]:
                 f"refusing to write {target}: it is inside run directory {run}; "
                 f"name a file outside it (or the default {default.name})"
             )
-    return path, side
+        if run is not None:
+            runs.add(run)
+    return path, side, runs.pop() if runs else None
 
 
 def run(a: argparse.Namespace) -> int:
     """Export, print the path, the max abs difference and the latency (also as JSON)."""
     from iaprune.session import Session
 
-    path, side = output_paths(a)
+    path, side, run_dir = output_paths(a)
+    if run_dir is not None:
+        lock_run_dir(run_dir)
     session = Session.open(a.run_dir, trust_code=a.trust_code)
     model = session.finished_baseline_model() if a.baseline else session.load_pruned()
     res = export_model(
@@ -95,6 +103,10 @@ def run(a: argparse.Namespace) -> int:
         "latency_spread_ms": res.latency_spread_ms,
         "env": res.env,
     }
-    write_atomic(side, lambda fh: json.dump(summary, fh, indent=2), what="export summary")
+    try:
+        write_atomic(side, lambda fh: json.dump(summary, fh, indent=2), what="export summary")
+    except BaseException:  # no export without its summary (Ctrl-C, disk full)
+        path.unlink(missing_ok=True)
+        raise
     print(f"wrote {side}")
     return 0

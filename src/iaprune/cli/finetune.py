@@ -50,7 +50,7 @@ def run(a: argparse.Namespace) -> int:
     with the same global batch; rank 0 writes pruned.pt and the report.
     """
     t0 = time.perf_counter()
-    session = Session.open(a.run_dir, trust_code=a.trust_code)
+    session = Session.open(a.run_dir, trust_code=a.trust_code, lock=True)
     if a.epochs is not None:
         session.config = replace(
             session.config, finetune=replace(session.config.finetune, epochs=a.epochs)

@@ -1,11 +1,19 @@
-"""Entry point: dispatch to subcommands; user errors become one line and exit code 2."""
+"""Entry point: dispatch to subcommands; user errors become one line and exit code 2.
+
+SIGTERM is handled like Ctrl-C (finished work is kept, local search workers are stopped,
+a half-started ``--overwrite`` is undone), with exit code 143. A command's run-directory
+locks are released when it ends.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
 
 from iaprune.errors import IAPruneError
 
@@ -74,9 +82,18 @@ def error_line(exc: BaseException, limit: int = 500) -> str:
     return f"error: {text if len(text) <= limit else text[: limit - 3] + '...'}"
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so that it unwinds like Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     from iaprune.cli._args import given_dests
+    from iaprune.rundir import release_locks
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -86,14 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return int(args.func(args) or 0)
     except IAPruneError as exc:
         print(error_line(exc), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished work is saved; continue with --resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{stopped}: finished work is saved; continue with --resume", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        release_locks()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

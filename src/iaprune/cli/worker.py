@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from iaprune.cli._trust import add_trust_arg
+from iaprune.parallel import follow_leader
 from iaprune.session import Session
 
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(a: argparse.Namespace) -> int:
     """Join the study of an existing run directory whose baseline is finished."""
+    follow_leader()  # a worker started by `--workers N` ends with its leader
     session = Session.open(a.run_dir, trust_code=a.trust_code)
     ran = session.join(session.finished_baseline_model())
     print(f"worker: ran {ran} trials of study {session.config.search.study_name!r}")

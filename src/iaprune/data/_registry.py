@@ -131,7 +131,7 @@ def create_dataset(
 
     Raises:
         IAPruneError: for an unknown name (the message lists the valid ones),
-            an invalid option, or missing/corrupt data.
+            an invalid option, missing/corrupt data, or fewer than 2 classes.
     """
     _load_builtins()
     factory = DATASETS.get(name)
@@ -140,7 +140,12 @@ def create_dataset(
         raise IAPruneError(f"seed must be an integer >= 0, got {seed!r}")
     _check_options(name, factory, kw)
     path = Path(root).expanduser() if root is not None else None
-    return factory(path, val_fraction=fraction, seed=seed, augment=bool(augment), **kw)
+    bundle = factory(path, val_fraction=fraction, seed=seed, augment=bool(augment), **kw)
+    if bundle.num_classes < 2:  # every prediction would be right: a meaningless top-1
+        raise IAPruneError(
+            f"dataset {name!r} has {bundle.num_classes} class(es); a classifier needs at least 2"
+        )
+    return bundle
 
 
 def list_datasets() -> list[str]:

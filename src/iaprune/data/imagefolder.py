@@ -164,6 +164,24 @@ def _check_size(name: str, value: object) -> int:
     return value
 
 
+def _check_classes(
+    directory: Path, samples: Sequence[tuple[Path, int]], classes: list[str]
+) -> None:
+    """Refuse a training split with one class, or with a class that has no image."""
+    if len(classes) < 2:
+        raise IAPruneError(
+            f"imagefolder: {directory} has 1 class ({classes[0]!r}); a classifier needs at "
+            "least 2 (with one, every prediction is right)"
+        )
+    counts = np.bincount([label for _, label in samples], minlength=len(classes))
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if empty:
+        raise IAPruneError(
+            f"imagefolder: class {empty[0]!r} in {directory} has no images "
+            f"({len(empty)} such class(es)); add images or remove the folder"
+        )
+
+
 @register_dataset("imagefolder")
 def imagefolder(
     root: Path | None,
@@ -205,6 +223,7 @@ def imagefolder(
     if test_dir is None:
         raise IAPruneError(f"imagefolder: {root} has no val/ (or test/) directory")
     train_samples, classes = scan_image_folder(train_dir)
+    _check_classes(train_dir, train_samples, classes)
     test_samples, _ = scan_image_folder(test_dir, classes)
     labels = np.array([lab for _, lab in train_samples], dtype=np.int64)
     keep, val = split_indices(labels, val_fraction, seed)

@@ -25,7 +25,7 @@ from iaprune.cost import check_input_shape
 from iaprune.cost.latency import random_input, summarize_runs, time_callable, torch_threads
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError
-from iaprune.fileio import check_output_file
+from iaprune.fileio import atomic_path, check_output_file
 from iaprune.inference import eval_mode
 from iaprune.timing import TimingSettings
 
@@ -106,6 +106,9 @@ def export_model(
     (max absolute difference). Latency is the median of ``repeats`` runs.
 
     A model on another device is copied to the CPU; the caller's model is not moved.
+    The file is written beside ``path`` and renamed over it once verified (a link at
+    ``path`` is replaced, not followed); an export that fails or is interrupted leaves
+    no file.
 
     Raises:
         IAPruneError: unknown format, negative tolerance, ``check_batches < 1``, ``path``
@@ -123,31 +126,21 @@ def export_model(
         raise IAPruneError(f"check_batches must be >= 1, got {check_batches}")
     shape = check_input_shape(input_shape)
     out = check_output_file(path, what="export output")
-    out.parent.mkdir(parents=True, exist_ok=True)
     if model_device(model).type != "cpu":
         model = copy.deepcopy(model).cpu()  # nn.Module.cpu() moves in place
     example = random_input(batch_size, shape)
     make = _onnx_runner if fmt == "onnx" else _torchscript_runner
-    runner = make(model, example, out, threads)
-
-    diff = 0.0
-    with eval_mode(model), torch.inference_mode():
-        for i in range(check_batches):
-            x = random_input(batch_size, shape, seed=1000 + i)
-            ref = model(x).numpy()
-            got = np.asarray(runner(x))
-            if got.shape != ref.shape:
-                raise IAPruneError(
-                    f"exported {fmt} model at {out} returns shape {list(got.shape)}, "
-                    f"torch returns {list(ref.shape)}"
-                )
-            diff = max(diff, float(np.max(np.abs(got.astype(np.float64) - ref))))
-    if not diff <= tolerance:
+    runs: list[float] = []
+    with atomic_path(out, what="export output") as tmp:
+        runner = make(model, example, tmp, threads)
+        diff = _max_diff(model, runner, batch_size, shape, check_batches, f"exported {fmt} model")
+        if diff <= tolerance:
+            runs = time_callable(lambda: runner(example), warmup=warmup, repeats=repeats)
+    if not diff <= tolerance:  # the file is in place, for inspection
         raise IAPruneError(
             f"exported {fmt} model at {out} differs from torch by {diff:.3g} "
             f"(max abs), above the tolerance {tolerance:g}"
         )
-    runs = time_callable(lambda: runner(example), warmup=warmup, repeats=repeats)
     median, spread = summarize_runs(runs)
     env = {
         "runtime": fmt,
@@ -159,6 +152,24 @@ def export_model(
         "repeats": repeats,
     }
     return ExportResult(out, fmt, diff, median, spread, env)
+
+
+def _max_diff(
+    model: nn.Module, runner: Runner, batch_size: int, shape: Sequence[int], batches: int, what: str
+) -> float:
+    """Largest absolute difference between ``runner`` and ``model`` on seeded random inputs."""
+    diff = 0.0
+    with eval_mode(model), torch.inference_mode():
+        for i in range(batches):
+            x = random_input(batch_size, shape, seed=1000 + i)
+            ref = model(x).numpy()
+            got = np.asarray(runner(x))
+            if got.shape != ref.shape:
+                raise IAPruneError(
+                    f"{what} returns shape {list(got.shape)}, torch returns {list(ref.shape)}"
+                )
+            diff = max(diff, float(np.max(np.abs(got.astype(np.float64) - ref))))
+    return diff
 
 
 def default_export_path(run_dir: str | Path, fmt: str, *, baseline: bool = False) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
@@ -13,32 +11,12 @@ from iaprune.reports.content import RunData, build_sections, planned_figures
 from iaprune.reports.html import render_html
 from iaprune.reports.markdown import render_markdown
 from iaprune.reports.plots import render_plot, require_matplotlib
+from iaprune.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("html", "md")
 PLOT_DIR = "plots"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # readable like any file the user creates
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def draw_plots(data: RunData) -> tuple[dict[str, bytes], str | None]:
@@ -66,14 +44,22 @@ def write_reports(
     environment) with numbers formatted from report.json by
     :mod:`iaprune.reports.content`. Without matplotlib (or with ``plots=False``) the
     tables are still written and the report says the plots were skipped.
-    Raises :class:`IAPruneError` for a directory that is not a finished run.
+    Files are written as regular files in the run directory (planted links are replaced,
+    :meth:`iaprune.rundir.RunDir.write_bytes`) while holding the run's lock. Raises
+    :class:`IAPruneError` for a directory that is not a finished run, a report path that
+    is a directory (or ``plots`` a file) and a failed write (disk full).
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise IAPruneError(
             f"unknown report format(s) {', '.join(sorted(unknown))}; valid: {', '.join(FORMATS)}"
         )
-    data = RunData.load(run_dir)
+    run = RunDir.existing(run_dir, lock=True)
+    run.check_files(tuple(f"report.{fmt}" for fmt in formats))
+    plot_dir = run / PLOT_DIR
+    if plots and "md" in formats and not plot_dir.is_symlink() and plot_dir.is_file():
+        raise IAPruneError(f"{plot_dir} is a file, not a folder; remove it or move it away")
+    data = RunData.load(run.root)
     if plots:
         images, note = draw_plots(data)
     else:
@@ -82,12 +68,12 @@ def write_reports(
     written: list[Path] = []
     if "html" in formats:
         html = render_html(data, sections, images, note=note)
-        written.append(_write_atomic(data.root / "report.html", html.encode("utf-8")))
+        written.append(run.write_bytes("report.html", html.encode("utf-8")))
     if "md" in formats:
         links: dict[str, str] = {}
         for name, png in images.items():
-            written.append(_write_atomic(data.root / PLOT_DIR / f"{name}.png", png))
             links[name] = f"{PLOT_DIR}/{name}.png"
+            written.append(run.write_bytes(links[name], png))
         md = render_markdown(data, sections, links, note=note)
-        written.append(_write_atomic(data.root / "report.md", md.encode("utf-8")))
+        written.append(run.write_bytes("report.md", md.encode("utf-8")))
     return written

@@ -6,8 +6,6 @@ containers, never code, so a run directory received from someone else is safe to
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,20 +14,13 @@ import torch
 from torch import nn
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.fileio import atomic_path
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    """``torch.save`` via :func:`iaprune.fileio.atomic_path` (a link at ``path`` is replaced)."""
+    with atomic_path(path, what="checkpoint") as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def refused_global(exc: BaseException) -> bool:

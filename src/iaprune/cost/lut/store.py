@@ -89,6 +89,8 @@ def load_or_build(
     input_shape: Sequence[int],
     groups: Sequence[ChannelGroup],
     timing: TimingSettings | None = None,
+    *,
+    writable: bool = True,
     **settings: Any,
 ) -> LatencyTable:
     """The table stored at ``path`` if it is valid for these settings, else a new one.
@@ -104,6 +106,8 @@ def load_or_build(
         path: table file; ``None``: :func:`default_table_path` for these settings (an
             error when ``$IAPRUNE_LUT_DIR`` is not set).
         model, input_shape, groups, timing: as for :meth:`LatencyTable.build`.
+        writable: False for a path read from a run directory: a missing or stale table
+            is then an error instead of a new file there.
         **settings: the other keyword arguments of :meth:`LatencyTable.build` (grid,
             calibration, ...) and individual timing fields.
     """
@@ -135,6 +139,12 @@ def load_or_build(
             f"now {describe(want, stale)}; rebuilding",
             LatencyTableWarning,
             stacklevel=2,
+        )
+    if not writable:
+        state = "stale" if target.exists() else "missing"
+        raise IAPruneError(
+            f"latency table {target} (from the run's config.json) is {state}; a resumed run "
+            f"builds it there only when told: pass --latency-table {target}"
         )
     table = LatencyTable.build(model, shape, groups, full, **options)
     table.save(target)
