@@ -33,6 +33,7 @@ from torch import nn
 
 from iaprune.cost import count_macs, count_params
 from iaprune.devices import model_device
+from iaprune.inference import model_dtype
 from iaprune.pruning import ChannelGroup, Pruner
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -140,7 +141,8 @@ class WidthCost:
         try:
             model.eval()
             with torch.no_grad():
-                model(torch.zeros((1, *input_shape), device=model_device(model)))
+                x = torch.zeros((1, *input_shape), dtype=model_dtype(model))
+                model(x.to(model_device(model)))
         finally:
             model.train(was_training)
             for h in handles:
