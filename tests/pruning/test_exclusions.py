@@ -103,3 +103,18 @@ def test_verification_keeps_every_correct_group_and_logs_few_warnings(
     with caplog.at_level(logging.INFO, logger="iaprune.pruning.groups"):
         Pruner(build("masked", 3, seed=0), X[:1])
     assert len(caplog.records) == 2
+
+
+class _Float32Only(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            raise TypeError("float32 only")
+        return x
+
+
+def test_model_that_cannot_run_in_float64_is_checked_in_float32() -> None:
+    model = build("shuffle", 3, seed=0)
+    model.conv1 = nn.Sequential(model.conv1, _Float32Only())
+    pruner = Pruner(model, X[:1])
+    assert [e.name for e in pruner.excluded] == ["conv1.0"]
+    assert [g.name for g in pruner.groups] == ["conv2"]

@@ -6,8 +6,9 @@ written as view/transpose/view, a module with channel-sized state of its own (st
 split sizes). :func:`verify_groups` therefore prunes each group once, on a copy, and
 compares:
 
-* the copy is the model in float64 on the CPU, with random weights (so a channel that
-  trained weights happen to silence still counts), in eval mode;
+* the copy is the model in float64 on the CPU (float32 on its device if it cannot run
+  there), in eval mode, with random weights (so a channel that trained weights happen to
+  silence still counts; its own weights if random ones give non-finite outputs);
 * about half of each group's filters are removed, at random positions its ``multiple``
   allows;
 * the pruned copy's output must equal, up to float64 rounding, the unpruned copy's output
@@ -30,6 +31,7 @@ raises, or the first conv or linear whose output differs.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -40,7 +42,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from iaprune.errors import one_line
+from iaprune.errors import IAPruneError, one_line
 from iaprune.pruning.groups import (
     ChannelGroup,
     ExcludedGroup,
@@ -217,22 +219,27 @@ class _Probe:
 def _reference(
     model: nn.Module, example_input: torch.Tensor, gen: torch.Generator
 ) -> tuple[nn.Module, torch.Tensor, float]:
-    """The copy to check on: float64 on the CPU with random weights; else as the model is."""
-    shape = tuple(example_input.shape)
-    try:
-        ref = copy.deepcopy(model).to(device="cpu", dtype=torch.float64).eval()
-        _randomize(ref, gen)
-        x = torch.randn(shape, generator=gen, dtype=torch.float64)
-        with torch.no_grad():
-            out = ref(x)
+    """The copy to check on: float64 on the CPU, else float32 where the model is (a model
+    that cannot run on the CPU); random weights, else the model's own where random ones give
+    non-finite outputs. The tolerance suits the precision."""
+    device = example_input.device
+    settings = [(torch.device("cpu"), torch.float64, RTOL), (device, torch.float32, 1e-4)]
+    for (where, dtype, rtol), randomize in itertools.product(settings, (True, False)):
+        try:
+            ref = copy.deepcopy(model).to(device=where, dtype=dtype).eval()
+            if randomize:
+                _randomize(ref, gen)
+            x = torch.randn(tuple(example_input.shape), generator=gen, dtype=dtype).to(where)
+            with torch.no_grad():
+                out = ref(x)
+        except Exception:  # noqa: S112 - a model that cannot run in this setting: try the next
+            continue
         if _finite(out):
-            return ref, x, RTOL
-    except Exception:  # noqa: S110 - a model that cannot run in float64 on the CPU: use its own
-        pass
-    ref = copy.deepcopy(model).eval()
-    x = torch.randn(shape, generator=gen).to(example_input)
-    eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 1e-7
-    return ref, x, max(RTOL, 1e3 * eps)
+            return ref, x, rtol
+    raise IAPruneError(
+        "cannot check the pruned model: a copy of the model in float64 on the CPU or in "
+        f"float32 on {device} fails or gives non-finite outputs"
+    )
 
 
 @torch.no_grad()
