@@ -81,7 +81,7 @@ def run(a: argparse.Namespace) -> int:
     from iaprune.errors import IAPruneError
     from iaprune.fileio import check_output_file
     from iaprune.model_source import resolve_model
-    from iaprune.pruning.groups import find_groups
+    from iaprune.pruning import find_groups
     from iaprune.timing import TimingSettings
 
     if a.output:

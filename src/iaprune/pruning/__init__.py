@@ -1,8 +1,9 @@
 """Channel groups, pruning specs and structural surgery."""
 
-from iaprune.pruning.groups import ChannelGroup, ExcludedGroup, find_groups, scan_groups
+from iaprune.pruning.groups import ChannelGroup, ExcludedGroup, scan_groups
 from iaprune.pruning.spec import PruningSpec
 from iaprune.pruning.surgery import Pruner, apply_spec
+from iaprune.pruning.verify import find_groups, verify_groups
 
 __all__ = [
     "ChannelGroup",
@@ -12,4 +13,5 @@ __all__ = [
     "apply_spec",
     "find_groups",
     "scan_groups",
+    "verify_groups",
 ]

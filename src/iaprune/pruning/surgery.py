@@ -3,7 +3,9 @@
 Keep counts and kept indices are checked against each group's rules before any layer is
 touched (see :mod:`iaprune.pruning.groups`): a count of zero, above the width or not a
 multiple of :attr:`ChannelGroup.multiple`, unknown or excluded groups, and indices that
-differ between the slices of a grouped conv raise :class:`IAPruneError`.
+differ between the slices of a grouped conv raise :class:`IAPruneError`. Only groups that
+passed :func:`~iaprune.pruning.verify.verify_groups` are pruned: the :class:`Pruner`
+verifies its groups once, :func:`apply_spec` the groups its spec shrinks.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch_pruning as tp
 from torch import nn
 
 from iaprune.devices import model_device
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 from iaprune.importance import GroupImportance, Importance, create_importance
 from iaprune.importance.norms import L1Importance
 from iaprune.importance.taylor import accumulate_gradients
@@ -30,6 +32,7 @@ from iaprune.pruning.groups import (
     scan_groups,
 )
 from iaprune.pruning.spec import PruningSpec
+from iaprune.pruning.verify import verify_groups
 
 
 class Pruner:
@@ -41,8 +44,9 @@ class Pruner:
     :class:`~iaprune.importance.GroupImportance` scores the group's channels at once.
 
     ``groups`` are the prunable channel groups (a group's allowed keep counts are the
-    multiples of its ``multiple`` up to its width); ``excluded`` the groups left at
-    full width, each with the reason (e.g. one branch of a concat feeding a grouped conv).
+    multiples of its ``multiple`` up to its width), each verified numerically;
+    ``excluded`` the groups and channels left at full width, each with the reason (e.g.
+    one branch of a concat feeding a grouped conv, a group reaching a channel shuffle).
     """
 
     def __init__(
@@ -60,7 +64,9 @@ class Pruner:
             create_importance(importance, seed=seed) if isinstance(importance, str) else importance
         )
         graph = build_graph(model, self.example_input)
-        groups, excluded = scan_groups(model, self.example_input, graph)
+        groups, excluded = verify_groups(
+            model, self.example_input, *scan_groups(model, self.example_input, graph), graph
+        )
         self.excluded: list[ExcludedGroup] = excluded
         self.groups: list[ChannelGroup] = require_groups(groups, excluded)
         self.scores = self._score_groups(graph, calibration)
@@ -84,7 +90,7 @@ class Pruner:
     def prune(self, keep: Mapping[str, int] | PruningSpec) -> nn.Module:
         """Return a pruned deep copy of the model."""
         spec = keep if isinstance(keep, PruningSpec) else self.spec(keep)
-        return apply_spec(self.model, self.example_input, spec)
+        return _pruned_copy(self.model, self.example_input, spec, self.groups, self.excluded)
 
     def _score_groups(
         self, graph: tp.DependencyGraph, calibration: Sequence[tuple[torch.Tensor, torch.Tensor]]
@@ -119,7 +125,13 @@ class Pruner:
         graph: tp.DependencyGraph,
     ) -> torch.Tensor | None:
         if isinstance(importance, GroupImportance):
-            raw = [importance.score_group(dependency_group(graph, modules[group.name]))]
+            try:
+                raw = [importance.score_group(dependency_group(graph, modules[group.name]))]
+            except (IndexError, RuntimeError) as exc:  # torch-pruning's mapping is inconsistent
+                raise IAPruneError(
+                    f"{type(importance).__name__} cannot score channel group {group.name}: "
+                    f"{one_line(exc)}"
+                ) from exc
         else:
             raw = [importance.score(modules[name]) for name in group.convs + group.norms]
         total: torch.Tensor | None = None
@@ -136,25 +148,45 @@ def apply_spec(model: nn.Module, example_input: torch.Tensor, spec: PruningSpec)
 
     Filters listed in ``spec.kept_indices`` survive; groups without indices keep the
     first filters of every slice (:meth:`ChannelGroup.default_indices`, enough to
-    rebuild an architecture before loading weights). Everything is validated before
-    the first layer is pruned.
+    rebuild an architecture before loading weights). Every group the spec shrinks is
+    verified and everything is validated before the first layer is pruned.
     """
-    pruned = copy.deepcopy(model)
-    was_training = pruned.training
     example_input = example_input.to(model_device(model))
-    graph = build_graph(pruned, example_input)
-    modules = dict(pruned.named_modules())
-    _check_layers(spec, modules)
-    groups, excluded = scan_groups(pruned, example_input, graph)
+    _check_layers(spec, dict(model.named_modules()))
+    graph = build_graph(model, example_input)
+    groups, excluded = scan_groups(model, example_input, graph)
+    _check_names(spec.keep, groups, excluded)
+    shrunk = [g for g in groups if spec.keep.get(g.name, g.channels) < g.channels]
+    _, failed = verify_groups(model, example_input, shrunk, (), graph)
+    _check_names(spec.keep, groups, [*excluded, *failed])
+    return _pruned_copy(model, example_input, spec, groups, excluded)
+
+
+def _pruned_copy(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    spec: PruningSpec,
+    groups: Sequence[ChannelGroup],
+    excluded: Sequence[ExcludedGroup],
+) -> nn.Module:
+    """A deep copy of ``model`` pruned to ``spec``, whose groups are ``groups``."""
     _check_names(spec.keep, groups, excluded)
     by_name = {g.name: g for g in groups}
     removals: dict[str, list[int]] = {}
     for name, keep in spec.keep.items():
         group = by_name[name]
+        if group.channels != spec.original[name]:
+            raise IAPruneError(
+                f"layer {name} has {group.channels} filters, spec expects {spec.original[name]}"
+            )
         keep = group.check_keep(keep)
         kept = spec.kept_indices.get(name) or group.default_indices(keep)
         group.check_indices(kept, keep)
         removals[name] = sorted(set(range(group.channels)) - {int(i) for i in kept})
+    pruned = copy.deepcopy(model)
+    was_training = pruned.training
+    graph = build_graph(pruned, example_input.to(model_device(model)))
+    modules = dict(pruned.named_modules())
     for name, removed in removals.items():
         if removed:
             graph.get_pruning_group(modules[name], tp.prune_conv_out_channels, removed).prune()

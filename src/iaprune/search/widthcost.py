@@ -33,7 +33,8 @@ from torch import nn
 
 from iaprune.cost import count_macs, count_params
 from iaprune.devices import model_device
-from iaprune.pruning.surgery import Pruner
+from iaprune.inference import model_dtype
+from iaprune.pruning import ChannelGroup, Pruner
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
@@ -64,6 +65,14 @@ def _dims(module: nn.Module) -> tuple[int, int]:
     return features, 0
 
 
+def _allowed_probe(group: ChannelGroup, wanted: int) -> int | None:
+    """The allowed keep count below the group's width nearest ``wanted`` (None: there is none)."""
+    below = [k for k in group.allowed_keeps() if k < group.channels]
+    if not below:
+        return None
+    return max((k for k in below if k <= wanted), default=below[0])
+
+
 def _is_counted(module: nn.Module) -> bool:
     if isinstance(module, nn.modules.conv._ConvNd):
         return not module.transposed
@@ -76,7 +85,8 @@ class WidthCost:
     Args:
         pruner: the pruner over the unpruned model; its ``groups`` are the variables.
         input_shape: per-sample input shape, e.g. ``(3, 32, 32)``.
-        probe: kept count used to probe each group (default: half its width, at least 1).
+        probe: kept count used to probe each group (default: half its width), rounded
+            down to a count the group allows (a multiple of its ``multiple``, at least one).
     """
 
     def __init__(
@@ -97,8 +107,8 @@ class WidthCost:
         self.b_in = np.zeros_like(self.b_out)
         probe = probe or (lambda _name, width: max(1, width // 2))
         for j, group in enumerate(pruner.groups):
-            k = probe(group.name, group.channels)
-            if k >= group.channels:
+            k = _allowed_probe(group, probe(group.name, group.channels))
+            if k is None:
                 continue
             dims = self._layer_dims(pruner.prune({group.name: k}))
             delta = group.channels - k
@@ -131,7 +141,8 @@ class WidthCost:
         try:
             model.eval()
             with torch.no_grad():
-                model(torch.zeros((1, *input_shape), device=model_device(model)))
+                x = torch.zeros((1, *input_shape), dtype=model_dtype(model))
+                model(x.to(model_device(model)))
         finally:
             model.train(was_training)
             for h in handles:
