@@ -200,7 +200,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--budgets", default="0.5,0.3")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--baseline-epochs", type=int, default=20)
+    p.add_argument("--baseline-epochs", type=int, default=5)
     p.add_argument("--finetune-epochs", type=int, default=3)
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--batch", type=int, default=32, help="latency batch size")
