@@ -1,4 +1,9 @@
-"""Entry point: dispatch to subcommands; user errors become one line and exit code 2."""
+"""Entry point: dispatch to subcommands; user errors become one line and exit code 2.
+
+Only the standard library is imported at module level: the subcommands (and torch) are
+imported inside :func:`main`, so a Ctrl-C in the first seconds, while they load, prints
+one line and exits 130 like a Ctrl-C during the work.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from iaprune.errors import IAPruneError
+INTERRUPTED = "interrupted: finished work is saved; continue with --resume"
+INTERRUPTED_EARLY = "interrupted before the command started; nothing was changed"
 
 SUBCOMMANDS = (
     "prune",
@@ -61,23 +67,34 @@ def error_line(exc: BaseException, limit: int = 500) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    from iaprune.cli._args import given_dests
-
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.explicit = given_dests(build_parser(), argv)
-    setup_logging(args.verbose)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    started = False
     try:
-        return int(args.func(args) or 0)
-    except IAPruneError as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 2
+        from iaprune.cli._args import given_dests
+        from iaprune.errors import IAPruneError, resource_error
+
+        parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
+        args.explicit = given_dests(build_parser(), argv)
+        setup_logging(args.verbose)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        started = True
+        try:
+            return int(args.func(args) or 0)
+        except IAPruneError as exc:
+            print(error_line(exc), file=sys.stderr)
+            return 2
+        except Exception as exc:  # a full disk or exhausted memory is one line too
+            message = resource_error(exc)
+            if message is None:
+                raise
+            logging.getLogger(__name__).debug("resource error", exc_info=True)
+            print(f"error: {message}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
-        print("interrupted: finished work is saved; continue with --resume", file=sys.stderr)
+        print(INTERRUPTED if started else INTERRUPTED_EARLY, file=sys.stderr)
         return 130
 
 

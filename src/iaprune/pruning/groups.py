@@ -19,6 +19,9 @@ A channel group that cannot shrink correctly is left at full width and listed as
 * a conv with ``groups == out_channels != in_channels``, which torch-pruning 1.6 mistakes
   for a depthwise conv, or a grouped transposed conv touches it.
 
+A conv the forward pass never calls (e.g. an auxiliary head used only in training) is
+listed as excluded too: it has no channel dependencies to trace.
+
 GroupNorm layers get the same rule (``num_groups`` slices), so each of their groups keeps
 the same number of channels; they then normalise over the kept channels only, so unlike
 BatchNorm they are not equal to zeroing the removed channels. Depthwise convs
@@ -197,6 +200,11 @@ def scan_groups(
     seen: set[str] = set()
     for module, name in names.items():
         if not _is_conv(module) or name in ignored or name in seen:
+            continue
+        if module not in graph.module2node:  # never called: nothing to trace or to gain
+            excluded.append(
+                ExcludedGroup(name, module.out_channels, (name,), "not used by forward")
+            )
             continue
         group = dependency_group(graph, module)
         convs, norms, consumers = _members(group, names)

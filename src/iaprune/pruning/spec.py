@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from iaprune.errors import IAPruneError
+from iaprune.fileio import write_atomic
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ class PruningSpec:
             raise IAPruneError(f"malformed pruning spec: {exc}") from exc
 
     def save(self, path: str | Path) -> None:
-        """Write the spec as indented JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        """Write the spec as indented JSON, atomically (a kill never leaves half a file)."""
+        write_atomic(path, lambda fh: json.dump(self.to_dict(), fh, indent=2), what="spec")
 
     @classmethod
     def load(cls, path: str | Path) -> PruningSpec:
