@@ -89,7 +89,7 @@ def check_output(
     if not bool(torch.isfinite(out).all()):
         origin = f" with the weights of {weights}" if weights else ""
         bad = non_finite_weights(model) if model is not None else 0
-        why = f"; {bad} weight values are NaN or infinite" if bad else ""
+        why = f" (NaN or infinite weight values: {bad})" if bad else ""
         raise IAPruneError(
             f"model {spec!r}{origin} returns NaN or infinite logits on a data-shaped input{why}"
         )

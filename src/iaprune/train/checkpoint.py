@@ -39,8 +39,8 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         with _writer(fd) as fh:
             torch.save(obj, fh)
         os.replace(tmp, path)
-    except RuntimeError as exc:  # torch wraps the OSError of a failed write
-        cause = exc.__cause__ or exc.__context__
+    except (OSError, RuntimeError) as exc:  # torch wraps the OSError of a failed write
+        cause = exc if isinstance(exc, OSError) else exc.__cause__ or exc.__context__
         if isinstance(cause, OSError):
             raise OSError(cause.errno, cause.strerror, str(path)) from exc
         raise
