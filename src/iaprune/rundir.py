@@ -118,12 +118,18 @@ class RunDir:
         return path
 
     def write_json(self, name: str, data: Any) -> Path:
-        """Write ``data`` as JSON atomically."""
+        """Write ``data`` as JSON atomically (a failed write names ``name``, leaves no file)."""
         path = self.root / name
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=str)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2, default=str)
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. a full disk: the CLI says so in one line
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         return path
 
     def read_json(self, name: str) -> Any:

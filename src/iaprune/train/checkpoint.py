@@ -71,7 +71,7 @@ def check_checkpoint_file(path: Path) -> None:
         )
 
 
-def _load_failure(exc: BaseException) -> str:
+def load_failure(exc: BaseException) -> str:
     """Why ``torch.load`` failed, without torch's advice to load with ``weights_only=False``."""
     text = str(exc)
     if "weights_only" not in text:
@@ -93,7 +93,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
                 f"checkpoint {path} holds objects other than tensors and plain containers; "
                 "re-save it as torch.save(model.state_dict(), path)"
             ) from exc
-        raise IAPruneError(f"cannot read checkpoint {path}: {_load_failure(exc)}") from exc
+        raise IAPruneError(f"cannot read checkpoint {path}: {load_failure(exc)}") from exc
     if not isinstance(obj, dict):
         raise IAPruneError(f"checkpoint {path} does not hold a state dict")
     return obj
