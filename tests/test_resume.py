@@ -260,3 +260,33 @@ def test_finetune_depends_on_its_seed_only(tmp_path) -> None:
     default, same, other = tuned(None), tuned(config.seed), tuned(config.seed + 1)
     assert all(torch.equal(a, b) for a, b in zip(default, same, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(same, other, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("spec.json", lambda text: text[:20]),
+        ("finetune.json", lambda text: text[:20]),
+        ("spec.json", lambda text: "[]"),
+        ("finetune.json", lambda text: "[]"),
+    ],
+    ids=["spec truncated", "finetune truncated", "spec []", "finetune []"],
+)
+def test_resume_rebuilds_a_corrupt_finished_artefact_from_pruned_pt(
+    finished: Path, tmp_path, name: str, damage
+) -> None:
+    run = _copy(finished, tmp_path)
+    before = _digest(run)
+    (run / name).write_text(damage((run / name).read_text()))
+    assert main(["prune", "--run-dir", str(run), "--resume"]) == 0
+    assert _digest(run) == before  # rebuilt byte for byte, nothing else rewritten
+
+
+def test_resume_rebuilds_a_report_json_of_the_wrong_shape(finished: Path, tmp_path) -> None:
+    run = _copy(finished, tmp_path)
+    (run / "report.json").write_text("[]")
+    assert main(["prune", "--run-dir", str(run), "--resume"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    expected = json.loads((finished / "report.json").read_text())
+    assert report["pruned"]["accuracy"] == expected["pruned"]["accuracy"]
+    assert (run / "pruned.pt").read_bytes() == (finished / "pruned.pt").read_bytes()

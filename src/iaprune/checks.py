@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from iaprune.config import RunConfig
 from iaprune.errors import IAPruneError, one_line
@@ -65,8 +66,14 @@ def user_model_errors(spec: str) -> Iterator[None]:
         raise IAPruneError(f"cannot build model {spec!r}: {one_line(exc)}") from exc
 
 
-def check_output(out: Any, num_classes: int, spec: str) -> None:
-    """The model's forward must return one ``(batch, num_classes)`` logits tensor."""
+def check_output(
+    out: Any, num_classes: int, spec: str, *, weights: str = "", model: nn.Module | None = None
+) -> None:
+    """The model's forward must return one finite ``(batch, num_classes)`` float logits tensor.
+
+    ``weights`` names where the model's weights came from (a checkpoint, the trained
+    baseline) and ``model`` lets a NaN output say how many weights are not finite.
+    """
     if not isinstance(out, torch.Tensor):
         raise IAPruneError(
             f"model {spec!r} returns a {type(out).__name__}; it must return one logits tensor"
@@ -75,3 +82,20 @@ def check_output(out: Any, num_classes: int, spec: str) -> None:
         raise IAPruneError(
             f"model {spec!r} returns shape {tuple(out.shape)}; expected (1, {num_classes}) logits"
         )
+    if not out.is_floating_point():
+        raise IAPruneError(
+            f"model {spec!r} returns {out.dtype} values; it must return float logits"
+        )
+    if not bool(torch.isfinite(out).all()):
+        origin = f" with the weights of {weights}" if weights else ""
+        bad = non_finite_weights(model) if model is not None else 0
+        why = f" (NaN or infinite weight values: {bad})" if bad else ""
+        raise IAPruneError(
+            f"model {spec!r}{origin} returns NaN or infinite logits on a data-shaped input{why}"
+        )
+
+
+def non_finite_weights(model: nn.Module) -> int:
+    """How many values of ``model``'s floating-point parameters and buffers are NaN or inf."""
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    return sum(int((~torch.isfinite(t)).sum()) for t in tensors)

@@ -18,6 +18,29 @@ def _positive(value: float) -> bool:
     return math.isfinite(value) and value > 0
 
 
+MAX_SEED = 2**32 - 1
+"""Largest seed: NumPy's generators (Optuna's samplers) take seeds in 0 .. 2**32 - 1."""
+MAX_HEARTBEAT = 86_400
+"""Longest heartbeat interval in seconds (a day); Python's thread waits overflow beyond ~1e9 s."""
+MAX_IMAGE_SIDE = 4096
+"""Largest ``image_size`` / ``pad_to``: an image side beyond any CNN's input."""
+
+
+def check_seed(seed: object, name: str = "--seed") -> None:
+    """A one-line error unless ``seed`` is an integer in ``0 .. MAX_SEED``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise IAPruneError(f"{name} must be an integer in 0..{MAX_SEED}, got {seed!r}")
+
+
+def in_memory_sqlite(url: str) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``sqlite:///:memory:``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0].lower() != "sqlite":
+        return False
+    database = rest.split("?")[0].lstrip("/")
+    return database in ("", ":memory:") or database.startswith("file::memory:")
+
+
 def check_finite(obj: object, *names: str) -> None:
     """A one-line error naming the first of ``names`` that is NaN or infinite."""
     for name in names:
@@ -284,6 +307,14 @@ class SearchConfig:
             raise IAPruneError("val_batches must be >= 1")
         if self.workers < 1 or self.heartbeat < 1:
             raise IAPruneError("--workers and --heartbeat must be >= 1")
+        if self.heartbeat > MAX_HEARTBEAT:
+            raise IAPruneError(f"--heartbeat must be at most {MAX_HEARTBEAT} seconds (a day)")
+        check_seed(self.seed)
+        if self.storage is not None and in_memory_sqlite(self.storage):
+            raise IAPruneError(
+                f"--storage {self.storage} is an in-memory database: workers, heartbeats and "
+                "--resume need one that outlives the process (e.g. sqlite:///study.db)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -319,9 +350,11 @@ class RunConfig:
         check_finite(self, "width_mult", "baseline_lr", "val_fraction")
         if self.width_mult <= 0 or self.baseline_lr <= 0 or self.baseline_epochs < 0:
             raise IAPruneError("need --width-mult > 0, --baseline-lr > 0, --baseline-epochs >= 0")
+        check_seed(self.seed)
         for name in ("image_size", "pad_to"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise IAPruneError(f"{name} must be >= 1")
+            value = getattr(self, name)
+            if value is not None and not 1 <= value <= MAX_IMAGE_SIDE:
+                raise IAPruneError(f"--{name.replace('_', '-')} must be in 1..{MAX_IMAGE_SIDE}")
 
     def dataset_options(self) -> dict[str, Any]:
         """Dataset-specific options given (``image_size``, ``pad_to``, ``download``)."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, resource_error
 
 
 def check_output_file(path: str | Path, *, what: str = "output") -> Path:
@@ -87,7 +87,8 @@ def atomic_path(path: str | Path, *, what: str, inside: Path | None = None) -> I
         os.chmod(tmp, 0o666 & ~current_umask())  # readable like any file the user creates
         os.replace(tmp, target)  # replaces a symbolic link itself, never the file it names
     except OSError as exc:
-        raise IAPruneError(f"cannot write {what} {target}: {exc.strerror or exc}") from exc
+        full = resource_error(OSError(exc.errno, exc.strerror, str(target)))
+        raise IAPruneError(full or f"cannot write {what} {target}: {exc.strerror or exc}") from exc
     finally:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):

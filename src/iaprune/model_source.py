@@ -31,7 +31,7 @@ from torch import nn
 from iaprune.errors import IAPruneError, one_line
 from iaprune.models import create_model, list_models
 from iaprune.rundir import RunDir
-from iaprune.train.checkpoint import refused_global
+from iaprune.train.checkpoint import load_failure, refused_global
 
 TRUST_FLAG = "--trust-code"
 """The CLI opt-in that lets stored factories and pickled module files run."""
@@ -209,10 +209,10 @@ def _load_module_file(path: Path, *, trusted: bool) -> nn.Module:
         model = torch.load(path, map_location="cpu", weights_only=not trusted)
     except pickle.UnpicklingError as exc:
         if not refused_global(exc):
-            raise IAPruneError(f"cannot load model file {path}: {one_line(exc)}") from exc
+            raise IAPruneError(f"cannot load model file {path}: {load_failure(exc)}") from exc
         raise untrusted_error(f"model file {path} (a pickled module)") from exc
     except Exception as exc:  # corrupt or foreign file
-        raise IAPruneError(f"cannot load model file {path}: {one_line(exc)}") from exc
+        raise IAPruneError(f"cannot load model file {path}: {load_failure(exc)}") from exc
     if not isinstance(model, nn.Module):
         raise IAPruneError(
             f"{path} holds a {type(model).__name__}, not a model; pass a state dict with "

@@ -20,6 +20,7 @@ from torch import nn
 from iaprune.config import RunConfig
 from iaprune.cost import CostReport, Interval, measure_cost
 from iaprune.errors import IAPruneError
+from iaprune.rundir import RunDir
 from iaprune.search import SearchResult
 from iaprune.session import Session, load_search_result
 from iaprune.train import distributed
@@ -71,16 +72,33 @@ def run_prune(
     else:
         log.info("stage search: finished (%d trials), skipped", result.trials)
     finetuned = resume and session.finetune_done(result.spec)
-    if finetuned and not searched and (session.run / "report.json").is_file():
-        log.info("every stage is finished; nothing to do")
-        return session.run.read_json("report.json")
     if finetuned:
+        session.restore_finetune_files()
+        report = None if searched else finished_report(session.run.root)
+        if report is not None:
+            log.info("every stage is finished; nothing to do")
+            return report
         log.info("stage finetune: finished, skipped")
         pruned = session.load_pruned()
     else:
         pruned, history = session.prune_and_finetune(base, result.spec)
         session.run.write_json("finetune.json", history)
     return write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
+
+
+def finished_report(run_dir: Path) -> dict[str, Any] | None:
+    """The run's report.json when it holds a report; None when missing or corrupt (rebuild)."""
+    path = run_dir / "report.json"
+    if not path.is_file():
+        return None
+    try:
+        report = RunDir(run_dir).read_dict("report.json")
+    except IAPruneError:
+        report = {}
+    if not {"baseline", "pruned"} <= set(report):
+        log.warning("%s is corrupt: rebuilding it", path)
+        return None
+    return report
 
 
 def write_report(

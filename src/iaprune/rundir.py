@@ -200,6 +200,15 @@ class RunDir:
         except OSError as exc:  # a directory, unreadable, ...
             raise IAPruneError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
+    def read_dict(self, name: str) -> dict[str, Any]:
+        """Read a JSON artefact that must hold an object (``[]`` is a one-line error too)."""
+        data = self.read_json(name)
+        if not isinstance(data, dict):
+            raise IAPruneError(
+                f"{self.root / name} is invalid: expected a JSON object, got {type(data).__name__}"
+            )
+        return data
+
 
 # -- one writer at a time ------------------------------------------------------------------
 _HELD: dict[tuple[int, int], tuple[Any, int]] = {}
@@ -348,6 +357,15 @@ def _replace_with_fresh(path: Path) -> Path:
         _restore(moved, path)
         raise IAPruneError(f"cannot replace run directory {path}: {exc.strerror}") from exc
     return moved
+
+    def read_dict(self, name: str) -> dict[str, Any]:
+        """Read a JSON artefact that must hold an object (``[]`` is a one-line error too)."""
+        data = self.read_json(name)
+        if not isinstance(data, dict):
+            raise IAPruneError(
+                f"{self.root / name} is invalid: expected a JSON object, got {type(data).__name__}"
+            )
+        return data
 
 
 def _move_aside(path: Path) -> Path:

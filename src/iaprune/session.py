@@ -25,6 +25,7 @@ before them, so a run's life cycle reads in one place.)
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Collection
@@ -55,7 +56,7 @@ from iaprune.cost import (
 )
 from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.data import DataBundle, create_dataset, make_loaders
-from iaprune.devices import resolve_device
+from iaprune.devices import model_device, resolve_device
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
 from iaprune.parallel import local_workers, run_definition
@@ -80,7 +81,7 @@ from iaprune.search import (
 from iaprune.search.builder import Space
 from iaprune.search.choice import LazyScorer
 from iaprune.search.study import StudyExistsError, join_search
-from iaprune.search.workers import check_storage
+from iaprune.search.workers import check_storage, open_storage
 from iaprune.train import (
     TrainHistory,
     distributed,
@@ -89,7 +90,7 @@ from iaprune.train import (
     load_weights,
     save_atomic,
 )
-from iaprune.train.checkpoint import load_state
+from iaprune.train.checkpoint import load_into, load_state
 
 if TYPE_CHECKING:
     from iaprune.cost.lut import LatencyTable
@@ -298,24 +299,37 @@ class Session:
         if cfg.search.storage or (resume and (study.is_file() or study.is_symlink())):
             url = cfg.search.storage or RunDir(root).storage
             check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
+        self.bundle.check_files()
         model = self.build_model()
         self._check_forward(model)
-        if cfg.checkpoint and not (resume and finished_baseline(root)):
-            self._load_checkpoint(model, cfg.checkpoint)  # a resumed run has its own copy
+        done = finished_baseline(root) if resume else None
+        if done is not None:  # a resumed run's own baseline.pt, of this model's shapes
+            load_into(model, done, root / "baseline.pt")
+            self._check_forward(model, weights=str(root / "baseline.pt"))
+        elif cfg.checkpoint:
+            self._load_checkpoint(model, cfg.checkpoint)
+            self._check_forward(model, weights=cfg.checkpoint)
         self._check_budget(model)
 
-    def _check_forward(self, model: nn.Module) -> None:
-        """One forward pass on a data-shaped example."""
+    def _check_forward(self, model: nn.Module, *, weights: str = "") -> None:
+        """One forward pass on a data-shaped example: finite ``(1, classes)`` float logits.
+
+        ``weights`` names where trained weights came from (a checkpoint, the baseline), so
+        a NaN output is found before any training or search.
+        """
+        was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
-                out = model(self.example_input)
+                out = model(self.example_input.to(model_device(model)))
         except Exception as exc:  # user models fail in any way
             raise IAPruneError(
                 f"model {self.config.model!r} fails on input shape "
                 f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
             ) from exc
-        check_output(out, self.bundle.num_classes, self.config.model)
+        finally:
+            model.train(was_training)
+        check_output(out, self.bundle.num_classes, self.config.model, weights=weights, model=model)
 
     def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
         """Load weights with a one-line, bounded error for anything unexpected."""
@@ -354,8 +368,7 @@ class Session:
         """The unpruned model of a finished baseline (the copy of --checkpoint); never trains."""
         done = self.baseline_done()
         if done is not None:
-            model = self.build_model()
-            model.load_state_dict(done["state_dict"])
+            model = load_into(self.build_model(), done, self.run / "baseline.pt")
             return model.to(self.device)
         if self.config.checkpoint:  # runs from before --checkpoint was copied in
             model = self._load_checkpoint(self.build_model(), self.config.checkpoint)
@@ -571,8 +584,10 @@ class Session:
     def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
         """Channel groups, search space and trial evaluator of ``model``.
 
-        With a latency budget the space projects onto the latency table's predictions.
+        With a latency budget the space projects onto the latency table's predictions. A
+        baseline whose output is not finite (NaN weights) is refused before any trial.
         """
+        self._check_forward(model, weights="the baseline")
         pruner = self.pruner(model)
         cost = self.trial_cost(model, pruner)
         table = getattr(cost, "table", None) if self.projects_latency() else None
@@ -599,6 +614,8 @@ class Session:
         pruner, space, evaluator = self._search_parts(model)
         storage = cfg.storage or self.run.storage
         definition = run_definition(self.config, model)
+        if cfg.workers > 1:  # the local workers find the storage (see join)
+            open_storage(storage, heartbeat=cfg.heartbeat)
         try:
             with local_workers(
                 self.run.root,
@@ -643,8 +660,21 @@ class Session:
         if fit.final.keep != result.spec.keep:
             result.spec = pruner.spec(fit.final.keep)
 
+    def check_joinable(self) -> None:
+        """Refuse to join a run whose study does not exist yet (no ``study.db``).
+
+        A worker never creates the run's study database: a leader (``iaprune prune`` or
+        ``iaprune search``) creates it before its workers start.
+        """
+        if not self.config.search.storage and not (self.run / "study.db").is_file():
+            raise IAPruneError(
+                f"{self.run.root} has no study yet (no study.db): a worker joins a search "
+                f"started by `iaprune prune` or `iaprune search`; start that first"
+            )
+
     def join(self, model: nn.Module) -> int:
         """Run trials of this run's study as one more worker; returns how many ran here."""
+        self.check_joinable()
         cfg = self.config.search
         _, space, evaluator = self._search_parts(model)
         definition = run_definition(self.config, model)
@@ -666,6 +696,39 @@ class Session:
         """Whether pruned.pt is a finished fine-tune of ``spec`` with the current settings."""
         path = self.run / "pruned.pt"
         return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
+
+    def restore_finetune_files(self) -> list[str]:
+        """Rewrite spec.json and finetune.json from a finished pruned.pt where they differ.
+
+        pruned.pt carries its spec and training history, so a spec.json or finetune.json
+        that is missing, truncated, of the wrong shape or stale (a kill between the
+        writes) is rebuilt from it exactly. Returns the names rewritten.
+        """
+        state = load_state(self.run / "pruned.pt")
+        rewritten = []
+        spec = state.get("spec")
+        if isinstance(spec, dict):
+            expected = PruningSpec.from_dict(spec)
+            try:
+                ok = PruningSpec.load(self.run / "spec.json") == expected
+            except IAPruneError:
+                ok = False
+            if not ok:
+                expected.save(self.run / "spec.json")
+                rewritten.append("spec.json")
+        history = state.get("history")
+        if isinstance(history, list):
+            expected_json = {"epochs": history}
+            try:
+                ok = self.run.read_dict("finetune.json") == _as_json(expected_json)
+            except IAPruneError:
+                ok = False
+            if not ok:
+                self.run.write_json("finetune.json", expected_json)
+                rewritten.append("finetune.json")
+        for name in rewritten:
+            log.warning("%s was missing or corrupt: rebuilt from pruned.pt", name)
+        return rewritten
 
     def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
@@ -716,8 +779,22 @@ class Session:
             dist=self.dist,
         )
 
+    def unfinished_stage(self) -> str:
+        """The first stage of this run without its artefact: baseline, search or fine-tune."""
+        if not self.config.checkpoint and self.baseline_done() is None:
+            return "baseline"
+        if not (self.run / "search.json").is_file():
+            return "search"
+        return "fine-tune"
+
     def pruned_spec(self) -> PruningSpec:
         """The spec pruned.pt was made from (spec.json for runs that predate it)."""
+        if not (self.run / "pruned.pt").exists():
+            raise IAPruneError(
+                f"{self.run.root} has no pruned model: its {self.unfinished_stage()} stage "
+                f"is not finished (continue with: iaprune prune --run-dir {self.run.root} "
+                "--resume)"
+            )
         saved = load_state(self.run / "pruned.pt").get("spec")
         if isinstance(saved, dict):
             return PruningSpec.from_dict(saved)
@@ -737,12 +814,17 @@ class Session:
 
 def load_search_result(run: RunDir) -> SearchResult:
     """search.json as a :class:`SearchResult`, with a one-line error when malformed."""
-    data = run.read_json("search.json")
+    data = run.read_dict("search.json")
     try:
         data["spec"] = PruningSpec.from_dict(data["spec"])
         return SearchResult(**data)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
+
+
+def _as_json(data: Any) -> Any:
+    """``data`` as written to and read back from a JSON artefact."""
+    return json.loads(json.dumps(data, default=str))
 
 
 def _absolute(path: str | None) -> str | None:

@@ -17,13 +17,19 @@ from typing import Any
 
 from iaprune.errors import IAPruneError
 
-__all__ = ["TimingSettings", "check_timing_args", "resolve_timing"]
+__all__ = ["MAX_BATCH", "TimingSettings", "check_timing_args", "resolve_timing"]
+
+MAX_BATCH = 65_536
+"""Largest timed batch (export's ``--batch-size``, ``--batch-size-latency``)."""
 
 
 def check_timing_args(*, batch_size: int, threads: int | None, warmup: int, repeats: int) -> None:
-    """Raise :class:`IAPruneError` unless batch size, threads, repeats >= 1 and warmup >= 0."""
+    """Raise :class:`IAPruneError` unless batch size (<= :data:`MAX_BATCH`), threads and
+    repeats are >= 1 and warmup >= 0."""
     if batch_size < 1:
         raise IAPruneError(f"batch size must be >= 1, got {batch_size}")
+    if batch_size > MAX_BATCH:
+        raise IAPruneError(f"batch size must be at most {MAX_BATCH}, got {batch_size}")
     if threads is not None and threads < 1:
         raise IAPruneError(f"threads must be >= 1 (or None to leave as is), got {threads}")
     if warmup < 0:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,9 +20,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 import iaprune
+from iaprune import session as session_module
 from iaprune.cli.main import main
+from iaprune.models import create_model
+from iaprune.train import checkpoint
 
 # The subprocess imports this checkout's package whatever the working directory.
 ENV = {k: v for k, v in os.environ.items() if k != "IAPRUNE_LUT_DIR"}
@@ -70,6 +75,41 @@ class Pair(nn.Module):
 
 def pair(num_classes, in_channels):
     return Pair(num_classes, in_channels)
+
+class Picky(nn.Module):
+    def __init__(self, num_classes, in_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 16, 3)
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.shape[1] < 8:
+            raise ValueError("needs at least 8 channels")
+        return self.head(y.mean((2, 3)))
+
+def picky(num_classes, in_channels):
+    return Picky(num_classes, in_channels)
+
+class Scaled(nn.Module):
+    def __init__(self, num_classes, in_channels, scale):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 8, 3)
+        self.head = nn.Linear(8, num_classes)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.head(self.conv(x).mean((2, 3))) * self.scale
+
+class Rounded(Scaled):
+    def forward(self, x):
+        return super().forward(x).long()
+
+def int_out(num_classes, in_channels):
+    return Rounded(num_classes, in_channels, 1.0)
+
+def nan_out(num_classes, in_channels):
+    return Scaled(num_classes, in_channels, float("nan"))
 """
 
 
@@ -100,7 +140,37 @@ def work(tmp_path_factory) -> Path:
         root, "search_missing", lambda r: _edit(r / "search.json", lambda d: d.pop("spec"))
     )
     _untrusted_run_dirs(root)
+    _broken_copy(root, "wide", _wider_baseline)
+    _broken_copy(root, "search_list", lambda r: (r / "search.json").write_text("[]"))
+    _broken_copy(root, "finetune_list", lambda r: (r / "finetune.json").write_text("[]"))
+    _broken_copy(root, "unfinished", lambda r: (r / "pruned.pt").unlink())
+    _broken_copy(root, "no_study", lambda r: (r / "study.db").unlink())
+    (root / "a_dir").mkdir()
+    os.mkfifo(root / "fifo")
+    (root / "weights.json").write_text('{"state_dict": {}}')
+    state = create_model("test_vgg", num_classes=10, in_channels=1, width_mult=0.25).state_dict()
+    state["features.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, root / "nan.pt")
+    _image_folder(root / "images_bad_test").joinpath("val", "b", "0.png").write_text("garbage")
+    Image.new("1", (20000, 20000)).save(_image_folder(root / "images_bomb") / "train/a/1.png")
     return root
+
+
+def _wider_baseline(run: Path) -> None:
+    """baseline.pt of the run's model at twice its width."""
+    model = create_model("test_vgg", num_classes=10, in_channels=1, width_mult=2.0)
+    torch.save({"state_dict": model.state_dict(), "complete": True}, run / "baseline.pt")
+
+
+def _image_folder(root: Path) -> Path:
+    """An imagefolder dataset of two classes, 8x8 RGB images."""
+    gen = torch.Generator().manual_seed(0)
+    for split, count in (("train", 6), ("val", 2)):
+        for label in ("a", "b"):
+            (root / split / label).mkdir(parents=True)
+            for i in range(count):
+                pixels = torch.randint(0, 256, (8, 8, 3), generator=gen, dtype=torch.uint8)
+                Image.fromarray(pixels.numpy()).save(root / split / label / f"{i}.png")
 
 
 def _untrusted_run_dirs(root: Path) -> None:
@@ -289,3 +359,159 @@ def test_bad_input_exits_2_with_one_line(name: str, work: Path, tmp_path: Path) 
     assert not (new / "config.json").exists()  # nothing saved for a rejected run
     assert _digest(work / "done") == before
     assert not (work / "elsewhere").exists()  # no file made where a received run points
+
+
+# Issue 23: the last tracebacks and unclear messages. In-process (``main``), which fails on
+# a traceback as a subprocess would and saves a Python start-up per case.
+FOLDER = ["--dataset", "imagefolder", "--image-size", "8", "--data-root"]
+MORE_CASES = {
+    "evaluate baseline of another width": (
+        ["evaluate", "{work}/wide", "--baseline"],
+        "baseline.pt does not match the model: size mismatch",
+    ),
+    "export baseline of another width": (
+        ["export", "{work}/wide", "--baseline", "-o", "{new}.onnx"],
+        "does not match the model",
+    ),
+    "finetune baseline of another width": (["finetune", "{work}/wide"], "does not match"),
+    "worker baseline of another width": (["worker", "{work}/wide"], "does not match"),
+    "resume baseline of another width": (
+        ["prune", "--run-dir", "{work}/wide", "--resume"],
+        "does not match",
+    ),
+    "report search.json []": (["report", "{work}/search_list"], "expected a JSON object"),
+    "report finetune.json []": (["report", "{work}/finetune_list"], "expected a JSON object"),
+    "model raises at its smallest width": (
+        [*NEW, "--model", "{work}/models.py:picky"],
+        "fails at the smallest allowed widths (min ratio 0.05, min keep 1): needs at least 8",
+    ),
+    "integer output": ([*NEW, "--model", "{work}/models.py:int_out"], "must return float"),
+    "pad-to 100000": ([*NEW, "--pad-to", "100000"], "--pad-to must be in 1..4096"),
+    "image-size 100000": (
+        [*NEW, *FOLDER, "{work}/images_bad_test", "--image-size", "100000"],
+        "--image-size must be in 1..4096",
+    ),
+    "export batch-size 100000000": (
+        ["export", "{work}/done", "--batch-size", "100000000", "-o", "{new}.onnx"],
+        "batch size must be at most 65536",
+    ),
+    "decompression bomb": ([*NEW, *FOLDER, "{work}/images_bomb"], "decompression bomb"),
+    "seed 99999999999999999999": (
+        [*NEW, "--seed", "99999999999999999999"],
+        "--seed must be an integer in 0..4294967295",
+    ),
+    "heartbeat 1e11": ([*NEW, "--heartbeat", "100000000000"], "--heartbeat must be at most"),
+    "storage sqlite://": ([*NEW, "--storage", "sqlite://"], "in-memory database"),
+    "checkpoint a directory": ([*NEW, "--checkpoint", "{work}/a_dir"], "is a directory"),
+    "checkpoint a fifo": ([*NEW, "--checkpoint", "{work}/fifo"], "not a regular file"),
+    "checkpoint /dev/zero": ([*NEW, "--checkpoint", "/dev/zero"], "not a regular file"),
+    "checkpoint in JSON": (
+        [*NEW, "--checkpoint", "{work}/weights.json"],
+        "not a file saved with torch.save",
+    ),
+    "checkpoint with NaN weights": (
+        [*NEW, "--checkpoint", "{work}/nan.pt"],
+        "returns NaN or infinite logits on a data-shaped input (NaN or infinite weight values: 1)",
+    ),
+    "model output NaN": ([*NEW, "--model", "{work}/models.py:nan_out"], "NaN or infinite"),
+    "evaluate unfinished run": (
+        ["evaluate", "{work}/unfinished"],
+        "has no pruned model: its fine-tune stage is not finished",
+    ),
+    "worker without study.db": (["worker", "{work}/no_study"], "no study yet (no study.db)"),
+    "corrupt image in the test split": (
+        [*NEW, *FOLDER, "{work}/images_bad_test"],
+        "images_bad_test/val/b/0.png",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MORE_CASES))
+def test_more_bad_input_exits_2_with_one_line(
+    name: str, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    args, message = MORE_CASES[name]
+    new = tmp_path / "new"
+    monkeypatch.chdir(tmp_path)
+    argv = [a.format(work=work, new=new) for a in args]
+    before = _digest(work / "done")
+    copies = {d.name: _digest(d) for d in work.iterdir() if (d / "config.json").is_file()}
+    capsys.readouterr()
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert message in lines[0] and "weights_only" not in lines[0]
+    assert len(lines[0]) <= 520
+    assert not (new / "config.json").exists()
+    assert _digest(work / "done") == before
+    assert {d: _digest(work / d) for d in copies} == copies  # nothing made, e.g. no study.db
+
+
+@pytest.mark.parametrize("command", [["evaluate", "{work}/done"], NEW])
+def test_ctrl_c_while_the_cli_starts_is_one_line(command: list[str], work: Path, tmp_path) -> None:
+    # -X importtime reports each finished import on stderr: SIGINT lands while torch loads
+    argv = [a.format(work=work, new=tmp_path / "new") for a in command]
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "iaprune.cli.main", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=ENV,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.rstrip().endswith("torch._C"):  # torch itself is still importing
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    lines = [x for x in rest.splitlines() if not x.startswith("import time:")]
+    assert proc.returncode == 130, rest[-2000:]
+    assert lines == ["interrupted before the command started; nothing was changed"], lines
+    assert not (tmp_path / "new").exists()
+
+
+def _full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every checkpoint write goes to /dev/full (ENOSPC from the kernel, as on a full disk)."""
+
+    def writer(fd: int):
+        os.close(fd)
+        return open("/dev/full", "wb")  # noqa: SIM115 - save_atomic closes it
+
+    monkeypatch.setattr(checkpoint, "_writer", writer)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("stage", ["baseline", "finetune"])
+def test_disk_full_while_saving_a_stage_is_one_line(
+    stage: str, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    run = tmp_path / "run"
+    if stage == "finetune":
+        shutil.copytree(work / "done", run)
+    before = _digest(run) if run.exists() else {}
+    _full_disk(monkeypatch)
+    capsys.readouterr()
+    new_run = ["prune", "--run-dir", str(run), *TINY]
+    assert main(["finetune", str(run)] if stage == "finetune" else new_run) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    partial = "pruned.partial.pt" if stage == "finetune" else "baseline.partial.pt"
+    assert lines == [
+        f"error: disk full writing {run / partial}: No space left on device; free some space, "
+        "then continue with --resume"
+    ]
+    after = _digest(run)
+    assert not [name for name in after if name.endswith(".tmp")]
+    assert {k: v for k, v in after.items() if k in before} == before  # finished files kept
+
+
+def test_out_of_memory_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def baseline(self):  # torch's own allocation failure, on any machine
+        return torch.empty(1 << 62, dtype=torch.uint8)
+
+    monkeypatch.setattr(session_module.Session, "baseline", baseline)
+    capsys.readouterr()
+    assert main(["prune", "--run-dir", str(tmp_path / "run"), *TINY]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: out of memory (4294967296.0 GiB"), lines

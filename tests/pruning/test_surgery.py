@@ -159,3 +159,26 @@ def test_mismatched_spec_is_rejected(user_cnn: nn.Module) -> None:
     spec = PruningSpec(keep={"stem": 2}, original={"stem": 16})
     with pytest.raises(IAPruneError, match="spec expects 16"):
         apply_spec(user_cnn, torch.randn(1, 3, 8, 8), spec)
+
+
+class _WithAuxHead(nn.Module):
+    """A conv the forward pass never calls (an auxiliary head used only in training)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.aux = nn.Conv2d(8, 8, 3)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).mean((2, 3)))
+
+
+def test_a_conv_forward_never_calls_is_excluded_not_a_key_error() -> None:
+    model, x = _WithAuxHead().eval(), torch.randn(2, 3, 8, 8)
+    pruner = Pruner(model, x[:1])
+    assert [g.name for g in pruner.groups] == ["conv"]
+    assert [(e.name, e.reason) for e in pruner.excluded] == [("aux", "not used by forward")]
+    pruned = pruner.prune({"conv": 5})
+    assert pruned.conv.out_channels == 5 and pruned.aux.out_channels == 8
+    assert pruned(x).shape == (2, 4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import optuna
 import pytest
 import torch
@@ -63,3 +65,22 @@ def test_raising_trial_is_recorded_as_failed_and_search_continues(tmp_path) -> N
 def test_all_trials_failing_is_a_one_line_error(tmp_path) -> None:
     with pytest.raises(IAPruneError, match="all 2 trials failed; first error: candidate exploded"):
         run_search(*_flaky({1, 2}), _config(2), storage=f"sqlite:///{tmp_path / 's.db'}")
+
+
+def test_a_failed_trial_logs_one_line_and_its_traceback_at_debug(tmp_path, caplog) -> None:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    optuna_logger = logging.getLogger("optuna")
+    optuna_logger.addHandler(handler)  # Optuna's records do not propagate to caplog
+    try:
+        with caplog.at_level(logging.DEBUG, logger="iaprune"):
+            run_search(*_flaky({2}), _config(3), storage=f"sqlite:///{tmp_path / 's.db'}")
+    finally:
+        optuna_logger.removeHandler(handler)
+    records += caplog.records
+    warnings = [r for r in records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["trial 1 failed: candidate exploded"]
+    assert all(r.exc_info is None for r in warnings)
+    debug = [r for r in records if r.levelno == logging.DEBUG and r.exc_info]
+    assert len(debug) == 1 and "candidate exploded" in str(debug[0].exc_info[1])

@@ -3,6 +3,10 @@
 SIGTERM is handled like Ctrl-C (finished work is kept, local search workers are stopped,
 a half-started ``--overwrite`` is undone), with exit code 143. A command's run-directory
 locks are released when it ends.
+
+Only the standard library is imported at module level: the subcommands (and torch) are
+imported inside :func:`main`, so a Ctrl-C in the first seconds, while they load, prints
+one line and exits 130 like a Ctrl-C during the work.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from iaprune.errors import IAPruneError
+INTERRUPTED = "interrupted: finished work is saved; continue with --resume"
+INTERRUPTED_EARLY = "interrupted before the command started; nothing was changed"
 
 SUBCOMMANDS = (
     "prune",
@@ -92,30 +97,45 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    from iaprune.cli._args import given_dests
-    from iaprune.rundir import release_locks
-
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.explicit = given_dests(build_parser(), argv)
-    setup_logging(args.verbose)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    started = False
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return int(args.func(args) or 0)
-    except IAPruneError as exc:
-        print(error_line(exc), file=sys.stderr)
-        return 2
+        from iaprune.cli._args import given_dests
+        from iaprune.errors import IAPruneError, resource_error
+        from iaprune.rundir import release_locks
+
+        parser = build_parser()
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
+        args.explicit = given_dests(build_parser(), argv)
+        setup_logging(args.verbose)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        started = True
+        try:
+            return int(args.func(args) or 0)
+        except IAPruneError as exc:
+            print(error_line(exc), file=sys.stderr)
+            return 2
+        except Exception as exc:  # a full disk or exhausted memory is one line too
+            message = resource_error(exc)
+            if message is None:
+                raise
+            logging.getLogger(__name__).debug("resource error", exc_info=True)
+            print(f"error: {message}", file=sys.stderr)
+            return 2
+        finally:
+            release_locks()
     except KeyboardInterrupt as exc:
-        stopped = "terminated" if isinstance(exc, Terminated) else "interrupted"
-        print(f"{stopped}: finished work is saved; continue with --resume", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        if isinstance(exc, Terminated):
+            stopped = INTERRUPTED.replace("interrupted", "terminated")
+            print(stopped if started else INTERRUPTED_EARLY, file=sys.stderr)
+            return 143
+        print(INTERRUPTED if started else INTERRUPTED_EARLY, file=sys.stderr)
+        return 130
     finally:
-        release_locks()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 

@@ -25,6 +25,7 @@ def run(a: argparse.Namespace) -> int:
     """Join the study of an existing run directory whose baseline is finished."""
     follow_leader()  # a worker started by `--workers N` ends with its leader
     session = Session.open(a.run_dir, trust_code=a.trust_code)
+    session.check_joinable()
     ran = session.join(session.finished_baseline_model())
     print(f"worker: ran {ran} trials of study {session.config.search.study_name!r}")
     return 0

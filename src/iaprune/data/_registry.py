@@ -58,6 +58,19 @@ class DataBundle:
     input_size: tuple[int, int]
     train_eval: Dataset[Any]
 
+    def check_files(self) -> None:
+        """Check that every split's files can be read, before any work uses them.
+
+        Splits read lazily from files (image folders) have a ``check_files`` method; a
+        bad file of any split (the test split included, which only the report reads) is
+        a one-line :class:`IAPruneError` now rather than hours later. ``train_eval``
+        holds ``train``'s samples and is not checked twice.
+        """
+        for split in (self.train, self.val, self.test):
+            check = getattr(split, "check_files", None)
+            if callable(check):
+                check()
+
 
 # A dataset factory: ``factory(root, *, val_fraction, seed, augment, **options) -> DataBundle``
 # where ``options`` are the dataset's own keywords (``pad_to``, ``image_size``, ...). A

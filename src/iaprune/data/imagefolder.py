@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from iaprune.data._registry import DataBundle, register_dataset
 from iaprune.data.split import split_indices
 from iaprune.data.transforms import Normalize
-from iaprune.errors import IAPruneError
+from iaprune.errors import IAPruneError, one_line
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "PilTransform", "scan_image_folder"]
 
@@ -33,6 +33,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 PilToTensor = Callable[[Image.Image], Tensor]
+
+UNREADABLE = (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError)
+"""What Pillow raises for a file it cannot read (DecompressionBombError: too many pixels)."""
 
 
 class PilTransform:
@@ -148,9 +151,23 @@ class ImageFolderDataset(Dataset[tuple[Tensor, Tensor]]):
                     if size:
                         im.draft("RGB", (size, size))
                 img = im.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise IAPruneError(f"imagefolder: cannot decode {path}: {exc}") from None
+        except UNREADABLE as exc:
+            raise IAPruneError(f"imagefolder: cannot decode {path}: {one_line(exc)}") from None
         return self.transform(img), torch.tensor(label, dtype=torch.int64)
+
+    def check_files(self) -> None:
+        """Open every image of this view far enough to read its header (format and size).
+
+        Finds files that are not images, empty or cut before their header, and images
+        too large to decode (Pillow's decompression-bomb limit), without decoding them.
+        """
+        for i in self.indices:
+            path = self.samples[int(i)][0]
+            try:
+                with Image.open(path):  # parses the header (format, size), decodes nothing
+                    pass
+            except UNREADABLE as exc:
+                raise IAPruneError(f"imagefolder: cannot read {path}: {one_line(exc)}") from None
 
     @property
     def targets(self) -> np.ndarray:

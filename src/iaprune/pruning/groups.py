@@ -34,6 +34,9 @@ channel axis, joins the first channels of a wider conv) keeps the other channels
 These rules are what torch-pruning's graph tells; :mod:`iaprune.pruning.verify` then checks
 every group numerically (a channel shuffle, a module with stored split sizes).
 
+A conv the forward pass never calls (e.g. an auxiliary head used only in training) is
+listed as excluded too: it has no channel dependencies to trace.
+
 GroupNorm layers get the same rule (``num_groups`` slices), so each of their groups keeps
 the same number of channels; they then normalise over the kept channels only, so unlike
 BatchNorm they are not equal to zeroing the removed channels. Depthwise convs
@@ -206,6 +209,11 @@ def scan_groups(
     covered: dict[str, set[int]] = {}
     for module, name in names.items():
         if not _is_conv(module) or name in ignored or name in seen:
+            continue
+        if module not in graph.module2node:  # never called: nothing to trace or to gain
+            excluded.append(
+                ExcludedGroup(name, module.out_channels, (name,), "not used by forward")
+            )
             continue
         group = dependency_group(graph, module)
         convs, norms, consumers = _members(group, names)

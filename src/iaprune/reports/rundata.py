@@ -42,10 +42,10 @@ class RunData:
             raise IAPruneError(f"{run / 'report.json'} is not an iaprune report")
         history: list[dict[str, Any]] = []
         if (run / "search.json").is_file():
-            history = list(run.read_json("search.json").get("history") or [])
+            history = list(run.read_dict("search.json").get("history") or [])
         epochs: list[dict[str, Any]] = []
         if (run / "finetune.json").is_file():
-            epochs = list(run.read_json("finetune.json").get("epochs") or [])
+            epochs = list(run.read_dict("finetune.json").get("epochs") or [])
         return cls(root=run.root, report=report, history=history, epochs=epochs)
 
     @property

@@ -28,6 +28,7 @@ from iaprune.search.samplers import create_sampler, default_startup_trials
 from iaprune.search.space import SearchSpace
 from iaprune.search.workers import (
     DEFINITION_ATTR,
+    ERROR_ATTR,
     TRIALS_ATTR,
     announce,
     create_or_join,
@@ -153,11 +154,20 @@ def join_search(
         startup = default_startup_trials(config.trials)
     sampler = create_sampler(config.sampler, seed=seed, startup_trials=startup)
     deadline = time.monotonic() + timeout
+    waiting = False
     while True:
         try:
             study = optuna.load_study(study_name=config.study_name, storage=store, sampler=sampler)
             break
         except KeyError:
+            if not waiting:
+                waiting = True
+                log.info(
+                    "waiting up to %g s for study %r to be created in %s",
+                    timeout,
+                    config.study_name,
+                    storage,
+                )
             if time.monotonic() > deadline:
                 raise IAPruneError(
                     f"no study {config.study_name!r} in {storage} after {timeout:g} s"
@@ -187,13 +197,21 @@ def check_reachable(evaluator: CandidateEvaluator, space: Space, config: SearchC
     budgets = config.objective.budgets()
     if not budgets:
         return
-    cost, ratios = evaluator.costs(space.smallest())
+    widths = _widths(space)
+    try:
+        cost, ratios = evaluator.costs(space.smallest())
+    except IAPruneError:
+        raise
+    except Exception as exc:  # user models may refuse narrow widths in any way
+        raise IAPruneError(
+            f"the model fails at the smallest allowed widths (min ratio {widths.min_ratio:g}, "
+            f"min keep {widths.min_keep}): {one_line(exc, 200)}; raise --min-ratio or --min-keep"
+        ) from exc
     values = constraint_values(ratios, cost.latency_ms, budgets)
     for (key, bound), value in zip(sorted(budgets.items()), values, strict=True):
         if value > 0:
             reached = cost.latency_ms if key == "latency_ms" else ratios[key]
             unit = " ms" if key == "latency_ms" else " of the original"
-            widths = _widths(space)
             raise IAPruneError(
                 f"budget {key} <= {bound:g}{unit} is unreachable: the smallest allowed model "
                 f"(min ratio {widths.min_ratio:g}, min keep {widths.min_keep}, round to "
@@ -324,12 +342,7 @@ def _objective(
         twin = _evaluated(trial.study, keep)
         if twin is not None:  # other parameters projected onto widths scored before
             return _reuse(trial, twin, keep, budget_keys)
-        try:
-            result = evaluator(keep)
-        except Exception as exc:  # one bad candidate fails its trial, not the search
-            trial.set_user_attr("error", one_line(exc))
-            log.warning("trial %d failed: %s", trial.number, one_line(exc))
-            raise
+        result = evaluator(keep)  # raising fails this trial only (workers.guarded)
         value, constraints = score(
             result.accuracy, result.ratios, result.cost.latency_ms, objective_cfg
         )
@@ -449,7 +462,7 @@ def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchRe
     trials = _complete(study)
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     if not trials:
-        why = next((t.user_attrs["error"] for t in failed if "error" in t.user_attrs), "")
+        why = next((t.user_attrs[ERROR_ATTR] for t in failed if ERROR_ATTR in t.user_attrs), "")
         raise IAPruneError(f"all {len(failed)} trials failed; first error: {why}")
     feasible = [t for t in trials if meets_budgets(t)]
     if not feasible:

@@ -114,7 +114,7 @@ def counts(trial: FrozenTrial) -> bool:
     """Whether ``trial`` uses up one of the requested trials (finished, or raised)."""
     if trial.state == TrialState.COMPLETE:
         return True
-    return trial.state == TrialState.FAIL and "error" in trial.user_attrs
+    return trial.state == TrialState.FAIL and ERROR_ATTR in trial.user_attrs
 
 
 def _live(trial: FrozenTrial) -> bool:
@@ -148,15 +148,45 @@ def in_budget(trials: list[FrozenTrial], number: int, n_trials: int) -> bool:
     return before < n_trials
 
 
+ERROR_ATTR = "error"
+"""User attribute of a trial whose evaluation raised: the error on one line."""
+
+
+class _FailedTrialFilter(logging.Filter):
+    """Drops Optuna's records of a trial whose objective raised (traceback, value None).
+
+    :func:`guarded` has logged the cause on one line at WARNING and the traceback at
+    DEBUG; Optuna would repeat both, with the traceback, for every failed trial.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is not None:  # the objective raised: guarded() logged it
+            return False
+        return not record.getMessage().endswith(" failed with value None.")
+
+
+FAILED_TRIAL_FILTER = _FailedTrialFilter()
+
+
 def guarded(study: optuna.Study, objective: Objective, n_trials: int) -> Objective:
-    """``objective`` that first prunes a surplus trial and records the worker's id."""
+    """``objective`` that first prunes a surplus trial and records the worker's id.
+
+    A trial whose objective raises fails that trial only: the error goes into its
+    ``error`` attribute and the log as one line (the traceback at DEBUG).
+    """
 
     def run(trial: optuna.Trial) -> Any:
         if not in_budget(study.get_trials(deepcopy=False), trial.number, n_trials):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("surplus: the study already has its trials")
         trial.set_user_attr("worker", worker_id())
-        return objective(trial)
+        try:
+            return objective(trial)
+        except Exception as exc:  # one bad candidate fails its trial, not the search
+            trial.set_user_attr(ERROR_ATTR, one_line(exc))
+            log.warning("trial %d failed: %s", trial.number, one_line(exc))
+            log.debug("trial %d failed", trial.number, exc_info=True)
+            raise
 
     return run
 
@@ -169,6 +199,7 @@ def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: floa
     """
     ran = 0
     run = guarded(study, objective, n_trials)
+    logging.getLogger("optuna.study._optimize").addFilter(FAILED_TRIAL_FILTER)
     with counter("search", n_trials) as bar:
         while True:
             fail_stale(study)

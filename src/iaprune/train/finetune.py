@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from iaprune.config import FinetuneConfig
 from iaprune.errors import IAPruneError
 from iaprune.train import distributed
-from iaprune.train.checkpoint import save_atomic
+from iaprune.train.checkpoint import load_failure, save_atomic
 from iaprune.train.distributed import DistContext
 from iaprune.train.loop import NaNLossError, train_epoch
 
@@ -163,7 +163,7 @@ class _Trainer:
             self.scheduler.load_state_dict(saved["scheduler"])
             _set_rng_state(saved.get("rng"))  # resumed epochs draw as uninterrupted ones
         except Exception as exc:  # unreadable or foreign file: start again rather than fail
-            log.warning("cannot resume from %s (%s); starting afresh", path, exc)
+            log.warning("cannot resume from %s (%s); starting afresh", path, load_failure(exc))
             return
         self._restretch()
         log.info("%s: resuming from %s after epoch %d", self.desc, path, saved["epoch"])
