@@ -171,6 +171,7 @@ def _image_folder(root: Path) -> Path:
             for i in range(count):
                 pixels = torch.randint(0, 256, (8, 8, 3), generator=gen, dtype=torch.uint8)
                 Image.fromarray(pixels.numpy()).save(root / split / label / f"{i}.png")
+    return root
 
 
 def _untrusted_run_dirs(root: Path) -> None:
