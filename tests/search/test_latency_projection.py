@@ -193,3 +193,19 @@ def test_refit_keeps_the_widest_model_that_met_the_budget(vgg) -> None:
     fit = fit_measured(keep, projection, "latency", measure)
     assert len(fit.attempts) >= 2 and fit.meets
     assert fit.final.keep == keep and fit.to_dict()["chosen"] == 0
+
+
+def test_refit_interpolates_once_the_budget_is_bracketed(vgg) -> None:
+    # the error shrinks with the width (as measured at ONNX Runtime batch 32): secant steps
+    # alone jump from far below the budget to above it and back
+    projection = _projection(vgg, 0.5)
+    predict = projection.predictors["latency"]
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+
+    def measure(k: Mapping[str, int]) -> Interval:
+        p = predict(k)
+        return _interval(p * (0.5 + 0.5 * p))  # 0.5 -> 0.375, 1.0 -> 1.0
+
+    fit = fit_measured(keep, projection, "latency", measure, max_refits=6)
+    assert fit.meets
+    assert fit.final.high > 0.5 * (1 - 0.1)  # lands near the budget, not far below it

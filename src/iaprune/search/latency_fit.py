@@ -11,10 +11,13 @@ projected again (lower or higher), then measured again, at most :data:`MAX_REFIT
     ``target = budget * predicted / measured_high``
 
 is the prediction at which a configuration with the same relative error would just meet
-the budget (a secant step). The widest configuration whose measured upper bound meets the
-budget is handed over; when none does, the last one, and the outcome is recorded with
-every attempt's predicted and measured latency (:class:`LatencyFit`), so a model over
-budget is never handed over without a word.
+the budget (a secant step); once one attempt measured below and one above the budget, the
+target interpolates between them (regula falsi): the relative error is not constant in
+the widths, so secant steps alone can jump across the budget (measured in
+benchmarks/README.md, latency-budget section). The widest configuration whose measured upper
+bound meets the budget is handed over; when none does, the last one, and the outcome is
+recorded with every attempt's predicted and measured latency (:class:`LatencyFit`), so a
+model over budget is never handed over without a word.
 """
 
 from __future__ import annotations
@@ -135,6 +138,25 @@ def latency_key(projection: BudgetProjection) -> str | None:
     return next((k for k in PREDICTABLE if k in projection.budgets), None)
 
 
+def _next_target(attempts: list[Attempt], budget: float) -> float:
+    """The prediction to aim at next: regula falsi once the budget is bracketed.
+
+    With a measured attempt below and one above the budget, the target interpolates
+    linearly between the closest of each (measured upper bound against prediction);
+    before that, the secant step ``budget * predicted / measured_high`` of the last attempt.
+    """
+    below = [a for a in attempts if a.high <= budget]
+    above = [a for a in attempts if a.high > budget]
+    if below and above:
+        lo = max(below, key=lambda a: a.predicted)
+        hi = min(above, key=lambda a: a.predicted)
+        if hi.predicted > lo.predicted and hi.high > lo.high:
+            share = (budget - lo.high) / (hi.high - lo.high)
+            return lo.predicted + share * (hi.predicted - lo.predicted)
+    last = attempts[-1]
+    return budget * last.predicted / last.high
+
+
 def fit_measured(
     keep: Mapping[str, int],
     projection: BudgetProjection,
@@ -170,7 +192,7 @@ def fit_measured(
         )
         if budget * (1 - slack) <= interval.high <= budget or n == max_refits:
             break
-        target = budget * predicted / interval.high
+        target = _next_target(attempts, budget)
         moved = projection.with_budget(key, target).project(
             {name: current[name] / widths[name] for name in widths}
         )
