@@ -358,15 +358,6 @@ def _replace_with_fresh(path: Path) -> Path:
         raise IAPruneError(f"cannot replace run directory {path}: {exc.strerror}") from exc
     return moved
 
-    def read_dict(self, name: str) -> dict[str, Any]:
-        """Read a JSON artefact that must hold an object (``[]`` is a one-line error too)."""
-        data = self.read_json(name)
-        if not isinstance(data, dict):
-            raise IAPruneError(
-                f"{self.root / name} is invalid: expected a JSON object, got {type(data).__name__}"
-            )
-        return data
-
 
 def _move_aside(path: Path) -> Path:
     """Rename ``path`` into a fresh hidden sibling folder; returns its new path."""
