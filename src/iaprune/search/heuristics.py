@@ -32,7 +32,7 @@ from torch import nn
 
 from iaprune.errors import one_line
 from iaprune.pruning.surgery import Pruner
-from iaprune.search.projection import BudgetProjection, global_allocation
+from iaprune.search.projection import BudgetProjection, global_allocation, ranked_scores
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,10 @@ def knapsack_allocation(scores: Mapping[str, Any], projection: BudgetProjection)
     keep = space.smallest()
     if not projection.feasible(keep):
         return keep
-    gains = {}
-    for g in space.groups:  # cumulative normalised importance of the best k filters
-        raw = scores[g.name]
-        arr = np.asarray(raw.detach().cpu() if hasattr(raw, "detach") else raw, dtype=float)
-        ranked = np.sort(arr / (arr.mean() + 1e-12))[::-1]
-        gains[g.name] = np.concatenate([[0.0], np.cumsum(ranked)])
+    gains = {  # cumulative normalised importance of the best k filters
+        g.name: np.concatenate([[0.0], np.cumsum(ranked_scores(scores[g.name]))])
+        for g in space.groups
+    }
     groups = {g.name: g for g in space.groups}
     current = projection.values(keep)
     open_groups = {n for n, g in groups.items() if keep[n] < g.channels}
@@ -153,7 +151,7 @@ def knapsack_allocation(scores: Mapping[str, Any], projection: BudgetProjection)
             grown = dict(keep)
             grown[name] = min(groups[name].channels, keep[name] + space.step(groups[name]))
             values = projection.values(grown)
-            if any(values[k] > b * (1 + 1e-12) for k, b in projection.budgets.items()):
+            if not projection.within(values):
                 blocked.add(name)  # costs only grow with the other widths: it never fits again
                 continue
             cost = max(max(values[k] - current[k], 0.0) / b for k, b in projection.budgets.items())

@@ -122,7 +122,10 @@ class BudgetProjection:
 
     def feasible(self, keep: Mapping[str, int]) -> bool:
         """Whether ``keep`` meets every projected budget."""
-        values = self.values(keep)
+        return self.within(self.values(keep))
+
+    def within(self, values: Mapping[str, float]) -> bool:
+        """Whether projected costs ``values`` (from :meth:`values`) meet every budget."""
         return all(values[k] <= bound * (1 + 1e-12) for k, bound in self.budgets.items())
 
     def _at(self, alloc: Mapping[str, float], scale: float) -> dict[str, int]:
@@ -226,6 +229,15 @@ class AllocationSpace:
         return self.space.smallest()
 
 
+def ranked_scores(raw: Any) -> np.ndarray:
+    """A group's filter scores divided by their mean, highest first.
+
+    Mean 1 per group, so residual groups (summed scores) compare fairly across groups.
+    """
+    values = np.asarray(raw.detach().cpu() if hasattr(raw, "detach") else raw, dtype=float)
+    return np.sort(values / (values.mean() + 1e-12))[::-1]
+
+
 def global_allocation(scores: Mapping[str, Any], projection: BudgetProjection) -> dict[str, int]:
     """Kept counts of global magnitude pruning at the budget.
 
@@ -234,11 +246,7 @@ def global_allocation(scores: Mapping[str, Any], projection: BudgetProjection) -
     the threshold is found by bisection.
     """
     space = projection.space
-    arrays = {}
-    for g in space.groups:  # mean 1 per group, so residual groups (summed scores) compare fairly
-        raw = scores[g.name]
-        values = np.asarray(raw.detach().cpu() if hasattr(raw, "detach") else raw, dtype=float)
-        arrays[g.name] = np.sort(values / (values.mean() + 1e-12))[::-1]
+    arrays = {g.name: ranked_scores(scores[g.name]) for g in space.groups}
 
     def keep_at(threshold: float) -> dict[str, int]:
         keep = {}
