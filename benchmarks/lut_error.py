@@ -46,7 +46,9 @@ from iaprune.cost import (
     TimingSettings,
     compare_latency,
     count_macs,
+    get_backend,
 )
+from iaprune.cost.lut.fit import aligned
 from iaprune.pruning import Pruner
 
 HERE = Path(__file__).resolve().parent
@@ -79,7 +81,7 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
         warmup=args.warmup,
         repeats=args.table_repeats,
     )
-    path = cache / f"{backend}-{name}-w{width}-b{batch}.json"
+    path = cache / f"{backend}-{args.method}-{name}-w{width}-b{batch}.json"
     if path.is_file():
         table = LatencyTable.load(path)
     else:
@@ -91,6 +93,7 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
             timing,
             grid=args.grid,
             calibrate=args.calibrate,
+            method=args.method,
             seed=args.seed,
             statistic=args.statistic,
         )
@@ -99,14 +102,15 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     base_macs = count_macs(model, SHAPE)
     plain_offset = table.full_ms - table.layer_sum({})
     rng = random.Random(args.seed + 1000)  # not the calibration models' seed
+    multiple = args.multiple or get_backend(backend).preferred_multiple
     keeps = [
         {
-            g.name: max(1, round(g.channels * rng.uniform(args.min_ratio, 1.0)))
+            g.name: aligned(g.channels * rng.uniform(args.min_ratio, 1.0), g.channels, multiple)
             for g in pruner.groups
         }
         for _ in range(args.configs)
     ]
-    if f"{backend}|{cell}|0" in rows:
+    if f"{backend}|{args.method}|{cell}|0" in rows:
         return
     pruned = {f"c{i}": pruner.prune(keep) for i, keep in enumerate(keeps)}
     settings = CompareSettings(
@@ -126,11 +130,12 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
         measured = ratio.value * table.full_ms  # at the machine speed the table was timed at
         macs_ratio = count_macs(pruned[f"c{i}"], SHAPE) / base_macs
         predicted = table.predict(keep)
-        key = f"{backend}|{cell}|{i}"
+        key = f"{backend}|{args.method}|{cell}|{i}"
         rows.add(
             {
                 "key": key,
                 "backend": backend,
+                "method": table.meta.get("method", "standalone"),
                 "model": name,
                 "width_mult": float(width),
                 "batch": int(batch),
@@ -185,7 +190,8 @@ def summary(values: Sequence[float]) -> str:
 
 def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, env: dict) -> None:
     """CSV (one row per configuration) and markdown summary of one backend."""
-    stem = out / f"lut_error_{backend}_{args.tag or machine_tag()}"
+    suffix = "" if args.method == "auto" else f"_{args.method}"
+    stem = out / f"lut_error_{backend}_{args.tag or machine_tag()}{suffix}"
     fields = [
         "model",
         "width_mult",
@@ -269,7 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--table-repeats", type=int, default=5)
     p.add_argument("--calibrate", type=int, default=8)
-    p.add_argument("--configs", type=int, default=10)
+    p.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "standalone", "profile"),
+        help="how the table's grid is timed (LatencyTable.build)",
+    )
+    p.add_argument("--configs", type=int, default=20)
+    p.add_argument(
+        "--multiple",
+        type=int,
+        default=0,
+        help="round the random configurations' widths to this multiple "
+        "(0: the backend's preferred multiple, the search's default --round-to)",
+    )
     p.add_argument("--min-ratio", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -302,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = [
             r
             for r in rows
-            if r["backend"] == backend
+            if r["key"].startswith(f"{backend}|{args.method}|")
             and f"{r['model']}:{r['width_mult']}:{r['batch']}" in args.cells
         ]
         write(backend, done, args, args.out, env)

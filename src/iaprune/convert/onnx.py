@@ -101,7 +101,9 @@ def onnx_bytes(
     return buf.getvalue()
 
 
-def ort_session(source: bytes | str | Path, *, threads: int) -> Any:
+def ort_session(
+    source: bytes | str | Path, *, threads: int, profile_prefix: Path | None = None
+) -> Any:
     """An ONNX Runtime ``InferenceSession`` on the CPU provider.
 
     Session options: ``intra_op_num_threads=threads``, ``inter_op_num_threads=1``,
@@ -110,6 +112,9 @@ def ort_session(source: bytes | str | Path, *, threads: int) -> Any:
     Args:
         source: a serialised model or the path of a ``.onnx`` file.
         threads: intra-op threads (>= 1).
+        profile_prefix: turn on ONNX Runtime's per-node profiler, writing its JSON
+            trace to a file whose name starts with this path (``end_profiling()``
+            returns it).
 
     Raises:
         MissingDependencyError: ``onnxruntime`` is not installed.
@@ -122,6 +127,9 @@ def ort_session(source: bytes | str | Path, *, threads: int) -> Any:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3  # errors only
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     model: bytes | str = str(source) if isinstance(source, Path) else source
     try:
         return ort.InferenceSession(model, sess_options=opts, providers=[PROVIDER])

@@ -49,6 +49,7 @@ __all__ = [
     "BACKENDS",
     "LatencyBackend",
     "LatencyResult",
+    "NodeTime",
     "Runner",
     "Timing",
     "TimingSettings",
@@ -180,6 +181,25 @@ class Runner:
     extra: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NodeTime:
+    """One node of a runtime's executed graph, as its profiler saw it.
+
+    Attributes:
+        name: the runtime's node name.
+        op: the operator type (``"Conv"``, ``"Gemm"``, ``"MaxPool"``, ...).
+        ms: the node's time per call (the statistic over the profiled runs).
+        kernel: spatial kernel size of a convolution's weight, else ``None``.
+        in_spatial: spatial size of the node's first input (``()`` when it has none).
+    """
+
+    name: str
+    op: str
+    ms: float
+    kernel: tuple[int, ...] | None = None
+    in_spatial: tuple[int, ...] = ()
+
+
 class LatencyBackend(ABC):
     """Measures forward-pass latency of a model in one runtime.
 
@@ -199,6 +219,23 @@ class LatencyBackend(ABC):
     def available(cls) -> bool:
         """Whether this backend can run here (dependencies importable, device present)."""
         return True
+
+    profiles_nodes: ClassVar[bool] = False
+    """Whether :meth:`profile_nodes` is implemented (the runtime has a per-node profiler)."""
+
+    def profile_nodes(
+        self, model: nn.Module, shape: tuple[int, ...], settings: TimingSettings, statistic: str
+    ) -> list[NodeTime]:
+        """Time every node of the runtime's executed graph of ``model``, in execution order.
+
+        ``settings.warmup`` runs are discarded and ``settings.repeats`` runs profiled; each
+        node gets the ``statistic`` (``"median"`` or ``"min"``) of its times. Backends
+        with :attr:`profiles_nodes` implement it.
+
+        Raises:
+            IAPruneError: the runtime has no per-node profiler.
+        """
+        raise IAPruneError(f"latency backend {self.name!r} cannot profile single nodes")
 
     @classmethod
     def unavailable_error(cls) -> IAPruneError:

@@ -15,6 +15,15 @@ channel groups of :func:`iaprune.pruning.find_groups`:
   (:func:`iaprune.cost.latency.get_backend`), for every ``(in_channels, out_channels)``
   pair of a grid: by default 7 widths per dimension from 5 % of the width to the full
   width, interior points rounded to multiples of 8, the full width always included.
+* **Inside the model, where the runtime can tell.** Stand-alone blocks pay a session
+  call, input copies and layout reorders that the fused graph does not. With a backend
+  that has a per-node profiler (ONNX Runtime's ``enable_profiling``) the default
+  (``method="auto"``) times the layers inside seeded random pruned *whole* models
+  instead and attributes every executed node to its layer
+  (:mod:`~iaprune.cost.lut.profile`); grid points are then multiples of the backend's
+  preferred channel multiple (the widths a search with the default ``--round-to``
+  proposes: ONNX Runtime runs unaligned widths on slower kernels, which the table does not
+  model). ``benchmarks/lut_error.py`` measures both methods.
 * **Widths of a candidate.** A conv's output width is the kept count of the channel
   group whose ``convs`` contain it (unpruned if none); its input width is the sum of the
   kept counts of the groups whose ``consumers`` contain it, plus any input channels no
@@ -63,6 +72,7 @@ Modules, one purpose each (data flows top to bottom):
 * :mod:`~iaprune.cost.lut.plan`: how each layer's widths follow the groups, its grid, and
   the stand-alone block timed at a grid point;
 * :mod:`~iaprune.cost.lut.timing`: timing the grid, the whole model and the call overhead;
+* :mod:`~iaprune.cost.lut.profile`: the grid from per-node profiles of whole models;
 * :mod:`~iaprune.cost.lut.fit`: calibration and the ``scale``/``offset`` line;
 * :mod:`~iaprune.cost.lut.grid` and :mod:`~iaprune.cost.lut.entry`: width grids,
   interpolation and one layer's row;

@@ -44,6 +44,7 @@ __all__ = [
     "SCALE_BOUNDS",
     "Correction",
     "Timer",
+    "aligned",
     "calibration_keeps",
     "fit_correction",
     "fit_scale",
@@ -71,14 +72,32 @@ class Timer(Protocol):
 
 
 def calibration_keeps(
-    groups: Sequence[ChannelGroup], n: int, min_ratio: float, seed: int
+    groups: Sequence[ChannelGroup], n: int, min_ratio: float, seed: int, multiple: int = 1
 ) -> list[dict[str, int]]:
-    """``n`` seeded random configurations; each group keeps a ratio in ``[min_ratio, 1]``."""
+    """``n`` seeded random configurations; each group keeps a ratio in ``[min_ratio, 1]``.
+
+    Counts of groups at least ``multiple`` wide are rounded to multiples of it (the widths
+    a search with the backend's default ``--round-to`` proposes).
+    """
     rng = random.Random(seed + 1)
     return [
-        {g.name: max(1, round(g.channels * rng.uniform(min_ratio, 1.0))) for g in groups}
+        {
+            g.name: aligned(g.channels * rng.uniform(min_ratio, 1.0), g.channels, multiple)
+            for g in groups
+        }
         for _ in range(n)
     ]
+
+
+def aligned(count: float, full: int, multiple: int) -> int:
+    """``count`` rounded to a multiple of ``multiple`` within ``[multiple, full]``.
+
+    Plain rounding (within ``[1, full]``) when ``multiple <= 1`` or the group is narrower
+    than ``multiple``.
+    """
+    if multiple <= 1 or full < multiple:
+        return max(1, min(full, round(count)))
+    return max(multiple, min(full, multiple * round(count / multiple)))
 
 
 def prune_to(

@@ -23,24 +23,31 @@ def grid_ratios(points: int, min_ratio: float = 0.05) -> list[float]:
 
 
 def channel_grid(
-    full: int, ratios: Sequence[float], *, multiple: int = 8, minimum: int = 1
+    full: int,
+    ratios: Sequence[float],
+    *,
+    multiple: int = 8,
+    minimum: int = 1,
+    strict: bool = False,
 ) -> list[int]:
     """Sorted distinct channel counts ``round(r * full)`` for ``r`` in ``ratios``, plus ``full``.
 
     When ``full >= multiple * len(ratios)`` (grid steps of at least ``multiple``),
     points below the full width are rounded to the nearest multiple of ``multiple``
-    (SIMD-friendly widths, as a search with a channel step would pick). Every point is
+    (SIMD-friendly widths, as a search with a channel step would pick). With ``strict``
+    they are rounded whenever ``full >= multiple`` (at least one multiple; a coarser
+    grid, but only widths a search rounding to ``multiple`` proposes). Every point is
     clamped to ``[minimum, full]``.
     """
     if full < 1:
         raise ValueError(f"full width must be >= 1, got {full}")
     minimum = max(1, min(minimum, full))
-    align = multiple > 1 and full >= multiple * len(ratios)
+    align = multiple > 1 and full >= multiple * (1 if strict else len(ratios))
     values = {full}
     for r in ratios:
         v = float(r) * full
-        if align and r < 1 and round(v / multiple) >= 1:
-            v = multiple * round(v / multiple)
+        if align and r < 1 and (strict or round(v / multiple) >= 1):
+            v = multiple * max(1, round(v / multiple))
         values.add(min(full, max(minimum, int(round(v)))))
     return sorted(values)
 

@@ -47,10 +47,17 @@ def plan_layer(
     site: LayerSite,
     groups: Sequence[ChannelGroup],
     ratios: Sequence[float],
+    multiple: int = 8,
+    *,
+    strict: bool = False,
 ) -> LayerPlan:
     """How ``site``'s widths follow ``groups`` and which ``(in, out)`` widths to measure.
 
-    ``ratios`` are the keep-ratios of the grid (:func:`~iaprune.cost.lut.grid.grid_ratios`).
+    ``ratios`` are the keep-ratios of the grid (:func:`~iaprune.cost.lut.grid.grid_ratios`);
+    grid points below the full width are rounded to multiples of ``multiple`` (the
+    backend's preferred channel multiple, the widths a search proposes; always with
+    ``strict``, else only where the grid stays fine, see
+    :func:`~iaprune.cost.lut.grid.channel_grid`).
     """
     module = site.module
     base = site.name.split("#", 1)[0]
@@ -63,7 +70,9 @@ def plan_layer(
         if variable <= 0:
             return (fixed + variable,)
         minimum = max(mult * n_groups, 1)
-        values = channel_grid(variable, ratios, multiple=8 * mult, minimum=minimum)
+        values = channel_grid(
+            variable, ratios, multiple=multiple * mult, minimum=minimum, strict=strict
+        )
         return tuple(fixed + v for v in values)
 
     fixed = LayerPlan("fixed", None, (), in_full, 1, (in_full,), (out_full,))

@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 LUT_DIR_ENV = "IAPRUNE_LUT_DIR"
 """Environment variable that replaces the directory of :func:`default_table_path`."""
 
-_BUILD_OPTIONS = frozenset({"grid", "min_ratio", "rounds", "statistic", "calibrate", "seed"})
+_BUILD_OPTIONS = frozenset(
+    {"grid", "min_ratio", "rounds", "statistic", "calibrate", "seed", "method", "samples"}
+)
 _TIMING_OPTIONS = frozenset({"backend", "batch_size", "threads", "device", "warmup", "repeats"})
 
 

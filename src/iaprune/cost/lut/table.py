@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -34,6 +34,7 @@ from iaprune.cost.lut.fit import (
 from iaprune.cost.lut.grid import grid_ratios
 from iaprune.cost.lut.meta import FORMAT, FORMAT_VERSION, STALE_KEYS, table_meta
 from iaprune.cost.lut.plan import block_input, block_ops, build_block, plan_layer
+from iaprune.cost.lut.profile import DEFAULT_SAMPLES, profile_grid
 from iaprune.cost.lut.timing import Statistic, frozen_gc, measure_grid, statistic_of
 from iaprune.cost.lut.trace import LayerSite, in_width, out_width, trace_layers
 from iaprune.cost.macs import count_macs
@@ -54,6 +55,10 @@ log = logging.getLogger(__name__)
 TABLE_TIMING = TimingSettings(repeats=20)
 """Default timing of one grid point: the :class:`~iaprune.timing.TimingSettings` defaults
 with 20 timed runs (the whole model gets at least 30)."""
+
+
+Method = Literal["auto", "standalone", "profile"]
+"""How a table's grid is timed (see :meth:`LatencyTable.build`)."""
 
 
 def _full_macs(site: LayerSite, kind: LayerKind) -> int:
@@ -129,6 +134,8 @@ class LatencyTable:
         statistic: Statistic = "median",
         calibrate: int = 0,
         seed: int = 0,
+        method: Method = "auto",
+        samples: int = DEFAULT_SAMPLES,
         **overrides: Any,
     ) -> LatencyTable:
         """Measure every layer of ``model`` on a width grid, and the whole model.
@@ -151,6 +158,13 @@ class LatencyTable:
             calibrate: number of seeded random pruned models to time and fit
                 :attr:`scale` on (0: no calibration, ``scale = 1``).
             seed: seed of the measurement order and of the calibration models.
+            method: ``"profile"``: time each layer inside ``samples`` random whole
+                models with the backend's per-node profiler
+                (:mod:`~iaprune.cost.lut.profile`); ``"standalone"``: time each layer
+                as a block of its own at every grid point; ``"auto"``: profile when the
+                backend can (ONNX Runtime), else stand-alone. A profile whose nodes do
+                not match the layers falls back to stand-alone blocks.
+            samples: random whole models profiled by ``"profile"``.
             **overrides: individual timing fields (``backend=``, ``batch_size=``,
                 ``threads=``, ``device=``, ``warmup=``, ``repeats=``) replacing those
                 of ``timing``.
@@ -161,8 +175,10 @@ class LatencyTable:
         start = time.perf_counter()
         shape = check_input_shape(input_shape)
         settings = resolve_timing(timing or TABLE_TIMING, **overrides)
-        if rounds < 1 or calibrate < 0:
-            raise IAPruneError("rounds must be >= 1 and calibrate >= 0")
+        if rounds < 1 or calibrate < 0 or samples < 1:
+            raise IAPruneError("rounds and samples must be >= 1 and calibrate >= 0")
+        if method not in ("auto", "standalone", "profile"):
+            raise IAPruneError(f"method must be 'auto', 'standalone' or 'profile', got {method!r}")
         if statistic not in ("median", "min"):
             raise IAPruneError(f"statistic must be 'median' or 'min', got {statistic!r}")
         groups = list(groups)
@@ -170,20 +186,45 @@ class LatencyTable:
         if not ratios or any(not 0 < r <= 1 for r in ratios):
             raise IAPruneError(f"grid ratios must be in (0, 1], got {list(ratios)}")
         timer = get_backend(settings.backend)
+        if method == "profile" and not timer.profiles_nodes:
+            raise IAPruneError(
+                f"latency backend {settings.backend!r} cannot profile single nodes: "
+                "build the table with method 'standalone' or 'auto'"
+            )
         meta = table_meta(timer, model, shape, groups, settings)
         sites = trace_layers(model, shape)
-        plans = [plan_layer(site, groups, ratios) for site in sites]
-        times = measure_grid(
-            timer,
-            model,
-            shape,
-            sites,
-            plans,
-            settings,
-            rounds=rounds,
-            statistic=statistic,
-            seed=seed,
-        )
+        multiple = timer.preferred_multiple
+        profiled = method == "profile" or (method == "auto" and timer.profiles_nodes)
+        plans = [plan_layer(site, groups, ratios, multiple, strict=profiled) for site in sites]
+        times = None
+        if profiled:
+            times = profile_grid(
+                timer,
+                model,
+                shape,
+                sites,
+                plans,
+                groups,
+                ratios,
+                settings,
+                multiple=multiple,
+                samples=samples,
+                statistic=statistic,
+                seed=seed,
+            )
+        used = "standalone" if times is None else "profile"
+        if times is None:
+            times = measure_grid(
+                timer,
+                model,
+                shape,
+                sites,
+                plans,
+                settings,
+                rounds=rounds,
+                statistic=statistic,
+                seed=seed,
+            )
         layers = [
             LayerEntry(
                 name=site.name,
@@ -212,6 +253,8 @@ class LatencyTable:
             statistic=statistic,
             calibrate=calibrate,
             seed=seed,
+            method=used,
+            multiple=multiple,
             points=times.points,
             call_overhead_ms=times.overhead_ms,
             full_spread_ms=times.full.spread_ms,
@@ -261,7 +304,8 @@ class LatencyTable:
         full-model point with few models, see :mod:`~iaprune.cost.lut.fit`).
         """
         full_sum = self.layer_sum({})
-        keeps = calibration_keeps(groups, calibrate, min_ratio, seed)
+        multiple = int(self.meta.get("multiple", 1))
+        keeps = calibration_keeps(groups, calibrate, min_ratio, seed, multiple)
         pruned = [prune_to(model, shape, groups, keep) for keep in keeps]
         if isinstance(timer, LatencyBackend) and pruned:
             from iaprune.cost.compare import CompareSettings, compare_latency
