@@ -2,12 +2,15 @@
 
 For every backend, batch size and model (CIFAR VGG16 / ResNet34, random weights):
 
-1. build a :class:`iaprune.cost.LatencyTable`: every conv/linear layer timed on a width grid,
-   then ``--calibrate`` random pruned *whole* models timed to fit the correction
+1. build a :class:`iaprune.cost.LatencyTable` (``--method``, default ``auto``: each layer
+   timed inside random whole models from the runtime's per-node profile where the backend
+   has one (ONNX Runtime), else as a stand-alone block, on a width grid), then ``--calibrate`` random pruned *whole* models timed to fit the correction
    ``scale * layer sum + ms_per_gmac * GMACs + offset`` (the table's default predictor;
    its leave-one-out error is recorded as ``fit_loo``);
 2. draw ``--configs`` other random pruned configurations (keep-ratio per channel group
-   uniform in ``[--min-ratio, 1]``, seeded), prune them for real and time them all
+   uniform in ``[--min-ratio, 1]``, seeded, rounded to ``--multiple``: by default the
+   backend's preferred multiple, the widths a search with the default ``--round-to``
+   proposes), prune them for real and time them all
    *interleaved* with the unpruned model (:func:`iaprune.cost.compare_latency`); a
    configuration's measured latency is its measured ratio to the unpruned model times the
    table's full-model latency, i.e. at the machine speed the table was timed at (a
@@ -16,7 +19,7 @@ For every backend, batch size and model (CIFAR VGG16 / ResNet34, random weights)
 3. compare with the table's prediction (``abs_pct_error``: the default predictor), the
    uncorrected layer sum plus the full-model offset, and ``full latency x MACs ratio``.
 
-Results: ``benchmarks/results/lut_error_<backend>_<machine>.csv`` (one row per
+Results: ``benchmarks/results/lut_error_<backend>_<machine>[_<method>].csv`` (one row per
 configuration) and ``.md`` (median / max error per model and batch, environment).
 Finished cells are kept in ``benchmarks/.cache/lut_error/`` (tables and a JSON-lines
 file), so an interrupted run resumes.
