@@ -221,7 +221,7 @@ class ObjectiveConfig:
         return self.kind == "pareto"
 
 
-SPACES = ("budget", "free")
+SPACES = ("budget", "local", "free")
 DEFAULT_STUDY = "iaprune"
 """Study name of runs made before studies were named after their run directory."""
 TIE_MODES = ("stage", "none")
@@ -233,7 +233,10 @@ class SearchConfig:
 
     ``space="budget"`` (default) samples one relative allocation per cluster of groups
     (``tie``) and projects it onto the MACs/params budget, so every candidate uses the
-    budget; ``"free"`` samples one keep-ratio per group in ``[min_ratio, 1]``. With
+    budget; ``"local"`` searches a trust region of one multiplicative move per group around
+    the best warm start, projected onto the budget the same way
+    (:mod:`iaprune.search.local`); ``"free"`` samples one keep-ratio per group in
+    ``[min_ratio, 1]``. With
     ``warm_start`` the first trials are the heuristics' allocations (uniform, and
     torch-pruning's global magnitude pruning); ``startup_trials`` random trials follow
     before the GP takes over (None: a quarter of the trials, 2 to 10). The final choice

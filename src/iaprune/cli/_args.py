@@ -102,7 +102,8 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--space",
         default="budget",
-        help="budget (default: allocations scaled onto the MACs/params budget) or free "
+        help="budget (default: allocations scaled onto the MACs/params/latency budget), local "
+        "(moves of every group around the best warm start, scaled onto the budget) or free "
         "(one independent keep-ratio per group)",
     )
     g.add_argument(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from iaprune.config import SearchConfig
 from iaprune.pruning.surgery import Pruner
 from iaprune.search.heuristics import global_magnitude_allocation, knapsack_allocation
+from iaprune.search.local import LocalSpace
 from iaprune.search.projection import (
     PROJECTABLE,
     AllocationSpace,
@@ -34,8 +35,8 @@ def make_space(
 ) -> Space:
     """The search space ``config.space`` names over ``pruner``'s channel groups.
 
-    The ``budget`` space needs the constrained objective with a MACs or params budget, or
-    a budget that ``predictors`` predict (a latency budget with
+    The ``budget`` and ``local`` spaces need the constrained objective with a MACs or
+    params budget, or a budget that ``predictors`` predict (a latency budget with
     :func:`~iaprune.search.projection.latency_predictors`); every such budget is projected
     onto. Otherwise (weighted or pareto objectives, memory-only budgets) the ``free`` space
     is used and a message says so.
@@ -54,6 +55,8 @@ def make_space(
         return widths
     cost = WidthCost(pruner, input_shape, probe=lambda name, w: _probe(widths, name))
     projection = BudgetProjection(widths, cost, budgets, dict(predictors or {}))
+    if config.space == "local":
+        return LocalSpace(projection, cluster_groups(widths, cost, "none"))
     return AllocationSpace(projection, cluster_groups(widths, cost, config.tie))
 
 

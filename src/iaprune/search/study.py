@@ -22,7 +22,8 @@ from iaprune.pareto import pareto_front as front_of
 from iaprune.pruning.spec import PruningSpec
 from iaprune.search.builder import Space, WarmStart
 from iaprune.search.choice import Scorer, choose, meets_budgets
-from iaprune.search.evaluate import CandidateEvaluator
+from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
+from iaprune.search.local import LocalSpace, anchor_on_best, restore_anchor
 from iaprune.search.projection import AllocationSpace
 from iaprune.search.samplers import create_sampler, default_startup_trials
 from iaprune.search.space import SearchSpace
@@ -51,6 +52,9 @@ DUPLICATE_ATTR = "same_widths_as"
 """User attribute of a trial whose widths an earlier trial evaluated: that trial's number."""
 
 WARM_STARTED_ATTR = "warm_started"
+
+WARM_RESULT_ATTR = "warm_result"
+"""Trial user attribute: a warm start's evaluation made before it was enqueued (``local``)."""
 """Study attribute set once the warm starts are enqueued: a resumed study never repeats them."""
 
 WORKER_START_TIMEOUT = 120.0
@@ -188,6 +192,8 @@ def join_search(
                 f"({'; '.join(diff)}); choose another --study-name"
             )
     n_trials = int(study.user_attrs.get(TRIALS_ATTR, config.trials))
+    if isinstance(space, LocalSpace):
+        restore_anchor(study, space)
     announce(study)
     return work(study, _objective(evaluator, space, config), n_trials)
 
@@ -298,12 +304,21 @@ def run_search(
                 _uniform_params(evaluator, space, config), user_attrs={"warm_start": "uniform"}
             )
     elif config.warm_start and not _warm_started(study):
-        starts = warm_starts() if callable(warm_starts) else warm_starts
-        for name, start in (starts or {}).items():
-            study.enqueue_trial(
-                dict(start.params), user_attrs={"warm_start": name, WARM_KEEP_ATTR: start.keep}
-            )
+        starts = dict((warm_starts() if callable(warm_starts) else warm_starts) or {})
+        results: dict[str, dict[str, Any]] = {}
+        if isinstance(space, LocalSpace) and starts:
+            results = anchor_on_best(study, space, starts, _warm_record(evaluator, config))
+            starts = {
+                n: WarmStart(space.params_for_keep(s.keep), s.keep) for n, s in starts.items()
+            }
+        for name, start in starts.items():
+            attrs: dict[str, Any] = {"warm_start": name, WARM_KEEP_ATTR: start.keep}
+            if name in results:
+                attrs[WARM_RESULT_ATTR] = results[name]
+            study.enqueue_trial(dict(start.params), user_attrs=attrs)
         study.set_user_attr(WARM_STARTED_ATTR, True)
+    if isinstance(space, LocalSpace):
+        restore_anchor(study, space)
     mark_ready(study, definition or study.user_attrs.get(DEFINITION_ATTR, {}), n_trials)
     if config.workers > 1:
         wait_for_workers(study, config.workers - 1, timeout=WORKER_START_TIMEOUT)
@@ -342,28 +357,53 @@ def _objective(
         twin = _evaluated(trial.study, keep)
         if twin is not None:  # other parameters projected onto widths scored before
             return _reuse(trial, twin, keep, budget_keys)
-        result = evaluator(keep)  # raising fails this trial only (workers.guarded)
-        value, constraints = score(
-            result.accuracy, result.ratios, result.cost.latency_ms, objective_cfg
-        )
+        record = trial.user_attrs.get(WARM_RESULT_ATTR)  # scored before it was enqueued
+        if record is None:
+            record = _record(evaluator(keep))  # raising fails this trial only (workers.guarded)
+        accuracy, ratios, latency_ms = record["accuracy"], record["ratios"], record["latency_ms"]
+        value, constraints = score(accuracy, ratios, latency_ms, objective_cfg)
         trial.set_user_attr("constraints", constraints)
         for key, excess in zip(budget_keys, constraints, strict=True):
             trial.set_constraint(key, excess)
-        trial.set_user_attr("accuracy", result.accuracy)
-        trial.set_user_attr("ratios", result.ratios)
-        trial.set_user_attr("latency_ms", result.cost.latency_ms)
+        trial.set_user_attr("accuracy", accuracy)
+        trial.set_user_attr("ratios", ratios)
+        trial.set_user_attr("latency_ms", latency_ms)
         trial.set_user_attr("keep", keep)
         log.info(
             "trial %d: val accuracy %.4f, ratios %s",
             trial.number,
-            result.accuracy,
-            {k: round(v, 3) for k, v in result.ratios.items()},
+            accuracy,
+            {k: round(v, 3) for k, v in ratios.items()},
         )
         if objective_cfg.multi_objective:
-            return value, pareto_cost(result.ratios, result.cost.latency_ms, objective_cfg)
+            return value, pareto_cost(ratios, latency_ms, objective_cfg)
         return value
 
     return objective
+
+
+def _record(result: CandidateResult) -> dict[str, Any]:
+    """What a trial keeps of an evaluation (JSON-serialisable)."""
+    return {
+        "accuracy": float(result.accuracy),
+        "ratios": {k: float(v) for k, v in result.ratios.items()},
+        "latency_ms": result.cost.latency_ms,
+    }
+
+
+def _warm_record(
+    evaluator: CandidateEvaluator, config: SearchConfig
+) -> Callable[[Mapping[str, int]], dict[str, Any]]:
+    """Scores a warm start before the search (:func:`~iaprune.search.local.anchor_on_best`)."""
+
+    def evaluate(keep: Mapping[str, int]) -> dict[str, Any]:
+        record = _record(evaluator(keep))
+        value, constraints = score(
+            record["accuracy"], record["ratios"], record["latency_ms"], config.objective
+        )
+        return {**record, "value": float(value), "feasible": all(c <= 0 for c in constraints)}
+
+    return evaluate
 
 
 def _evaluated(study: optuna.Study, keep: Mapping[str, int]) -> FrozenTrial | None:
