@@ -11,6 +11,9 @@
   ``import iaprune`` exports (``iaprune._EXPORTS``), each linked to its reference entry.
 * A public name (``__all__``) of a documented module without a docstring is a warning, so
   ``mkdocs build --strict`` fails on it (mkdocstrings itself renders it silently).
+* The docstrings' Sphinx roles (``:class:`~iaprune.cost.CostModel```), which the Markdown
+  renderer leaves as text, become code spans; a fully qualified name also links to its
+  entry when the reference documents it; a paragraph's closing ``::`` becomes ``:``.
 """
 
 from __future__ import annotations
@@ -173,6 +176,21 @@ def on_files(files: Files, config: Any, **_: Any) -> Files:
         text = rewrite_links((ROOT / source).read_text(encoding="utf-8"), source, page)
         files.append(File.generated(config, page, content=text))
     return files
+
+
+ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj):<code>(~?)([^<]*)</code>")
+
+
+def _role(match: re.Match[str]) -> str:
+    tilde, name = match.groups()
+    shown = name.rsplit(".", 1)[-1] if tilde else name
+    if name.startswith("iaprune."):
+        return f'<autoref identifier="{name}" optional><code>{shown}</code></autoref>'
+    return f"<code>{shown}</code>"
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    return ROLE.sub(_role, html).replace("::</p>", ":</p>")  # reST's "Typical use::"
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
