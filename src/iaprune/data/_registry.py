@@ -80,6 +80,7 @@ DatasetFactory = Callable[..., DataBundle]
 
 
 DATASETS: Registry[DatasetFactory] = Registry("dataset")
+"""Datasets by name (``--dataset``); add one with :func:`register_dataset`."""
 
 
 def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:

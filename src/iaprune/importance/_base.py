@@ -29,6 +29,7 @@ class Importance(ABC):
 
 
 IMPORTANCES: Registry[type[Importance]] = Registry("importance")
+"""Filter-importance criteria by name (``--importance``); see :class:`Importance`."""
 
 
 def create_importance(name: str, *, seed: int = 0) -> Importance:

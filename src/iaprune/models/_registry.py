@@ -21,6 +21,7 @@ class ModelFactory(Protocol):
 
 
 MODELS: Registry[ModelFactory] = Registry("model")
+"""The model zoo by name (``--model``); add one with :func:`register_model`."""
 
 
 def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:

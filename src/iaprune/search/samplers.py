@@ -15,6 +15,7 @@ from iaprune._registry import Registry
 SamplerFactory = Callable[[int, int], optuna.samplers.BaseSampler]
 
 SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
+"""Optuna sampler factories by name (``--sampler``): ``factory(seed, startup_trials)``."""
 
 
 @SAMPLERS.register("gp")

@@ -334,6 +334,7 @@ class LatencyBackend(ABC):
 
 
 BACKENDS: Registry[type[LatencyBackend]] = Registry("latency backend")
+"""Latency backends by name; see :class:`LatencyBackend` for how to add one."""
 
 
 def get_backend(name: str) -> LatencyBackend:

@@ -107,7 +107,10 @@ def load_or_build(
     Args:
         path: table file; ``None``: :func:`default_table_path` for these settings (an
             error when ``$IAPRUNE_LUT_DIR`` is not set).
-        model, input_shape, groups, timing: as for :meth:`LatencyTable.build`.
+        model: as for :meth:`LatencyTable.build`.
+        input_shape: as for :meth:`LatencyTable.build`.
+        groups: as for :meth:`LatencyTable.build`.
+        timing: as for :meth:`LatencyTable.build`.
         writable: False for a path read from a run directory: a missing or stale table
             is then an error instead of a new file there.
         **settings: the other keyword arguments of :meth:`LatencyTable.build` (grid,
