@@ -4,6 +4,7 @@ from iaprune.search.builder import WarmStart, make_space, warm_starts, width_spa
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.heuristics import knapsack_allocation
 from iaprune.search.latency_fit import LatencyFit, ab_measure, fit_measured, latency_key
+from iaprune.search.local import LocalSpace
 from iaprune.search.projection import AllocationSpace, BudgetProjection, latency_predictors
 from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
 from iaprune.search.samplers import create_sampler, list_samplers
@@ -20,6 +21,7 @@ from iaprune.search.workers import open_storage, work
 
 __all__ = [
     "AllocationSpace",
+    "LocalSpace",
     "BudgetProjection",
     "CandidateEvaluator",
     "CandidateResult",
