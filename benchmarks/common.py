@@ -132,6 +132,17 @@ def run_pool(
         yield from pool.imap_unordered(fn, tasks)
 
 
+def commit_id() -> str:
+    """The short commit of the checkout the benchmark runs from ('unknown' outside git)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True)
+        return out.stdout.decode().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     n = len(values)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -34,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import Rows, baseline, baseline_config, loadavg, log, machine_info, mean_std
+from common import (
+    Rows,
+    baseline,
+    baseline_config,
+    commit_id,
+    loadavg,
+    log,
+    machine_info,
+    mean_std,
+)
 from torch import nn
 
 from iaprune import ObjectiveConfig, RunConfig, Session
@@ -57,14 +65,6 @@ MODELS = {"vgg16": 0.25, "resnet56": 0.375}
 ROUND_TO = {"resnet56": 2}  # 6-channel groups at width 0.375; vgg16: the backend's multiple
 MACS_SEARCHES = 4
 FINAL_TIMING_SECONDS = 20.0
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True)
-        return out.stdout.decode().strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def _heuristic_keep(session: Session, base: nn.Module, method: str) -> tuple[dict, Any]:
@@ -242,7 +242,7 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
     """Rows still to run, ordered so that whole seeds of a setting finish first."""
     dataset = "synthetic" if a.smoke else "fashion-mnist"
     data = {"data_root": a.data_root} if a.data_root else {}
-    commit = _commit()
+    commit = commit_id()
     todo = []
     for model in a.models.split(","):
         width = MODELS.get(model, 0.25)

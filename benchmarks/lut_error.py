@@ -4,7 +4,8 @@ For every backend, batch size and model (CIFAR VGG16 / ResNet34, random weights)
 
 1. build a :class:`iaprune.cost.LatencyTable` (``--method``, default ``auto``: each layer
    timed inside random whole models from the runtime's per-node profile where the backend
-   has one (ONNX Runtime), else as a stand-alone block, on a width grid), then ``--calibrate`` random pruned *whole* models timed to fit the correction
+   has one (ONNX Runtime), else as a stand-alone block, on a width grid), then
+   ``--calibrate`` random pruned *whole* models timed to fit the correction
    ``scale * layer sum + ms_per_gmac * GMACs + offset`` (the table's default predictor;
    its leave-one-out error is recorded as ``fit_loo``);
 2. draw ``--configs`` other random pruned configurations (keep-ratio per channel group
