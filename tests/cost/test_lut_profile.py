@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -221,3 +222,32 @@ def test_onnxruntime_profile_covers_every_layer() -> None:
     per_site = attribute(nodes, trace_layers(model, SHAPE))
     assert per_site is not None
     assert all(ms > 0 for ms in per_site)
+
+
+def test_a_machine_that_changes_speed_between_samples_does_not_bend_the_table(
+    stand_in: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+
+    def drifting(self, model, shape, settings, statistic):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        slow = 1.0 + (len(calls) - 1) // 2 % 3  # 1x, 2x, 3x, ... per (unpruned, sample) pair
+        return [replace(n, ms=n.ms * slow) for n in _nodes(model, shape)]
+
+    monkeypatch.setattr(StandIn, "profile_nodes", drifting)
+    model = _resnet()
+    groups = find_groups(model, torch.zeros((1, *SHAPE)))
+    table = LatencyTable.build(
+        model, SHAPE, groups, backend=stand_in, grid=3, samples=12, calibrate=0, warmup=0
+    )
+    rng = random.Random(5)
+    backend = get_backend(stand_in)
+    from iaprune.cost.lut.fit import prune_to
+
+    for _ in range(3):
+        keep = {g.name: aligned(g.channels * rng.uniform(0.2, 1), g.channels, 4) for g in groups}
+        truth = backend.measure(prune_to(model, SHAPE, groups, keep), SHAPE, repeats=1).median_ms
+        # the table is at the median speed of the unpruned model's profiles (2x here)
+        assert table.layer_sum(keep) + table.offset_ms == pytest.approx(
+            2 * (truth - 0.05) + table.offset_ms, rel=1e-6
+        )

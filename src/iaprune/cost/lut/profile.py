@@ -17,8 +17,12 @@ follows that layer's output width. Each group keeps one of its grid widths in ev
 sample, so most layers are observed exactly at grid points; a grid point is the median of
 its observations, and points never observed come from a least-squares fit
 ``a + b*in + c*out + d*in*out`` of the layer's observations (the form the table's bilinear
-interpolation reproduces). Nodes are timed without a session call of their own, so no
-per-call overhead is subtracted; what the nodes do not cover stays in the table's offset.
+interpolation reproduces). Every sample is profiled next to the unpruned model, and both
+are scaled by how fast the unpruned model ran at that moment against its median (a shared
+machine changes speed over minutes; the same interleaving as
+:func:`iaprune.cost.compare_latency`). Nodes are timed without a session call of their
+own, so no per-call overhead is subtracted; what the nodes do not cover stays in the
+table's offset.
 """
 
 from __future__ import annotations
@@ -192,21 +196,27 @@ def profile_grid(
     Returns ``None`` (the caller times stand-alone blocks instead) when the profiled nodes
     cannot be matched to the traced layers.
     """
-    keeps = [
-        {g.name: g.channels for g in groups},
-        *sample_keeps(groups, ratios, samples, seed, multiple),
-    ]
-    observed: list[list[tuple[int, int, float]]] = [[] for _ in sites]
+    full_keep = {g.name: g.channels for g in groups}
+    keeps = sample_keeps(groups, ratios, samples, seed, multiple)
+    pairs: list[tuple[dict[str, int], list[float], list[float]]] = []
     with torch.random.fork_rng(devices=[]):
         for keep in keeps:
-            whole = all(keep[g.name] == g.channels for g in groups)
-            pruned = model if whole else prune_to(model, shape, groups, keep)
-            per_site = attribute(timer.profile_nodes(pruned, shape, timing, statistic), sites)
-            if per_site is None:
+            pruned = prune_to(model, shape, groups, keep)
+            full = attribute(timer.profile_nodes(model, shape, timing, statistic), sites)
+            part = attribute(timer.profile_nodes(pruned, shape, timing, statistic), sites)
+            if full is None or part is None:
                 log.info("latency table: the runtime's nodes do not match the layers")
                 return None
-            for k, ms in enumerate(per_site):
-                observed[k].append((*site_widths(plans[k], keep), ms))
+            pairs.append((keep, full, part))
+    # each sample is profiled next to the unpruned model; scaling both by how fast the
+    # unpruned model ran then (against its median) takes out a busy machine's drift
+    reference = statistics.median(sum(full) for _, full, _ in pairs)
+    observed: list[list[tuple[int, int, float]]] = [[] for _ in sites]
+    for keep, full, part in pairs:
+        factor = reference / sum(full) if sum(full) > 0 else 1.0
+        for k in range(len(sites)):
+            observed[k].append((*site_widths(plans[k], full_keep), full[k] * factor))
+            observed[k].append((*site_widths(plans[k], keep), part[k] * factor))
     best = {
         (k, i, j): value
         for k, plan in enumerate(plans)
@@ -214,6 +224,6 @@ def profile_grid(
         for j, value in enumerate(row)
     }
     long = timing.with_(repeats=max(timing.repeats, FULL_MODEL_REPEATS))
-    full = timer.measure(model, shape, long)
-    log.debug("latency table: full model %.3f ms", statistic_of(full, statistic))
-    return GridTimes(best, full, 0.0, len(keeps))
+    whole = timer.measure(model, shape, long)
+    log.debug("latency table: full model %.3f ms", statistic_of(whole, statistic))
+    return GridTimes(best, whole, 0.0, 2 * len(keeps))
