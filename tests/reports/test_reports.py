@@ -248,3 +248,33 @@ def test_latency_trials_and_report_pareto_are_rendered(finished_run: Path, tmp_p
     acc, macs = content.fmt_accuracy(first["accuracy"]), content.fmt_ratio(first["ratios"]["macs"])
     cost = content.fmt_value(first["cost"])
     assert f"| {first['number']} | {acc} | {cost} | {macs} |" in md
+
+
+def test_history_marks_warm_starts_and_failed_trials_on_integer_trial_numbers(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("matplotlib")
+    history = [
+        {"number": 0, "value": 0.8, "feasible": True, "warm_start": "uniform"},
+        {"number": 1, "value": 0.7, "feasible": True, "warm_start": "global"},
+        {"number": 3, "value": 0.85, "feasible": True, "warm_start": None},
+        {"number": 4, "value": 0.9, "feasible": False},
+    ]
+    report = {"search": {"best_trial": 3}, "baseline": {}, "pruned": {}}
+    data = RunData(root=tmp_path, report=report, history=history, failed=[2])
+    fig = plots.history_figure(data)
+    ax = fig.axes[0]
+    handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    assert {"warm start (heuristic)", "failed trial", "infeasible trial"} <= set(handles)
+    assert sorted(x for x, _ in handles["warm start (heuristic)"].get_offsets()) == [0, 1]
+    assert [x for x, _ in handles["failed trial"].get_offsets()] == [2]
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_a_run_records_its_failed_and_warm_start_trials_for_the_report(finished_run: Path) -> None:
+    search = json.loads((finished_run / "search.json").read_text())
+    assert "failed_numbers" in search
+    assert any(row.get("warm_start") for row in search["history"])
+    assert RunData.load(finished_run).failed == search["failed_numbers"]

@@ -86,12 +86,31 @@ def channels_plot(data: RunData) -> bytes:
 
 
 def history_plot(data: RunData) -> bytes:
-    """Objective value per trial, best feasible value so far, infeasible trials marked."""
+    """Objective value per trial, best feasible value so far, warm starts, infeasible and
+    failed trials marked (:func:`history_figure`)."""
+    return _png(history_figure(data))
+
+
+def history_figure(data: RunData) -> Any:
+    """The figure of :func:`history_plot`; trial numbers on an integer axis."""
+    ticker = optional_import("matplotlib.ticker")
     label, rows = objective_series(data)
     fig = _figure(7.0, 4.0)
     ax = fig.add_subplot()
-    ok = [(n, v) for n, v, f in rows if f]
+    warm = {int(r["number"]) for r in data.history if r.get("warm_start")}
+    ok = [(n, v) for n, v, f in rows if f and n not in warm]
     bad = [(n, v) for n, v, f in rows if not f]
+    started = [(n, v) for n, v, f in rows if f and n in warm]
+    if started:
+        ax.scatter(
+            *zip(*started, strict=True),
+            color=KEPT_COLOR,
+            marker="D",
+            s=34,
+            edgecolors="black",
+            linewidths=0.6,
+            label="warm start (heuristic)",
+        )
     if ok:
         ax.scatter(*zip(*ok, strict=True), color=KEPT_COLOR, s=22, label="feasible trial")
     if bad:
@@ -119,12 +138,24 @@ def history_plot(data: RunData) -> bytes:
             zorder=5,
             label=f"chosen (trial {data.best_trial})",
         )
+    if data.failed:
+        ax.scatter(
+            data.failed,
+            [0.0] * len(data.failed),
+            marker="|",
+            s=120,
+            color=BAD_COLOR,
+            transform=ax.get_xaxis_transform(),  # x in trials, y at the bottom of the axes
+            clip_on=False,
+            label="failed trial",
+        )
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel(label)
     ax.set_title("Optimisation history")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8, frameon=False)
-    return _png(fig)
+    return fig
 
 
 def _pareto_plot(

@@ -18,15 +18,16 @@ class RunData:
     """The artefacts of a finished run that a report shows.
 
     ``history`` holds search.json's trial rows (``number``, ``value``, ``accuracy``,
-    ``ratios``, ``latency_ms``, ``feasible``, ``keep``), ``epochs`` finetune.json's rows
-    (``epoch``, ``train_loss``, ``val_top1``, ``val_loss``); both are empty when the file
-    is absent.
+    ``ratios``, ``latency_ms``, ``feasible``, ``keep``, ``warm_start``), ``failed`` the
+    numbers of its failed trials, ``epochs`` finetune.json's rows (``epoch``,
+    ``train_loss``, ``val_top1``, ``val_loss``); all are empty when the file is absent.
     """
 
     root: Path
     report: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     epochs: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> RunData:
@@ -41,12 +42,15 @@ class RunData:
         if not isinstance(report, dict) or not {"baseline", "pruned"} <= set(report):
             raise IAPruneError(f"{run / 'report.json'} is not an iaprune report")
         history: list[dict[str, Any]] = []
+        failed: list[int] = []
         if (run / "search.json").is_file():
-            history = list(run.read_dict("search.json").get("history") or [])
+            search = run.read_dict("search.json")
+            history = list(search.get("history") or [])
+            failed = [int(n) for n in search.get("failed_numbers") or [] if _is_number(n)]
         epochs: list[dict[str, Any]] = []
         if (run / "finetune.json").is_file():
             epochs = list(run.read_dict("finetune.json").get("epochs") or [])
-        return cls(root=run.root, report=report, history=history, epochs=epochs)
+        return cls(root=run.root, report=report, history=history, epochs=epochs, failed=failed)
 
     @property
     def best_trial(self) -> int | None:

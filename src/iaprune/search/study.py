@@ -52,10 +52,10 @@ DUPLICATE_ATTR = "same_widths_as"
 """User attribute of a trial whose widths an earlier trial evaluated: that trial's number."""
 
 WARM_STARTED_ATTR = "warm_started"
+"""Study attribute set once the warm starts are enqueued: a resumed study never repeats them."""
 
 WARM_RESULT_ATTR = "warm_result"
 """Trial user attribute: a warm start's evaluation made before it was enqueued (``local``)."""
-"""Study attribute set once the warm starts are enqueued: a resumed study never repeats them."""
 
 WORKER_START_TIMEOUT = 120.0
 """Seconds the leader of a --workers N search waits for its local workers to join."""
@@ -77,6 +77,7 @@ class SearchResult:
     pareto: list[dict[str, Any]] = field(default_factory=list)
     selection: dict[str, Any] = field(default_factory=dict)
     failed: int = 0
+    failed_numbers: list[int] = field(default_factory=list)
     latency_fit: dict[str, Any] = field(default_factory=dict)
     finalist_seconds: float = 0.0
 
@@ -480,6 +481,7 @@ def trial_history(study: optuna.Study) -> list[dict[str, Any]]:
             "latency_ms": t.user_attrs.get("latency_ms"),
             "feasible": meets_budgets(t),
             "keep": t.user_attrs.get("keep", {}),
+            "warm_start": t.user_attrs.get("warm_start"),
         }
         for t in _complete(study)
     ]
@@ -540,4 +542,5 @@ def _result(study: optuna.Study, space: Space, config: SearchConfig) -> SearchRe
         history=history,
         pareto=front,
         failed=len(failed),
+        failed_numbers=[t.number for t in failed],
     )
