@@ -97,12 +97,17 @@ def baseline_config(
 
 
 def baseline(out: Path, config: RunConfig) -> tuple[Path, dict[str, Any]]:
-    """Train or reload the baseline in ``out``; returns its weights file and test metrics."""
+    """Train (resuming an interrupted training) or reload the baseline in ``out``.
+
+    Returns its weights file and test metrics.
+    """
     info_path = out / "baseline.json"
     weights = out / "baseline.pt"
     if info_path.is_file() and weights.is_file():
         return weights, json.loads(info_path.read_text())
-    session = Session.create(out, config, overwrite=True)
+    # a baseline cut short (a killed session) resumes from its last finished epoch
+    started = (out / "config.json").is_file()
+    session = Session.create(out, config, resume=started, overwrite=not started)
     t0 = time.perf_counter()
     model = session.baseline()
     info = {
