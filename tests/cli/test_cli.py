@@ -205,3 +205,17 @@ def test_pareto_run_then_finetune_a_chosen_point(tmp_path, capsys) -> None:
     capsys.readouterr()
     assert main(["finetune", str(run), "--trial", "999"]) == 2
     assert "trial 999 did not finish" in _error(capsys)
+
+
+def test_finetune_reports_a_finished_fine_tune_instead_of_training_it_again(
+    received_run: Path, caplog
+) -> None:
+    pruned = received_run / "pruned.pt"
+    before = pruned.read_bytes()
+    (received_run / "report.json").unlink()  # killed while it reported
+    with caplog.at_level("INFO"):
+        assert main(["finetune", str(received_run)]) == 0
+    assert pruned.read_bytes() == before
+    assert "not training again" in caplog.text
+    assert "epoch 1/" not in caplog.text
+    assert json.loads((received_run / "report.json").read_text())["pruned"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from dataclasses import replace
 
@@ -13,6 +14,8 @@ from iaprune.errors import IAPruneError
 from iaprune.pipeline import Session, load_search_result, write_report
 from iaprune.reports import print_table
 from iaprune.search import SearchResult
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,6 +49,9 @@ def pick_trial(
 def run(a: argparse.Namespace) -> int:
     """Fine-tune and write report.json (pruned.pt is replaced only when fine-tuning ends).
 
+    A pruned.pt that is already a finished fine-tune of the chosen configuration with the
+    run's settings (a run killed while it reported) is reported, not trained again.
+
     Under ``torchrun --nproc-per-node N`` the fine-tuning is data-parallel over N processes
     with the same global batch; rank 0 writes pruned.pt and the report.
     """
@@ -59,10 +65,20 @@ def run(a: argparse.Namespace) -> int:
     base = session.finished_baseline_model()  # never trains: the search needed it finished
     if a.trial is not None:
         result = pick_trial(result, a.trial, session, base)
-    pruned, history = session.prune_and_finetune(base, result.spec)
-    if not session.dist.main:  # under torchrun rank 0 alone tests and reports
-        return 0
-    session.run.write_json("finetune.json", history)
+    if session.finetune_done(result.spec):  # a finished stage is never redone
+        log.info(
+            "stage finetune: pruned.pt is a finished fine-tune of this configuration with "
+            "these settings; not training again (--epochs or --trial trains another)"
+        )
+        if not session.dist.main:
+            return 0
+        session.restore_finetune_files()
+        pruned = session.load_pruned()
+    else:
+        pruned, history = session.prune_and_finetune(base, result.spec)
+        if not session.dist.main:  # under torchrun rank 0 alone tests and reports
+            return 0
+        session.run.write_json("finetune.json", history)
     report = write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
     print_table(report)
     return 0
