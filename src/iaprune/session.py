@@ -239,7 +239,7 @@ class Session:
                 if saved is None:
                     session.adopt_inputs()
                 session._write_if_changed("model.json", session.recipe.to_dict())
-                session._write_if_changed(RUN_MARKER, session.config.to_dict())  # started
+                session._write_if_changed(RUN_MARKER, session.config.stored())  # started
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         distributed.barrier(ctx)
