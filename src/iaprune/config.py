@@ -23,6 +23,8 @@ MAX_SEED = 2**32 - 1
 """Largest seed: NumPy's generators (Optuna's samplers) take seeds in 0 .. 2**32 - 1."""
 MAX_HEARTBEAT = 86_400
 """Longest heartbeat interval in seconds (a day); Python's thread waits overflow beyond ~1e9 s."""
+MAX_STORAGE_RETRY = 86_400
+"""Longest ``--storage-retry`` in seconds (a day)."""
 MAX_IMAGE_SIDE = 4096
 """Largest ``image_size`` / ``pad_to``: an image side beyond any CNN's input."""
 
@@ -305,7 +307,9 @@ class SearchConfig:
     BatchNorm scales and the input weights of every layer that reads a channel.
     ``workers`` processes run trials of the study ``study_name`` in ``storage`` at once;
     every trial sends a heartbeat every ``heartbeat`` seconds, and one silent for three
-    intervals (its worker died) is failed and retried by another worker.
+    intervals (its worker died) is failed and retried by another worker. While the
+    storage's database is unreachable (a server restart), every process retries it for up
+    to ``storage_retry`` seconds before it stops with a one-line error.
     """
 
     sampler: str = "gp"
@@ -331,6 +335,7 @@ class SearchConfig:
     final_distill: float = 1.0
     workers: int = 1
     heartbeat: int = 10
+    storage_retry: float = 600.0
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -365,11 +370,17 @@ class SearchConfig:
             raise IAPruneError("--workers and --heartbeat must be >= 1")
         if self.heartbeat > MAX_HEARTBEAT:
             raise IAPruneError(f"--heartbeat must be at most {MAX_HEARTBEAT} seconds (a day)")
+        if not 0 <= self.storage_retry <= MAX_STORAGE_RETRY:  # NaN fails too
+            raise IAPruneError(
+                f"--storage-retry must be a number of seconds in 0..{MAX_STORAGE_RETRY}, "
+                f"got {self.storage_retry}"
+            )
         check_seed(self.seed)
         if self.storage is not None and in_memory_sqlite(self.storage):
             raise IAPruneError(
-                f"--storage {self.storage} is an in-memory database: workers, heartbeats and "
-                "--resume need one that outlives the process (e.g. sqlite:///study.db)"
+                f"--storage {masked_url(self.storage)} is an in-memory database: workers, "
+                "heartbeats and --resume need one that outlives the process (e.g. "
+                "sqlite:///study.db)"
             )
 
     def to_dict(self) -> dict[str, Any]:

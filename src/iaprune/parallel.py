@@ -54,6 +54,7 @@ LOCAL_KEYS = frozenset(
         "search.study_name",
         "search.workers",
         "search.heartbeat",
+        "search.storage_retry",
         "search.final_steps",
         "search.final_distill",
     }

@@ -26,6 +26,7 @@ SAFE_CHANGES = frozenset(
         "search.storage",
         "search.workers",
         "search.heartbeat",
+        "search.storage_retry",
     }
 )
 

@@ -80,8 +80,9 @@ from iaprune.search import (
 )
 from iaprune.search.builder import Space
 from iaprune.search.choice import LazyScorer
+from iaprune.search.storage import open_storage
 from iaprune.search.study import StudyExistsError, join_search
-from iaprune.search.workers import check_storage, open_storage
+from iaprune.search.workers import check_storage
 from iaprune.train import (
     TrainHistory,
     distributed,
