@@ -623,6 +623,7 @@ class Session:
                 cfg.workers - 1,
                 trust_code=self.trust_code,
                 cuda=self.config.device in ("cuda", "auto") and self.device.type == "cuda",
+                storage=cfg.storage,
             ):
                 result = run_search(
                     evaluator,
@@ -673,14 +674,18 @@ class Session:
                 f"started by `iaprune prune` or `iaprune search`; start that first"
             )
 
-    def join(self, model: nn.Module) -> int:
-        """Run trials of this run's study as one more worker; returns how many ran here."""
+    def join(self, model: nn.Module, *, timeout: float = 600.0) -> int:
+        """Run trials of this run's study as one more worker; returns how many ran here.
+
+        Waits up to ``timeout`` s for the study to be created and set up.
+        """
         self.check_joinable()
         cfg = self.config.search
         _, space, evaluator = self._search_parts(model)
         definition = run_definition(self.config, model)
+        storage = cfg.storage or self.run.storage
         return join_search(
-            evaluator, space, cfg, storage=cfg.storage or self.run.storage, definition=definition
+            evaluator, space, cfg, storage=storage, definition=definition, timeout=timeout
         )
 
     def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
