@@ -141,7 +141,8 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--storage",
         help="Optuna storage URL (default: SQLite in the run directory); e.g. "
-        "postgresql://user@host/db shared by workers on several machines",
+        "postgresql://user@host/db shared by workers on several machines (the password "
+        "from PGPASSWORD or ~/.pgpass; one in the URL is stored and shown masked)",
     )
     g.add_argument(
         "--study-name",
