@@ -21,6 +21,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from iaprune.cli.main import main
 from iaprune.config import masked_url
 from iaprune.errors import IAPruneError
 from iaprune.search import open_storage
@@ -219,3 +220,11 @@ def test_a_masked_password_is_never_sent(
     assert "hunter2" not in str(wrong.value) and "***" in str(wrong.value)
     monkeypatch.setenv("PGPASSWORD", SECRET)
     assert open_storage(masked, heartbeat=1).get_all_studies() is not None
+
+
+def test_a_bad_storage_retry_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["search", "--run-dir", str(run), "--storage-retry", "-5"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["error: --storage-retry must be a number of seconds in 0..86400, got -5.0"]
+    assert not run.exists()

@@ -20,6 +20,10 @@ fewer than ``trials``; when two workers race for the last slot, the trial whose 
 comes later finds ``trials`` counted-or-live trials before it and is pruned as
 ``surplus`` without being evaluated. So the study ends with exactly ``trials`` counted
 trials, and every worker returns only when no trial is running any more.
+
+Outages. While the database is unreachable every call is retried by the storage
+(:mod:`iaprune.search.storage`); a trial whose heartbeat lapsed meanwhile is failed and
+retried as above, and the worker that was running it moves on (:func:`work`).
 """
 
 from __future__ import annotations
