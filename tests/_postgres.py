@@ -1,9 +1,10 @@
 """A throwaway PostgreSQL cluster for the test session (Debian's ``postgresql`` package).
 
 :func:`start` runs ``initdb`` into a temporary folder and ``pg_ctl start`` on a free port
-with its socket in that folder (no TCP listener); :func:`stop` shuts it down. As root the
-server runs as the ``postgres`` user (PostgreSQL refuses root). When the binaries are
-missing, ``.ci/run`` installs them; here the caller skips with :data:`MISSING`.
+with its socket in that folder (no TCP listener); :func:`stop` shuts it down and
+:func:`serve` starts it again. As root the server runs as the ``postgres`` user
+(PostgreSQL refuses root). When the binaries are missing, ``.ci/run`` installs them; here
+the caller skips with :data:`MISSING`.
 """
 
 from __future__ import annotations
@@ -61,13 +62,26 @@ def start(root: Path) -> tuple[str, Path]:
         **run,
     )
     port = _free_port()
-    options = f"-k {sock} -p {port} -c listen_addresses='' -c fsync=off"
+    serve(root, port)
+    subprocess.run(
+        [str(bins / "createdb"), "-h", str(sock), "-p", str(port), "-U", "postgres", "iaprune"],
+        **run,
+    )
+    return f"postgresql+psycopg://postgres@/iaprune?host={sock}&port={port}", data
+
+
+def serve(root: Path, port: int) -> None:
+    """``pg_ctl start`` the cluster initialised by :func:`start` under ``root`` (again after
+    :func:`stop`), on ``port`` and its socket folder ``root/sock``."""
+    bins = bindir()
+    assert bins is not None
+    options = f"-k {root / 'sock'} -p {port} -c listen_addresses='' -c fsync=off"
     subprocess.run(
         _as_server_user(
             [
                 str(bins / "pg_ctl"),
                 "-D",
-                str(data),
+                str(root / "data"),
                 "-o",
                 options,
                 "-w",
@@ -76,13 +90,10 @@ def start(root: Path) -> tuple[str, Path]:
                 "start",
             ]
         ),
-        **run,
+        check=True,
+        capture_output=True,
+        text=True,
     )
-    subprocess.run(
-        [str(bins / "createdb"), "-h", str(sock), "-p", str(port), "-U", "postgres", "iaprune"],
-        **run,
-    )
-    return f"postgresql+psycopg://postgres@/iaprune?host={sock}&port={port}", data
 
 
 def stop(data: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import asdict, dataclass, field
 from types import UnionType
@@ -22,6 +23,8 @@ MAX_SEED = 2**32 - 1
 """Largest seed: NumPy's generators (Optuna's samplers) take seeds in 0 .. 2**32 - 1."""
 MAX_HEARTBEAT = 86_400
 """Longest heartbeat interval in seconds (a day); Python's thread waits overflow beyond ~1e9 s."""
+MAX_STORAGE_RETRY = 86_400
+"""Longest ``--storage-retry`` in seconds (a day)."""
 MAX_IMAGE_SIDE = 4096
 """Largest ``image_size`` / ``pad_to``: an image side beyond any CNN's input."""
 
@@ -39,6 +42,58 @@ def in_memory_sqlite(url: str) -> bool:
         return False
     database = rest.split("?")[0].lstrip("/")
     return database in ("", ":memory:") or database.startswith("file::memory:")
+
+
+MASK = "***"
+"""What a storage URL's password is shown as (config.json, logs, errors): SQLAlchemy's mask."""
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password (user part or ``?password=``) shown as ``***``.
+
+    What config.json stores and every message prints. A URL without a password is
+    returned unchanged (SQLite paths keep their escaping).
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL SQLAlchemy parses: hide whatever sits before the '@'
+        return re.sub(r"(://[^/:@]*:)[^/@]*@", rf"\g<1>{MASK}@", url)
+    if parsed.password is None and "password" not in parsed.query:
+        return url
+    if "password" in parsed.query:
+        parsed = parsed.update_query_dict({"password": MASK})
+    shown = parsed.render_as_string(hide_password=True)
+    return shown.replace("password=%2A%2A%2A", f"password={MASK}")  # as the user part shows it
+
+
+def unmasked_url(url: str) -> str:
+    """``url`` without a password that is :data:`MASK` (a URL read back from config.json).
+
+    A masked password is never sent: the driver connects without one, so libpq takes it
+    from ``PGPASSWORD`` or ``~/.pgpass`` (or the user passes ``--storage`` again).
+    """
+    from sqlalchemy.engine import URL, make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL: opening it fails with its own one-line error
+        return url
+    masked = parsed.password == MASK or parsed.query.get("password") == MASK
+    if not masked:
+        return url
+    query = {k: v for k, v in parsed.query.items() if k != "password"}
+    bare = URL.create(  # URL.set() cannot remove a password
+        parsed.drivername,
+        username=parsed.username,
+        password=None if parsed.password == MASK else parsed.password,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=query,
+    )
+    return bare.render_as_string(hide_password=False)
 
 
 def check_finite(obj: object, *names: str) -> None:
@@ -252,7 +307,9 @@ class SearchConfig:
     BatchNorm scales and the input weights of every layer that reads a channel.
     ``workers`` processes run trials of the study ``study_name`` in ``storage`` at once;
     every trial sends a heartbeat every ``heartbeat`` seconds, and one silent for three
-    intervals (its worker died) is failed and retried by another worker.
+    intervals (its worker died) is failed and retried by another worker. While the
+    storage's database is unreachable (a server restart), every process retries it for up
+    to ``storage_retry`` seconds before it stops with a one-line error.
     """
 
     sampler: str = "gp"
@@ -278,6 +335,7 @@ class SearchConfig:
     final_distill: float = 1.0
     workers: int = 1
     heartbeat: int = 10
+    storage_retry: float = 600.0
 
     def __post_init__(self) -> None:
         if self.space not in SPACES:
@@ -312,11 +370,17 @@ class SearchConfig:
             raise IAPruneError("--workers and --heartbeat must be >= 1")
         if self.heartbeat > MAX_HEARTBEAT:
             raise IAPruneError(f"--heartbeat must be at most {MAX_HEARTBEAT} seconds (a day)")
+        if not 0 <= self.storage_retry <= MAX_STORAGE_RETRY:  # NaN fails too
+            raise IAPruneError(
+                f"--storage-retry must be a number of seconds in 0..{MAX_STORAGE_RETRY}, "
+                f"got {self.storage_retry}"
+            )
         check_seed(self.seed)
         if self.storage is not None and in_memory_sqlite(self.storage):
             raise IAPruneError(
-                f"--storage {self.storage} is an in-memory database: workers, heartbeats and "
-                "--resume need one that outlives the process (e.g. sqlite:///study.db)"
+                f"--storage {masked_url(self.storage)} is an in-memory database: workers, "
+                "heartbeats and --resume need one that outlives the process (e.g. "
+                "sqlite:///study.db)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -368,6 +432,13 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
         return asdict(self)
+
+    def stored(self) -> dict[str, Any]:
+        """:meth:`to_dict` with the storage URL's password masked: what config.json holds."""
+        data = self.to_dict()
+        if self.search.storage is not None:
+            data["search"]["storage"] = masked_url(self.search.storage)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "config.json") -> RunConfig:

@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 LEADER_ENV = "IAPRUNE_LEADER_PID"
 """Set by :func:`local_workers` for its workers: the pid of the process they die with."""
+STORAGE_ENV = "IAPRUNE_STORAGE"
+"""Set by :func:`local_workers` for its workers: the study's storage URL with its password
+(config.json keeps it masked; the environment is not visible to other users, argv is)."""
 PR_SET_PDEATHSIG = 1
 """Linux ``prctl`` option: the signal a process gets when its parent ends."""
 GRACE_SECONDS = 30.0
@@ -54,6 +57,7 @@ LOCAL_KEYS = frozenset(
         "search.study_name",
         "search.workers",
         "search.heartbeat",
+        "search.storage_retry",
         "search.final_steps",
         "search.final_distill",
     }
@@ -83,9 +87,17 @@ def run_definition(config: RunConfig, baseline: nn.Module | None = None) -> dict
 
 @contextlib.contextmanager
 def local_workers(
-    run_dir: Path, count: int, *, trust_code: bool = False, cuda: bool = False
+    run_dir: Path,
+    count: int,
+    *,
+    trust_code: bool = False,
+    cuda: bool = False,
+    storage: str | None = None,
 ) -> Iterator[None]:
     """Run ``count`` ``iaprune worker RUN_DIR`` processes alongside the ``with`` body.
+
+    ``storage``: the study's URL (given to the workers in :data:`STORAGE_ENV`, since
+    config.json keeps its password masked).
 
     CPU threads are split between the processes; with ``cuda`` and several visible GPUs,
     worker ``i`` gets GPU ``(i + 1) % gpus`` (``CUDA_VISIBLE_DEVICES``; the leader uses
@@ -105,6 +117,8 @@ def local_workers(
         "IAPRUNE_NO_PROGRESS": "1",
         LEADER_ENV: str(os.getpid()),
     }
+    if storage:
+        env[STORAGE_ENV] = storage
     gpus = torch.cuda.device_count() if cuda else 0
     procs = [
         subprocess.Popen(

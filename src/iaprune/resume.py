@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from iaprune.config import RunConfig
+from iaprune.config import RunConfig, masked_url
 from iaprune.errors import IAPruneError
 
 # Settings --resume may change: they do not alter what the finished stages computed.
@@ -27,6 +26,7 @@ SAFE_CHANGES = frozenset(
         "search.storage",
         "search.workers",
         "search.heartbeat",
+        "search.storage_retry",
     }
 )
 
@@ -51,10 +51,7 @@ def confirm_outputs(
     unconfirmed = {k: str(flat[k]) for k in STORED_OUTPUTS if flat.get(k) and k not in explicit}
     storage = unconfirmed.pop("search.storage", None)
     if storage is not None:
-        from sqlalchemy.engine import make_url
-
-        with contextlib.suppress(Exception):  # not a URL SQLAlchemy parses: shown as it is
-            storage = make_url(storage).render_as_string(hide_password=True)
+        storage = masked_url(storage)
         raise IAPruneError(
             f"config.json keeps this run's study in {storage}; a resumed run writes there "
             f"only when told: pass --storage {storage} (if you trust that location)"
@@ -109,6 +106,6 @@ def resume_config(
 
 
 def describe_changes(old: RunConfig, new: RunConfig) -> str:
-    """``"search.trials: 30 -> 60, finetune.lr: 0.01 -> 0.001"``."""
-    a, b = flatten(old.to_dict()), flatten(new.to_dict())
+    """``"search.trials: 30 -> 60, finetune.lr: 0.01 -> 0.001"`` (passwords masked)."""
+    a, b = flatten(old.stored()), flatten(new.stored())
     return ", ".join(f"{k}: {a.get(k)} -> {b[k]}" for k in sorted(b) if a.get(k) != b[k])

@@ -80,8 +80,9 @@ from iaprune.search import (
 )
 from iaprune.search.builder import Space
 from iaprune.search.choice import LazyScorer
+from iaprune.search.storage import open_storage
 from iaprune.search.study import StudyExistsError, join_search
-from iaprune.search.workers import check_storage, open_storage
+from iaprune.search.workers import check_storage
 from iaprune.train import (
     TrainHistory,
     distributed,
@@ -239,7 +240,7 @@ class Session:
                 if saved is None:
                     session.adopt_inputs()
                 session._write_if_changed("model.json", session.recipe.to_dict())
-                session._write_if_changed(RUN_MARKER, session.config.to_dict())  # started
+                session._write_if_changed(RUN_MARKER, session.config.stored())  # started
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         distributed.barrier(ctx)
@@ -622,6 +623,7 @@ class Session:
                 cfg.workers - 1,
                 trust_code=self.trust_code,
                 cuda=self.config.device in ("cuda", "auto") and self.device.type == "cuda",
+                storage=cfg.storage,
             ):
                 result = run_search(
                     evaluator,
@@ -672,14 +674,18 @@ class Session:
                 f"started by `iaprune prune` or `iaprune search`; start that first"
             )
 
-    def join(self, model: nn.Module) -> int:
-        """Run trials of this run's study as one more worker; returns how many ran here."""
+    def join(self, model: nn.Module, *, timeout: float = 600.0) -> int:
+        """Run trials of this run's study as one more worker; returns how many ran here.
+
+        Waits up to ``timeout`` s for the study to be created and set up.
+        """
         self.check_joinable()
         cfg = self.config.search
         _, space, evaluator = self._search_parts(model)
         definition = run_definition(self.config, model)
+        storage = cfg.storage or self.run.storage
         return join_search(
-            evaluator, space, cfg, storage=cfg.storage or self.run.storage, definition=definition
+            evaluator, space, cfg, storage=storage, definition=definition, timeout=timeout
         )
 
     def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:

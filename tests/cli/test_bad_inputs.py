@@ -262,7 +262,7 @@ CASES = {
     "workers 0": ([*NEW, "--workers", "0"], "--workers and --heartbeat must be >= 1"),
     "heartbeat 0": ([*NEW, "--heartbeat", "0"], "--workers and --heartbeat must be >= 1"),
     "finetune no run dir": (["finetune", "{work}/nothing"], "not an iaprune run directory"),
-    "worker no run dir": (["worker", "{work}/nothing"], "not an iaprune run directory"),
+    "worker no run dir": (["worker", "{work}/nothing", "--wait", "0"], "not an iaprune run"),
     "unreachable budget": ([*NEW, "--max-macs", "0.0001"], "unreachable"),
     "no prunable conv": ([*NEW, "--model", "{work}/models.py:linear"], "no prunable conv"),
     "factory raises": ([*NEW, "--model", "{work}/models.py:raises"], "factory exploded"),
@@ -419,7 +419,10 @@ MORE_CASES = {
         ["evaluate", "{work}/unfinished"],
         "has no pruned model: its fine-tune stage is not finished",
     ),
-    "worker without study.db": (["worker", "{work}/no_study"], "no study yet (no study.db)"),
+    "worker without study.db": (
+        ["worker", "{work}/no_study", "--wait", "0"],
+        "no study yet (no study.db)",
+    ),
     "corrupt image in the test split": (
         [*NEW, *FOLDER, "{work}/images_bad_test"],
         "images_bad_test/val/b/0.png",

@@ -141,7 +141,8 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--storage",
         help="Optuna storage URL (default: SQLite in the run directory); e.g. "
-        "postgresql://user@host/db shared by workers on several machines",
+        "postgresql://user@host/db shared by workers on several machines (the password "
+        "from PGPASSWORD or ~/.pgpass; one in the URL is stored and shown masked)",
     )
     g.add_argument(
         "--study-name",
@@ -160,6 +161,14 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         default=10,
         help="seconds between trial heartbeats; a trial silent for 3 beats (its worker "
         "died) is failed and retried (default 10)",
+    )
+    g.add_argument(
+        "--storage-retry",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long every process retries an unreachable study database (a server "
+        "restart) before it stops (default 600; 0: stop at once)",
     )
     o = p.add_argument_group("objective")
     o.add_argument(
@@ -264,6 +273,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         storage=a.storage,
         workers=a.workers,
         heartbeat=a.heartbeat,
+        storage_retry=a.storage_retry,
         **({"study_name": a.study_name} if a.study_name else {}),
         objective=objective_config(a),
     )
@@ -338,6 +348,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "study_name": ("search.study_name",),
     "workers": ("search.workers",),
     "heartbeat": ("search.heartbeat",),
+    "storage_retry": ("search.storage_retry",),
     "objective": ("search.objective.kind",),
     "pareto_cost": ("search.objective.pareto_cost",),
     "max_macs": ("search.objective.max_macs",),

@@ -9,6 +9,7 @@ from iaprune.search.projection import AllocationSpace, BudgetProjection, latency
 from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
+from iaprune.search.storage import open_storage
 from iaprune.search.study import (
     SearchResult,
     check_reachable,
@@ -17,7 +18,7 @@ from iaprune.search.study import (
     uniform_keep,
     uniform_ratio,
 )
-from iaprune.search.workers import open_storage, work
+from iaprune.search.workers import work
 
 __all__ = [
     "AllocationSpace",

@@ -27,6 +27,7 @@ from iaprune.search.local import LocalSpace, anchor_on_best, restore_anchor
 from iaprune.search.projection import AllocationSpace
 from iaprune.search.samplers import create_sampler, default_startup_trials
 from iaprune.search.space import SearchSpace
+from iaprune.search.storage import open_storage
 from iaprune.search.workers import (
     DEFINITION_ATTR,
     ERROR_ATTR,
@@ -37,7 +38,6 @@ from iaprune.search.workers import (
     fail_orphans,
     fail_stale,
     mark_ready,
-    open_storage,
     wait_for_workers,
     wait_ready,
     work,
@@ -113,7 +113,7 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> tuple[opt
     failed and retried (see :mod:`iaprune.search.workers`); with ``resume``, trials an
     older version's crash left RUNNING are marked failed.
     """
-    store = open_storage(storage, heartbeat=config.heartbeat)
+    store = open_storage(storage, heartbeat=config.heartbeat, retry=config.storage_retry)
     startup = config.startup_trials
     if startup is None:
         startup = default_startup_trials(config.trials)
@@ -126,7 +126,7 @@ def open_study(config: SearchConfig, *, storage: str, resume: bool) -> tuple[opt
     )
     if not created and not resume:
         raise StudyExistsError(
-            f"study {config.study_name!r} already exists in {storage}; use --resume"
+            f"study {config.study_name!r} already exists in {store.url}; use --resume"
         )
     if resume:
         fail_stale(study)
@@ -151,7 +151,7 @@ def join_search(
     sampler is seeded from ``config.seed`` and the process id: workers sharing a seed
     would propose the same candidates.
     """
-    store = open_storage(storage, heartbeat=config.heartbeat)
+    store = open_storage(storage, heartbeat=config.heartbeat, retry=config.storage_retry)
     # Each worker's sampler needs its own seed, or all would propose the same candidates.
     seed = (config.seed * 1_000_003 + os.getpid()) % 2**31
     startup = config.startup_trials
@@ -171,11 +171,11 @@ def join_search(
                     "waiting up to %g s for study %r to be created in %s",
                     timeout,
                     config.study_name,
-                    storage,
+                    store.url,
                 )
             if time.monotonic() > deadline:
                 raise IAPruneError(
-                    f"no study {config.study_name!r} in {storage} after {timeout:g} s"
+                    f"no study {config.study_name!r} in {store.url} after {timeout:g} s"
                 ) from None
             time.sleep(1.0)
     wait_ready(study, timeout=max(1.0, deadline - time.monotonic()))
@@ -189,7 +189,7 @@ def join_search(
             )
         if diff:
             raise IAPruneError(
-                f"study {config.study_name!r} in {storage} belongs to another run "
+                f"study {config.study_name!r} in {store.url} belongs to another run "
                 f"({'; '.join(diff)}); choose another --study-name"
             )
     n_trials = int(study.user_attrs.get(TRIALS_ATTR, config.trials))
@@ -360,7 +360,7 @@ def _objective(
             return _reuse(trial, twin, keep, budget_keys)
         record = trial.user_attrs.get(WARM_RESULT_ATTR)  # scored before it was enqueued
         if record is None:
-            record = _record(evaluator(keep))  # raising fails this trial only (workers.guarded)
+            record = _record(evaluator(keep))  # raising fails this trial only (workers.Guarded)
         accuracy, ratios, latency_ms = record["accuracy"], record["ratios"], record["latency_ms"]
         value, constraints = score(accuracy, ratios, latency_ms, objective_cfg)
         trial.set_user_attr("constraints", constraints)

@@ -20,6 +20,10 @@ fewer than ``trials``; when two workers race for the last slot, the trial whose 
 comes later finds ``trials`` counted-or-live trials before it and is pruned as
 ``surplus`` without being evaluated. So the study ends with exactly ``trials`` counted
 trials, and every worker returns only when no trial is running any more.
+
+Outages. While the database is unreachable every call is retried by the storage
+(:mod:`iaprune.search.storage`); a trial whose heartbeat lapsed meanwhile is failed and
+retried as above, and the worker that was running it moves on (:func:`work`).
 """
 
 from __future__ import annotations
@@ -38,13 +42,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.errors import IAPruneError, one_line
 from iaprune.progress import counter
+from iaprune.search.storage import StorageUnavailable, lost_storage, open_storage
 
 log = logging.getLogger(__name__)
 
-GRACE_FACTOR = 3
-"""A trial is stale after ``GRACE_FACTOR`` heartbeat intervals without a heartbeat."""
-MAX_RETRY = 3
-"""How often a trial whose worker died is re-enqueued."""
 READY_ATTR = "iaprune_ready"
 DEFINITION_ATTR = "iaprune_run"
 TRIALS_ATTR = "iaprune_trials"
@@ -57,57 +58,6 @@ Objective = Callable[[optuna.Trial], Any]
 def worker_id() -> str:
     """``host:pid`` of this process (recorded on every trial it runs)."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def open_storage(url: str, *, heartbeat: int) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats every ``heartbeat`` s and retries of stale trials.
-
-    SQLite waits up to 60 s for a lock instead of failing, so local workers can share a
-    ``study.db``. A bad URL or an unreachable server is a one-line error.
-    """
-    if heartbeat < 1:
-        raise IAPruneError("--heartbeat must be >= 1 second")
-    kwargs: dict[str, Any] = {}
-    url = _driver(url)
-    if url.startswith("sqlite"):
-        kwargs = {"connect_args": {"timeout": 60}}
-    callback_cls = getattr(
-        optuna.storages,
-        "RetryHeartbeatStaleTrialCallback",
-        optuna.storages.RetryFailedTrialCallback,
-    )
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=GRACE_FACTOR * heartbeat,
-                heartbeat_stale_trial_callback=callback_cls(max_retry=MAX_RETRY),
-            )
-    except ModuleNotFoundError as exc:
-        raise IAPruneError(
-            f"cannot open study storage {url}: {one_line(exc)} "
-            "(PostgreSQL needs: pip install 'iaprune[distributed]')"
-        ) from exc
-    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or server
-        raise IAPruneError(f"cannot open study storage {url}: {one_line(exc, 200)}") from exc
-
-
-def _driver(url: str) -> str:
-    """``postgresql://`` through psycopg 3 when psycopg2 (SQLAlchemy's default) is absent."""
-    import importlib.util
-
-    plain = url.startswith("postgresql://")
-    if (
-        plain
-        and importlib.util.find_spec("psycopg2") is None
-        and importlib.util.find_spec("psycopg")
-    ):
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
 
 
 def counts(trial: FrozenTrial) -> bool:
@@ -155,12 +105,12 @@ ERROR_ATTR = "error"
 class _FailedTrialFilter(logging.Filter):
     """Drops Optuna's records of a trial whose objective raised (traceback, value None).
 
-    :func:`guarded` has logged the cause on one line at WARNING and the traceback at
+    :class:`Guarded` has logged the cause on one line at WARNING and the traceback at
     DEBUG; Optuna would repeat both, with the traceback, for every failed trial.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info is not None:  # the objective raised: guarded() logged it
+        if record.exc_info is not None:  # the objective raised: Guarded logged it
             return False
         return not record.getMessage().endswith(" failed with value None.")
 
@@ -168,27 +118,37 @@ class _FailedTrialFilter(logging.Filter):
 FAILED_TRIAL_FILTER = _FailedTrialFilter()
 
 
-def guarded(study: optuna.Study, objective: Objective, n_trials: int) -> Objective:
+class Guarded:
     """``objective`` that first prunes a surplus trial and records the worker's id.
 
     A trial whose objective raises fails that trial only: the error goes into its
-    ``error`` attribute and the log as one line (the traceback at DEBUG).
+    ``error`` attribute and the log as one line (the traceback at DEBUG). An unreachable
+    storage, or a trial another process failed meanwhile (its heartbeat lapsed), is not
+    the candidate's error: it is raised as it is, for :func:`work`. ``number`` is the
+    trial being run (or last run).
     """
 
-    def run(trial: optuna.Trial) -> Any:
-        if not in_budget(study.get_trials(deepcopy=False), trial.number, n_trials):
+    def __init__(self, study: optuna.Study, objective: Objective, n_trials: int) -> None:
+        self.study = study
+        self.objective = objective
+        self.n_trials = n_trials
+        self.number: int | None = None
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        self.number = trial.number
+        if not in_budget(self.study.get_trials(deepcopy=False), trial.number, self.n_trials):
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("surplus: the study already has its trials")
         trial.set_user_attr("worker", worker_id())
         try:
-            return objective(trial)
+            return self.objective(trial)
+        except (StorageUnavailable, optuna.exceptions.UpdateFinishedTrialError):
+            raise
         except Exception as exc:  # one bad candidate fails its trial, not the search
             trial.set_user_attr(ERROR_ATTR, one_line(exc))
             log.warning("trial %d failed: %s", trial.number, one_line(exc))
             log.debug("trial %d failed", trial.number, exc_info=True)
             raise
-
-    return run
 
 
 def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: float = 1.0) -> int:
@@ -196,9 +156,12 @@ def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: floa
 
     While the last trials run in other workers this one waits (``poll`` seconds) and
     checks their heartbeats, so a trial whose worker died is failed, retried and run here.
+    A trial this worker ran but another process failed meanwhile (its heartbeat lapsed
+    while the storage was unreachable) is left to its retry. A storage that stays
+    unreachable raises :class:`~iaprune.search.storage.StorageUnavailable`.
     """
     ran = 0
-    run = guarded(study, objective, n_trials)
+    run = Guarded(study, objective, n_trials)
     logging.getLogger("optuna.study._optimize").addFilter(FAILED_TRIAL_FILTER)
     with counter("search", n_trials) as bar:
         while True:
@@ -212,8 +175,32 @@ def work(study: optuna.Study, objective: Objective, n_trials: int, *, poll: floa
             if done + running >= n_trials:
                 time.sleep(poll)
                 continue
-            study.optimize(run, n_trials=1, catch=(Exception,))
+            run.number = None
+            try:
+                study.optimize(run, n_trials=1, catch=(Exception,))
+            except Exception as exc:  # raised while Optuna recorded the trial's outcome
+                _trial_lost(study, run.number, exc)
+                continue
             ran += 1
+
+
+def _trial_lost(study: optuna.Study, number: int | None, exc: Exception) -> None:
+    """Log trial ``number`` as lost if another process failed it; else raise ``exc``.
+
+    Raises:
+        StorageUnavailable: behind ``exc`` (Optuna may have replaced it with its own error).
+    """
+    lost = lost_storage(exc)
+    if lost is not None:
+        raise lost from None
+    trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
+    if trial is None or trial.state != TrialState.FAIL or ERROR_ATTR in trial.user_attrs:
+        raise exc
+    log.warning(
+        "trial %d was failed by a heartbeat check while this worker ran it (the storage was "
+        "unreachable); its retry evaluates it again",
+        trial.number,
+    )
 
 
 def best_so_far(trials: list[FrozenTrial]) -> str:
@@ -313,6 +300,7 @@ def check_storage(
     machine) is joined as a worker; any other existing study needs ``--resume``.
     """
     storage = open_storage(url, heartbeat=1)
+    url = storage.url  # the password masked
     try:
         studies = {s.study_name: s for s in storage.get_all_studies()}
     except Exception as exc:  # SQLAlchemy/Optuna raise many types for a bad URL or file
