@@ -74,8 +74,14 @@ TINY_RUN_ARGS = [
     "1",
     "--batch-size",
     "256",
+    "--final-steps",
+    "2",
 ]
-"""CLI arguments of the smallest full run (test_vgg on digits, seconds)."""
+"""CLI arguments of the smallest full run (test_vgg on digits, seconds).
+
+``--final-steps 2``: the finalists are still re-scored after a recovery with distillation
+(the default path of the final choice), but with 2 steps instead of the default 100, which
+took most of a tiny run's time; tests/search/test_choice.py tests the choice itself."""
 
 
 @pytest.fixture(scope="session")
