@@ -1,21 +1,29 @@
 """Bad input through the real CLI: exit code 2, one line on stderr, no traceback, no damage.
 
-Every case runs ``python -m iaprune.cli.main`` in a subprocess (no terminal, so INFO logs
-would show on stderr: the check runs before any work is logged). A finished run directory
-sits next to the cases, and some cases target it (``--resume`` with a changed definition);
-it must be byte-identical afterwards.
+Every case of ``CASES`` runs the CLI's ``main`` in-process as ``python -m iaprune.cli.main``
+would run it (:func:`_main_as_a_process`): from the case's folder with that folder first on
+``sys.path``, with the stderr log handler at INFO that a process without a terminal gets,
+and Python's default warning filters, so a log line, a printed warning or a traceback
+before the one error line fails the case as it would in a subprocess. One case per
+subcommand (``SUBPROCESS_CASES``) also runs in a real ``python -m iaprune.cli.main``
+process, which proves what the in-process run stands in for (start-up, stderr, exit code).
+A finished run directory sits next to the cases, and some cases target it (``--resume``
+with a changed definition); it must be byte-identical afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,6 +55,8 @@ TINY = [
     "2",
     "--round-to",
     "1",
+    "--final-steps",  # finalists re-scored after 2 recovery steps, not 100 (as TINY_RUN_ARGS)
+    "2",
 ]
 
 USER_MODELS = """
@@ -335,12 +345,93 @@ CASES |= {  # issue 23: results without meaning, and run directories one must no
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_exits_2_with_one_line(name: str, work: Path, tmp_path: Path) -> None:
+# One case per subcommand (and the cwd-module import) also runs in a real process.
+SUBPROCESS_CASES = [
+    "unreachable budget",  # prune: builds the model and prices the budget first
+    "module factory raises",  # a module found in the current directory (python -m)
+    "resume changed seed",
+    "search resume factory without model.json",
+    "finetune search.json missing",
+    "worker no run dir",
+    "evaluate model.json empty",
+    "report plots is a file",
+    "latency-table nowhere to write",
+]
+
+
+def _case(name: str, work: Path, tmp_path: Path) -> tuple[list[str], str]:
+    """The case's argv (formatted) and expected message; ``models.py`` put in ``tmp_path``."""
     args, message = CASES[name]
-    new = tmp_path / "new"
     shutil.copy(work / "models.py", tmp_path)  # importable as 'models' from the cwd
-    argv = [a.format(work=work, new=new) for a in args]
+    return [a.format(work=work, new=tmp_path / "new") for a in args], message
+
+
+def _check_one_line(code: int, stderr: str, message: str, work: Path, tmp_path: Path) -> None:
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert message in lines[0]
+    assert len(lines[0]) <= 520
+    assert not (tmp_path / "new" / "config.json").exists()  # nothing saved for a rejected run
+    assert not (work / "elsewhere").exists()  # no file made where a received run points
+
+
+@contextmanager
+def _main_as_a_process(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What ``python -m iaprune.cli.main`` without a terminal has that pytest's process lacks.
+
+    The cwd first on ``sys.path`` (``models`` imports from it, a fresh import per case);
+    ``ENV``; the root stream handler at INFO that ``logging.basicConfig`` in ``setup_logging``
+    installs in a process whose stderr is no terminal (pytest's own handlers make it a
+    no-op here), writing to the captured stderr; Python's default warning filters, with
+    every warning that a process would print to stderr appended to it.
+    """
+    monkeypatch.chdir(cwd)
+    monkeypatch.syspath_prepend(str(cwd))
+    monkeypatch.delenv("IAPRUNE_LUT_DIR", raising=False)
+    sys.modules.pop("models", None)
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)  # sys.stderr: capsys's, set before the test
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.resetwarnings()  # the filters of a plain `python` (no -W, no pytest)
+            warnings.simplefilter("default")
+            for category in (PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+            yield
+        for w in caught:  # each would be printed on stderr by the process
+            sys.stderr.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        sys.modules.pop("models", None)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_exits_2_with_one_line(
+    name: str, work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    argv, message = _case(name, work, tmp_path)
+    before = _digest(work / "done")
+    capsys.readouterr()
+    with _main_as_a_process(tmp_path, monkeypatch):
+        code = main(argv)
+    _check_one_line(code, capsys.readouterr().err, message, work, tmp_path)
+    assert _digest(work / "done") == before
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_bad_input_exits_2_with_one_line_in_a_real_process(
+    name: str, work: Path, tmp_path: Path
+) -> None:
+    argv, message = _case(name, work, tmp_path)
     before = _digest(work / "done")
     proc = subprocess.run(
         [sys.executable, "-m", "iaprune.cli.main", *argv],
@@ -351,15 +442,8 @@ def test_bad_input_exits_2_with_one_line(name: str, work: Path, tmp_path: Path) 
         env=ENV,
         timeout=300,
     )
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert message in lines[0]
-    assert len(lines[0]) <= 520
-    assert not (new / "config.json").exists()  # nothing saved for a rejected run
+    _check_one_line(proc.returncode, proc.stderr, message, work, tmp_path)
     assert _digest(work / "done") == before
-    assert not (work / "elsewhere").exists()  # no file made where a received run points
 
 
 # Issue 23: the last tracebacks and unclear messages. In-process (``main``), which fails on

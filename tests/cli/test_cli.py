@@ -14,6 +14,8 @@ from iaprune.cli.main import main
 from iaprune.models import create_model
 
 FAST = [
+    "--final-steps",  # finalists re-scored after 2 recovery steps, not 100 (as TINY_RUN_ARGS)
+    "2",
     "--width-mult",
     "0.125",
     "--baseline-epochs",

@@ -21,7 +21,7 @@ def split(num_classes, in_channels):
 
 TINY = [
     "--baseline-epochs", "1", "--trials", "2", "--epochs", "1", "--repeats", "3",
-    "--bn-batches", "2", "--round-to", "1", "--batch-size", "256",
+    "--bn-batches", "2", "--round-to", "1", "--batch-size", "256", "--final-steps", "2",
 ]  # fmt: skip
 
 

@@ -28,6 +28,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("reports") / "r"
     argv = ["prune", "--run-dir", str(run), "--width-mult", "0.125", "--baseline-epochs", "1"]
     argv += ["--trials", "3", "--epochs", "2", "--repeats", "3", "--bn-batches", "2"]
+    argv += ["--final-steps", "2"]  # finalists re-scored after 2 recovery steps, not 100
     assert main(argv) == 0
     return run
 

@@ -55,13 +55,21 @@ def _model(name: str) -> nn.Module:
 
 MODELS = [*list_models(), "user", *LAYER_NETS]
 
+_PRUNERS: dict[str, Pruner] = {}
+
+
+def _pruner(name: str) -> Pruner:
+    """``name``'s Pruner, built once for this module (every test here only reads it)."""
+    if name not in _PRUNERS:
+        _PRUNERS[name] = Pruner(_model(name), torch.randn(1, *_shape(name)))
+    return _PRUNERS[name]
+
 
 @pytest.fixture(scope="module", params=MODELS)
 def zoo(request: pytest.FixtureRequest) -> tuple[str, Pruner, WidthCost]:
     name = request.param
-    shape = _shape(name)
-    pruner = Pruner(_model(name), torch.randn(1, *shape))
-    return name, pruner, WidthCost(pruner, shape)
+    pruner = _pruner(name)
+    return name, pruner, WidthCost(pruner, _shape(name))
 
 
 def test_width_cost_is_exact_for_random_widths(zoo) -> None:
@@ -169,13 +177,21 @@ def _allowed(space: SearchSpace, keep: dict[str, int]) -> bool:
     )
 
 
-def test_torch_pruning_allocation_is_a_point_of_the_space_on_the_budget(zoo) -> None:
+def test_torch_pruning_allocation_is_a_point_of_the_space_on_the_budget(zoo, monkeypatch) -> None:
     _name, pruner, cost = zoo
     space = SearchSpace.from_groups(pruner.groups, round_to=2)
     projection = BudgetProjection(space, cost, {"macs": 0.5})
     params = count_params(pruner.model)
-    keep = torch_pruning_allocation(pruner, projection)
+    calls = []  # torch_pruning_allocation(pruner, projection), run once inside the warm start
+
+    def spy(*args: object, **kwargs: object) -> dict[str, int] | None:
+        calls.append((args, kwargs, torch_pruning_allocation(*args, **kwargs)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(heuristics, "torch_pruning_allocation", spy)
     chosen = global_magnitude_allocation(pruner, projection)
+    ((args, kwargs, keep),) = calls
+    assert args == (pruner, projection) and kwargs == {}
     if not projection.feasible(space.smallest()):  # tiny test models: budget out of reach
         assert keep is None
         assert chosen == global_allocation(pruner.scores, projection)
@@ -209,15 +225,21 @@ def test_torch_pruning_allocation_is_scaled_onto_the_budget(zoo) -> None:
     assert full or len(room) < len(space.groups)  # the projection spent the slack
 
 
-def test_torch_pruning_allocation_fills_the_resnet56_budget() -> None:
+def test_torch_pruning_allocation_fills_the_resnet56_budget(monkeypatch) -> None:
     torch.manual_seed(0)
     pruner = Pruner(_model("resnet56"), torch.randn(1, 3, 32, 32))
     cost = WidthCost(pruner, (3, 32, 32))
     space = SearchSpace.from_groups(pruner.groups, round_to=2)
     projection = BudgetProjection(space, cost, {"macs": 0.25})
-    stepped = torch_pruning_allocation(pruner, projection, onto_budget=False)
-    keep = torch_pruning_allocation(pruner, projection)
-    assert stepped is not None and keep is not None
+    steps = []  # the first step on the budget, as the default call hands it to the scaling
+    monkeypatch.setattr(
+        heuristics,
+        "scale_onto_budget",
+        lambda keep, proj: steps.append(dict(keep)) or scale_onto_budget(keep, proj),
+    )
+    keep = torch_pruning_allocation(pruner, projection)  # steps torch-pruning once
+    (stepped,) = steps
+    assert keep is not None
     assert cost.ratios(stepped)["macs"] < 0.2  # seed 0: the first step on the budget overshoots
     assert 0.245 <= cost.ratios(keep)["macs"] <= 0.25
 
@@ -285,7 +307,7 @@ def test_scaling_grows_step_by_step_where_the_grown_projection_misses_the_budget
 
 def test_stage_clusters_tie_groups_of_one_stage() -> None:
     for name, expected in [("vgg16", 5), ("resnet56", 6)]:
-        pruner = Pruner(_model(name), torch.randn(1, 3, 32, 32))
+        pruner = _pruner(name)  # the zoo's
         space = SearchSpace.from_groups(pruner.groups)
         clusters = cluster_groups(space, WidthCost(pruner, (3, 32, 32)), "stage")
         assert len(clusters) == expected
