@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -120,3 +121,22 @@ def test_two_workers_on_postgres_recover_a_killed_worker(postgres_url: str, tmp_
     assert res.returncode == 2
     assert "belongs to another run" in res.stderr and "seed: 0 -> 1" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_run_definition_is_stored_in_parts_a_dashboard_shows_whole() -> None:
+    from iaprune.search.workers import DEFINITION_ATTR, mark_ready
+
+    study = optuna.create_study()
+    definition = {
+        "config": {"search": {f"option_{i}": "x" * 30 for i in range(60)}},  # > 1,024 chars
+        "baseline_sha256": "ab" * 32,
+    }
+    mark_ready(study, definition, 10)
+    attrs = study.user_attrs
+    assert attrs[DEFINITION_ATTR] == definition  # what workers compare, unchanged
+    parts = {k: v for k, v in attrs.items() if k.startswith(DEFINITION_ATTR + ".")}
+    assert all(len(v) <= 1000 for v in parts.values())
+    assert json.loads(parts[DEFINITION_ATTR + ".baseline_sha256"]) == "ab" * 32
+    pieces = [k for k in parts if k.startswith(DEFINITION_ATTR + ".config.")]
+    config = "".join(parts[k] for k in sorted(pieces, key=lambda k: int(k.rsplit(".", 1)[1])))
+    assert json.loads(config) == definition["config"]

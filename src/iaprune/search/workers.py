@@ -28,6 +28,7 @@ retried as above, and the worker that was running it moves on (:func:`work`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -236,10 +237,35 @@ def create_or_join(
 
 
 def mark_ready(study: optuna.Study, definition: Mapping[str, Any], n_trials: int) -> None:
-    """Store the run's definition and trial count, and let joining workers start."""
+    """Store the run's definition and trial count, and let joining workers start.
+
+    Besides the whole definition (what workers compare), every entry is stored on its own
+    (:func:`readable_definition`), because optuna-dashboard cuts a user attribute's text at
+    1,024 characters and the whole definition is longer.
+    """
     study.set_user_attr(DEFINITION_ATTR, dict(definition))
+    for key, value in readable_definition(definition).items():
+        study.set_user_attr(key, value)
     study.set_user_attr(TRIALS_ATTR, n_trials)
     study.set_user_attr(READY_ATTR, time.time())
+
+
+DASHBOARD_LIMIT = 1000
+"""Characters of a user attribute's JSON that optuna-dashboard shows whole (it cuts at 1,024)."""
+
+
+def readable_definition(definition: Mapping[str, Any]) -> dict[str, str]:
+    """``{"iaprune_run.KEY": JSON}`` per entry, split in numbered parts above the limit."""
+    out: dict[str, str] = {}
+    for key, value in definition.items():
+        text = json.dumps(value, sort_keys=True)
+        name = f"{DEFINITION_ATTR}.{key}"
+        if len(text) <= DASHBOARD_LIMIT:
+            out[name] = text
+            continue
+        for i in range(0, len(text), DASHBOARD_LIMIT):
+            out[f"{name}.{i // DASHBOARD_LIMIT}"] = text[i : i + DASHBOARD_LIMIT]
+    return out
 
 
 def announce(study: optuna.Study) -> None:
