@@ -19,13 +19,12 @@ run writes to the paths config.json stores (:data:`iaprune.resume.STORED_OUTPUTS
 when the command line names them again. Every command that writes a run holds its lock
 (:func:`iaprune.rundir.lock_run_dir`).
 
-(Above 500 lines on purpose: one class whose methods are the run's stages and the checks
-before them, so a run's life cycle reads in one place.)
+The search itself is assembled by :class:`iaprune.search.plan.SearchPlan`; the session
+hands it the pruner, the candidates' cost model and the run's batches.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Collection
 from dataclasses import replace
@@ -38,9 +37,11 @@ from torch.utils.data import DataLoader
 
 from iaprune.checks import (
     check_baseline_change,
-    check_output,
+    check_forward,
     check_writable,
     finished_baseline,
+    load_checkpoint,
+    restore_finetune_files,
     saved_config,
     user_model_errors,
 )
@@ -49,7 +50,7 @@ from iaprune.cost import CostModel, CostReport, measure_cost
 from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.cost.lut.policy import run_table
 from iaprune.data import DataBundle, create_dataset, make_loaders
-from iaprune.devices import model_device, resolve_device
+from iaprune.devices import resolve_device
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
 from iaprune.parallel import local_workers, run_definition
@@ -72,7 +73,6 @@ from iaprune.train import (
     distributed,
     evaluate,
     finetune,
-    load_weights,
     save_atomic,
 )
 from iaprune.train.checkpoint import load_into, load_state
@@ -242,7 +242,7 @@ class Session:
         """
         c = self.config
         if c.checkpoint:
-            model = self._load_checkpoint(self.build_model(), c.checkpoint)
+            model = load_checkpoint(self.build_model(), c.checkpoint)
             source = _absolute(c.checkpoint)
             state = {"state_dict": model.state_dict(), "complete": True, "source": source}
             save_atomic(state, self.run / "baseline.pt")
@@ -285,42 +285,15 @@ class Session:
             load_into(model, done, root / "baseline.pt")
             self._check_forward(model, weights=str(root / "baseline.pt"))
         elif cfg.checkpoint:
-            self._load_checkpoint(model, cfg.checkpoint)
+            load_checkpoint(model, cfg.checkpoint)
             self._check_forward(model, weights=cfg.checkpoint)
-        self._check_budget(model)
+        check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
 
     def _check_forward(self, model: nn.Module, *, weights: str = "") -> None:
-        """One forward pass on a data-shaped example: finite ``(1, classes)`` float logits.
-
-        ``weights`` names where trained weights came from (a checkpoint, the baseline), so
-        a NaN output is found before any training or search.
-        """
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(self.example_input.to(model_device(model)))
-        except Exception as exc:  # user models fail in any way
-            raise IAPruneError(
-                f"model {self.config.model!r} fails on input shape "
-                f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
-            ) from exc
-        finally:
-            model.train(was_training)
-        check_output(out, self.bundle.num_classes, self.config.model, weights=weights, model=model)
-
-    def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
-        """Load weights with a one-line, bounded error for anything unexpected."""
-        try:
-            return load_weights(model, path)
-        except IAPruneError as exc:
-            raise IAPruneError(one_line(exc, 400)) from exc
-        except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
-            raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
-
-    def _check_budget(self, model: nn.Module) -> None:
-        """Prunable groups exist and the smallest allowed model meets every budget."""
-        check_budget(self.pruner(model), self.config.search, self.config.cost, self.round_to)
+        """One forward pass on the example input (:func:`iaprune.checks.check_forward`)."""
+        c = self.config
+        classes = self.bundle.num_classes
+        check_forward(model, self.example_input, classes, c.model, c.dataset, weights=weights)
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -339,7 +312,7 @@ class Session:
             model = load_into(self.build_model(), done, self.run / "baseline.pt")
             return model.to(self.device)
         if self.config.checkpoint:  # runs from before --checkpoint was copied in
-            model = self._load_checkpoint(self.build_model(), self.config.checkpoint)
+            model = load_checkpoint(self.build_model(), self.config.checkpoint)
             return model.to(self.device)
         raise IAPruneError(f"the baseline of {self.run.root} is not finished; use --resume")
 
@@ -532,37 +505,8 @@ class Session:
         return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
 
     def restore_finetune_files(self) -> list[str]:
-        """Rewrite spec.json and finetune.json from a finished pruned.pt where they differ.
-
-        pruned.pt carries its spec and training history, so a spec.json or finetune.json
-        that is missing, truncated, of the wrong shape or stale (a kill between the
-        writes) is rebuilt from it exactly. Returns the names rewritten.
-        """
-        state = load_state(self.run / "pruned.pt")
-        rewritten = []
-        spec = state.get("spec")
-        if isinstance(spec, dict):
-            expected = PruningSpec.from_dict(spec)
-            try:
-                ok = PruningSpec.load(self.run / "spec.json") == expected
-            except IAPruneError:
-                ok = False
-            if not ok:
-                expected.save(self.run / "spec.json")
-                rewritten.append("spec.json")
-        history = state.get("history")
-        if isinstance(history, list):
-            expected_json = {"epochs": history}
-            try:
-                ok = self.run.read_dict("finetune.json") == _as_json(expected_json)
-            except IAPruneError:
-                ok = False
-            if not ok:
-                self.run.write_json("finetune.json", expected_json)
-                rewritten.append("finetune.json")
-        for name in rewritten:
-            log.warning("%s was missing or corrupt: rebuilt from pruned.pt", name)
-        return rewritten
+        """spec.json and finetune.json rebuilt from pruned.pt where they differ."""
+        return restore_finetune_files(self.run)
 
     def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
@@ -639,7 +583,7 @@ class Session:
         spec = self.pruned_spec()
         shape_only = PruningSpec(keep=spec.keep, original=spec.original)
         model = apply_spec(self.build_model(), self.example_input, shape_only)
-        return self._load_checkpoint(model, self.run / "pruned.pt").to(self.device)
+        return load_checkpoint(model, self.run / "pruned.pt").to(self.device)
 
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""
@@ -654,11 +598,6 @@ def load_search_result(run: RunDir) -> SearchResult:
         return SearchResult(**data)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
-
-
-def _as_json(data: Any) -> Any:
-    """``data`` as written to and read back from a JSON artefact."""
-    return json.loads(json.dumps(data, default=str))
 
 
 def _absolute(path: str | None) -> str | None:
