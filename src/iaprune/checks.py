@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,9 +14,13 @@ import torch
 from torch import nn
 
 from iaprune.config import RunConfig
+from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
+from iaprune.pruning import PruningSpec
 from iaprune.rundir import RunDir
-from iaprune.train.checkpoint import load_state
+from iaprune.train.checkpoint import load_state, load_weights
+
+log = logging.getLogger(__name__)
 
 
 def saved_config(root: Path) -> RunConfig | None:
@@ -99,3 +105,81 @@ def non_finite_weights(model: nn.Module) -> int:
     """How many values of ``model``'s floating-point parameters and buffers are NaN or inf."""
     tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
     return sum(int((~torch.isfinite(t)).sum()) for t in tensors)
+
+
+def check_forward(
+    model: nn.Module,
+    example: torch.Tensor,
+    num_classes: int,
+    spec: str,
+    dataset: str,
+    *,
+    weights: str = "",
+) -> None:
+    """One forward pass on a data-shaped ``example``: finite ``(1, classes)`` float logits.
+
+    ``weights`` names where trained weights came from (a checkpoint, the baseline), so
+    a NaN output is found before any training or search.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(example.to(model_device(model)))
+    except Exception as exc:  # user models fail in any way
+        raise IAPruneError(
+            f"model {spec!r} fails on input shape "
+            f"{tuple(example.shape)} of {dataset}: {one_line(exc, 200)}"
+        ) from exc
+    finally:
+        model.train(was_training)
+    check_output(out, num_classes, spec, weights=weights, model=model)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load weights with a one-line, bounded error for anything unexpected."""
+    try:
+        return load_weights(model, path)
+    except IAPruneError as exc:
+        raise IAPruneError(one_line(exc, 400)) from exc
+    except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
+        raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
+
+
+def restore_finetune_files(run: RunDir) -> list[str]:
+    """Rewrite spec.json and finetune.json from a finished pruned.pt where they differ.
+
+    pruned.pt carries its spec and training history, so a spec.json or finetune.json
+    that is missing, truncated, of the wrong shape or stale (a kill between the
+    writes) is rebuilt from it exactly. Returns the names rewritten.
+    """
+    state = load_state(run / "pruned.pt")
+    rewritten = []
+    spec = state.get("spec")
+    if isinstance(spec, dict):
+        expected = PruningSpec.from_dict(spec)
+        try:
+            ok = PruningSpec.load(run / "spec.json") == expected
+        except IAPruneError:
+            ok = False
+        if not ok:
+            expected.save(run / "spec.json")
+            rewritten.append("spec.json")
+    history = state.get("history")
+    if isinstance(history, list):
+        expected_json = {"epochs": history}
+        try:
+            ok = run.read_dict("finetune.json") == _as_json(expected_json)
+        except IAPruneError:
+            ok = False
+        if not ok:
+            run.write_json("finetune.json", expected_json)
+            rewritten.append("finetune.json")
+    for name in rewritten:
+        log.warning("%s was missing or corrupt: rebuilt from pruned.pt", name)
+    return rewritten
+
+
+def _as_json(data: Any) -> Any:
+    """``data`` as written to and read back from a JSON artefact."""
+    return json.loads(json.dumps(data, default=str))

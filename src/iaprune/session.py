@@ -19,18 +19,15 @@ run writes to the paths config.json stores (:data:`iaprune.resume.STORED_OUTPUTS
 when the command line names them again. Every command that writes a run holds its lock
 (:func:`iaprune.rundir.lock_run_dir`).
 
-(Above 500 lines on purpose: one class whose methods are the run's stages and the checks
-before them, so a run's life cycle reads in one place.)
+The search itself is assembled by :class:`iaprune.search.plan.SearchPlan`; the session
+hands it the pruner, the candidates' cost model and the run's batches.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Collection
 from dataclasses import replace
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,55 +37,42 @@ from torch.utils.data import DataLoader
 
 from iaprune.checks import (
     check_baseline_change,
-    check_output,
+    check_forward,
     check_writable,
     finished_baseline,
+    load_checkpoint,
+    restore_finetune_files,
     saved_config,
     user_model_errors,
 )
 from iaprune.config import DEFAULT_STUDY, RunConfig
-from iaprune.cost import (
-    CostModel,
-    CostReport,
-    StaticCostModel,
-    create_cost_model,
-    measure_cost,
-)
+from iaprune.cost import CostModel, CostReport, measure_cost
 from iaprune.cost.latency import default_round_to, get_backend
+from iaprune.cost.lut.policy import run_table
 from iaprune.data import DataBundle, create_dataset, make_loaders
-from iaprune.devices import model_device, resolve_device
+from iaprune.devices import resolve_device
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
 from iaprune.parallel import local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.resume import confirm_outputs, describe_changes, resume_config
 from iaprune.rundir import RUN_MARKER, RunDir, lock_run_dir, recover
-from iaprune.search import (
-    AllocationSpace,
-    CandidateEvaluator,
-    SearchResult,
-    ab_measure,
-    check_reachable,
-    create_sampler,
-    fit_measured,
-    latency_key,
-    latency_predictors,
-    make_space,
-    run_search,
-    warm_starts,
-    width_space,
-)
-from iaprune.search.builder import Space
+from iaprune.search import CandidateEvaluator, SearchResult, create_sampler
 from iaprune.search.choice import LazyScorer
-from iaprune.search.storage import open_storage
-from iaprune.search.study import StudyExistsError, join_search
+from iaprune.search.plan import (
+    ScoringData,
+    SearchPlan,
+    check_budget,
+    final_evaluator,
+    make_evaluator,
+    trial_cost,
+)
 from iaprune.search.workers import check_storage
 from iaprune.train import (
     TrainHistory,
     distributed,
     evaluate,
     finetune,
-    load_weights,
     save_atomic,
 )
 from iaprune.train.checkpoint import load_into, load_state
@@ -97,13 +81,6 @@ if TYPE_CHECKING:
     from iaprune.cost.lut import LatencyTable
 
 log = logging.getLogger(__name__)
-
-TABLE_CALIBRATE = 8
-"""Whole pruned models timed to fit and check a latency table's correction (``--latency
-predicted``); a table whose leave-one-out error misses the bounds is not searched on."""
-
-TRAIN_BATCH_BYTES = 1 << 30
-"""At most this many bytes of distinct training batches per evaluator (steps cycle over them)."""
 
 
 class Session:
@@ -265,7 +242,7 @@ class Session:
         """
         c = self.config
         if c.checkpoint:
-            model = self._load_checkpoint(self.build_model(), c.checkpoint)
+            model = load_checkpoint(self.build_model(), c.checkpoint)
             source = _absolute(c.checkpoint)
             state = {"state_dict": model.state_dict(), "complete": True, "source": source}
             save_atomic(state, self.run / "baseline.pt")
@@ -308,52 +285,15 @@ class Session:
             load_into(model, done, root / "baseline.pt")
             self._check_forward(model, weights=str(root / "baseline.pt"))
         elif cfg.checkpoint:
-            self._load_checkpoint(model, cfg.checkpoint)
+            load_checkpoint(model, cfg.checkpoint)
             self._check_forward(model, weights=cfg.checkpoint)
-        self._check_budget(model)
+        check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
 
     def _check_forward(self, model: nn.Module, *, weights: str = "") -> None:
-        """One forward pass on a data-shaped example: finite ``(1, classes)`` float logits.
-
-        ``weights`` names where trained weights came from (a checkpoint, the baseline), so
-        a NaN output is found before any training or search.
-        """
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                out = model(self.example_input.to(model_device(model)))
-        except Exception as exc:  # user models fail in any way
-            raise IAPruneError(
-                f"model {self.config.model!r} fails on input shape "
-                f"{tuple(self.example_input.shape)} of {self.config.dataset}: {one_line(exc, 200)}"
-            ) from exc
-        finally:
-            model.train(was_training)
-        check_output(out, self.bundle.num_classes, self.config.model, weights=weights, model=model)
-
-    def _load_checkpoint(self, model: nn.Module, path: str | Path) -> nn.Module:
-        """Load weights with a one-line, bounded error for anything unexpected."""
-        try:
-            return load_weights(model, path)
-        except IAPruneError as exc:
-            raise IAPruneError(one_line(exc, 400)) from exc
-        except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
-            raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
-
-    def _check_budget(self, model: nn.Module) -> None:
-        """Prunable groups exist and the smallest allowed model meets every budget."""
-        cfg = self.config.search
-        pruner = self.pruner(model)
-        timed = cfg.objective.needs_latency  # a latency table is not built for this check
-        cost = create_cost_model("measured", self.config.cost) if timed else StaticCostModel()
-        evaluator = CandidateEvaluator(
-            pruner,
-            cost,
-            calibration=[],
-            val_batches=[],
-        )
-        check_reachable(evaluator, width_space(pruner, cfg, round_to=self.round_to), cfg)
+        """One forward pass on the example input (:func:`iaprune.checks.check_forward`)."""
+        c = self.config
+        classes = self.bundle.num_classes
+        check_forward(model, self.example_input, classes, c.model, c.dataset, weights=weights)
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -372,7 +312,7 @@ class Session:
             model = load_into(self.build_model(), done, self.run / "baseline.pt")
             return model.to(self.device)
         if self.config.checkpoint:  # runs from before --checkpoint was copied in
-            model = self._load_checkpoint(self.build_model(), self.config.checkpoint)
+            model = load_checkpoint(self.build_model(), self.config.checkpoint)
             return model.to(self.device)
         raise IAPruneError(f"the baseline of {self.run.root} is not finished; use --resume")
 
@@ -414,103 +354,16 @@ class Session:
         seed = self.config.seed if seed is None else seed
         return distributed.train_loader(self.loaders["train"], self.dist, seed=seed)
 
-    def projects_latency(self) -> bool:
-        """Whether search candidates are projected onto a latency budget (with the table).
-
-        So they are with the constrained objective, the ``budget`` space and
-        ``--max-latency`` or ``--max-latency-ms``, whatever ``--latency`` says: every
-        candidate is then priced by the latency table, and the chosen one is measured.
-        """
-        cfg = self.config.search
-        budgets = cfg.objective.budgets()
-        latency = "latency" in budgets or "latency_ms" in budgets
-        return latency and cfg.space == "budget" and cfg.objective.kind == "constrained"
-
-    def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
-        """Cost model of the search candidates: latency measured, predicted, or none.
-
-        A predicted latency comes from the table at ``--latency-table``, else the shared
-        one at :func:`iaprune.cost.default_table_path` when ``$IAPRUNE_LUT_DIR`` is set
-        (where ``iaprune latency-table`` writes), else ``RUN_DIR/latency_table.json``.
-        Candidates projected onto a latency budget (:meth:`projects_latency`) are always
-        priced by the table, even one whose error on unseen models misses the bounds: the
-        chosen model is measured and re-projected (:func:`iaprune.search.fit_measured`).
-        """
-        if not self.config.search.objective.needs_latency:
-            return create_cost_model("static")
-        c = self.config.cost
-        projected = self.projects_latency()
-        if c.latency == "measured" and not projected:
-            return create_cost_model("measured", c)
-        table = self.latency_table(model, pruner)
-        error = table.fit_error()
-        if not error:
-            log.warning(
-                "latency table %s was built without calibration models: its error on unseen "
-                "models is unknown (rebuild it with --calibrate %d)",
-                table.path,
-                TABLE_CALIBRATE,
-            )
-        elif not table.reliable():
-            from iaprune.cost.lut import ERROR_BOUNDS
-
-            then = "measuring every trial instead"
-            if projected:
-                then = "the chosen model is measured and re-projected"
-            log.warning(
-                "latency table %s predicts unseen models with %.1f %% median / %.1f %% max "
-                "error (leave-one-out), worse than %g %% / %g %%: %s",
-                table.path,
-                error["median_pct"],
-                error["max_pct"],
-                *ERROR_BOUNDS,
-                then,
-            )
-            if not projected:
-                return create_cost_model("measured", c)
-        return create_cost_model("predicted", table)
-
-    def latency_table(self, model: nn.Module, pruner: Pruner) -> LatencyTable:
-        """The run's latency table of ``model``: reused when valid, else built (logged)."""
-        from iaprune.cost.lut import TABLE_TIMING, default_table_path, load_or_build
-
-        c = self.config.cost
-        per_point = c.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
-        shared = default_table_path(model, self.input_shape, per_point)
-        path = c.table or shared or self.run / "latency_table.json"
-        start = time.perf_counter()
-        table = load_or_build(
-            path,
-            model,
-            self.input_shape,
-            pruner.groups,
-            per_point,
-            writable=self.table_writable or c.table is None,
-            calibrate=TABLE_CALIBRATE,
-        )
-        log.info(
-            "latency table %s (%s, batch %d): ready in %.1f s",
-            table.path,
-            c.backend,
-            c.batch_size,
-            time.perf_counter() - start,
-        )
-        return table
+    # -- search ----------------------------------------------------------------------
+    @property
+    def scoring(self) -> ScoringData:
+        """This run's loaders and seed, from which the search draws its batches."""
+        per_batch = 4 * self.example_input[0].numel() * self.config.finetune.batch_size
+        return ScoringData(self.loaders, self.config.seed, per_batch)
 
     def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``n`` batches of a split, materialised (same data for every trial).
-
-        The train split's order and augmentation are drawn from generators seeded with
-        the run seed at every call, so every call (the filter scores' calibration, the
-        trials' and the finalists' recovery steps) and a resumed run see the same
-        sequence, whatever ran before.
-        """
-        loader = self.loaders[split]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            if loader.generator is not None:
-                loader.generator.manual_seed(self.config.seed)
-            return list(islice(iter(loader), n))
+        """The first ``n`` batches of a split, materialised (:meth:`ScoringData.batches`)."""
+        return self.scoring.batches(split, n)
 
     def pruner(self, model: nn.Module) -> Pruner:
         """Channel groups and filter scores of the unpruned ``model``."""
@@ -530,13 +383,27 @@ class Session:
             return self.config.search.round_to
         return default_round_to(self.config.cost.backend)
 
-    def search_done(self) -> SearchResult | None:
-        """The finished search (None when absent or when more trials are asked for)."""
-        if not (self.run / "search.json").is_file():
-            return None
-        result = load_search_result(self.run)
-        tried = result.trials + getattr(result, "failed", 0)
-        return result if tried >= self.config.search.trials else None
+    def latency_table(self, model: nn.Module, pruner: Pruner) -> LatencyTable:
+        """The run's latency table of ``model``: reused when valid, else built (logged)."""
+        fallback = self.run / "latency_table.json"
+        c, writable = self.config.cost, self.table_writable
+        return run_table(
+            model, self.input_shape, pruner.groups, c, fallback=fallback, writable=writable
+        )
+
+    def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
+        """Cost model of the search candidates (:func:`iaprune.search.plan.trial_cost`).
+
+        ``model`` is ``pruner``'s unpruned model.
+        """
+        return trial_cost(
+            pruner,
+            self.input_shape,
+            self.config.search,
+            self.config.cost,
+            table_fallback=self.run / "latency_table.json",
+            table_writable=self.table_writable,
+        )
 
     def evaluator(
         self, model: nn.Module, pruner: Pruner, cost: CostModel | None = None
@@ -545,62 +412,37 @@ class Session:
 
         ``cost`` prices the candidates (default: :meth:`trial_cost`).
         """
-        cfg = self.config.search
-        return CandidateEvaluator(
-            pruner,
-            cost or self.trial_cost(model, pruner),
-            calibration=self.batches("train_eval", cfg.bn_batches),
-            recalibration=self.batches("train_eval", 2 * cfg.bn_batches)[cfg.bn_batches :],
-            val_batches=self.batches("val", cfg.val_batches or 10**9),
-            train_batches=self._train_batches(cfg.finetune_steps),
-            finetune_steps=cfg.finetune_steps,
-            distill=cfg.distill,
-            seed=cfg.seed,
-        )
-
-    def _train_batches(self, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Training batches for ``steps`` recovery steps (about 1 GiB at most; steps cycle)."""
-        per_batch = 4 * self.example_input[0].numel() * self.config.finetune.batch_size
-        return self.batches("train", min(steps, max(1, TRAIN_BATCH_BYTES // per_batch)))
+        cost = cost or self.trial_cost(model, pruner)
+        return make_evaluator(pruner, cost, self.scoring, self.config.search)
 
     def final_evaluator(self, trial: CandidateEvaluator) -> LazyScorer | None:
-        """The finalists' scorer: ``final_steps`` recovery steps with ``final_distill``.
+        """The finalists' scorer (:func:`iaprune.search.plan.final_evaluator`)."""
+        return final_evaluator(trial, self.scoring, self.config.search)
 
-        Built on first use from ``trial`` (same calibration and validation batches, same
-        baseline costs). None when the trial scores serve: ``final_steps`` is 0, no
-        finalists are re-scored, or the final settings equal the trial's.
-        """
-        cfg = self.config.search
-        same = (cfg.final_steps, cfg.final_distill) == (cfg.finetune_steps, cfg.distill)
-        if cfg.final_steps == 0 or not cfg.rescore or same:
-            return None
-        return LazyScorer(
-            lambda: trial.variant(
-                finetune_steps=cfg.final_steps,
-                distill=cfg.final_distill,
-                train_batches=self._train_batches(cfg.final_steps),
-            )
-        )
+    def plan(self, model: nn.Module) -> SearchPlan:
+        """The search of the unpruned ``model`` with this run's settings.
 
-    def _search_parts(self, model: nn.Module) -> tuple[Pruner, Space, CandidateEvaluator]:
-        """Channel groups, search space and trial evaluator of ``model``.
-
-        With a latency budget the space projects onto the latency table's predictions. A
-        baseline whose output is not finite (NaN weights) is refused before any trial.
+        A baseline whose output is not finite (NaN weights) is refused before any trial.
         """
         self._check_forward(model, weights="the baseline")
         pruner = self.pruner(model)
-        cost = self.trial_cost(model, pruner)
-        table = getattr(cost, "table", None) if self.projects_latency() else None
-        predictors = latency_predictors(table) if table is not None else None
-        space = make_space(
+        return SearchPlan.build(
             pruner,
-            self.input_shape,
+            self.trial_cost(model, pruner),
+            self.scoring,
             self.config.search,
+            input_shape=self.input_shape,
             round_to=self.round_to,
-            predictors=predictors,
+            timing=self.config.cost.timing,
         )
-        return pruner, space, self.evaluator(model, pruner, cost)
+
+    def search_done(self) -> SearchResult | None:
+        """The finished search (None when absent or when more trials are asked for)."""
+        if not (self.run / "search.json").is_file():
+            return None
+        result = load_search_result(self.run)
+        tried = result.trials + getattr(result, "failed", 0)
+        return result if tried >= self.config.search.trials else None
 
     def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult | None:
         """Run or resume the search; writes search.json and spec.json.
@@ -612,55 +454,25 @@ class Session:
         """
         cfg = self.config.search
         log.info("stage search: %d trials, sampler %s", cfg.trials, cfg.sampler)
-        pruner, space, evaluator = self._search_parts(model)
-        storage = cfg.storage or self.run.storage
-        definition = run_definition(self.config, model)
-        if cfg.workers > 1:  # the local workers find the storage (see join)
-            open_storage(storage, heartbeat=cfg.heartbeat)
-        try:
-            with local_workers(
-                self.run.root,
-                cfg.workers - 1,
-                trust_code=self.trust_code,
-                cuda=self.config.device in ("cuda", "auto") and self.device.type == "cuda",
-                storage=cfg.storage,
-            ):
-                result = run_search(
-                    evaluator,
-                    space,
-                    cfg,
-                    storage=storage,
-                    resume=resume,
-                    warm_starts=lambda: warm_starts(pruner, space),
-                    definition=definition,
-                    final_evaluator=self.final_evaluator(evaluator),
-                )
-        except StudyExistsError:
-            ran = join_search(evaluator, space, cfg, storage=storage, definition=definition)
-            log.info("joined study %r as a worker: ran %d trials", cfg.study_name, ran)
-            return None
-        self._fit_latency(model, pruner, space, result)
-        self.run.write_json("search.json", result.to_dict())
-        result.spec.save(self.run / "spec.json")
+        plan = self.plan(model)
+        cuda = self.config.device in ("cuda", "auto") and self.device.type == "cuda"
+        workers = local_workers(
+            self.run.root,
+            cfg.workers - 1,
+            trust_code=self.trust_code,
+            cuda=cuda,
+            storage=cfg.storage,
+        )
+        result = plan.run(
+            storage=cfg.storage or self.run.storage,
+            resume=resume,
+            definition=run_definition(self.config, model),
+            workers=workers,
+        )
+        if result is not None:
+            self.run.write_json("search.json", result.to_dict())
+            result.spec.save(self.run / "spec.json")
         return result
-
-    def _fit_latency(
-        self, model: nn.Module, pruner: Pruner, space: Space, result: SearchResult
-    ) -> None:
-        """Measure the chosen widths against a projected latency budget; re-project if over.
-
-        Sets ``result.latency_fit`` and, when the widths change, ``result.spec``.
-        """
-        if not isinstance(space, AllocationSpace):
-            return
-        key = latency_key(space.projection)
-        if key is None:
-            return
-        measure = ab_measure(pruner, self.input_shape, self.config.cost.timing, key)
-        fit = fit_measured(result.spec.keep, space.projection, key, measure)
-        result.latency_fit = fit.to_dict()
-        if fit.final.keep != result.spec.keep:
-            result.spec = pruner.spec(fit.final.keep)
 
     def check_joinable(self) -> None:
         """Refuse to join a run whose study does not exist yet (no ``study.db``).
@@ -680,13 +492,9 @@ class Session:
         Waits up to ``timeout`` s for the study to be created and set up.
         """
         self.check_joinable()
-        cfg = self.config.search
-        _, space, evaluator = self._search_parts(model)
+        storage = self.config.search.storage or self.run.storage
         definition = run_definition(self.config, model)
-        storage = cfg.storage or self.run.storage
-        return join_search(
-            evaluator, space, cfg, storage=storage, definition=definition, timeout=timeout
-        )
+        return self.plan(model).join(storage=storage, definition=definition, timeout=timeout)
 
     def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
         """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
@@ -704,37 +512,8 @@ class Session:
         return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
 
     def restore_finetune_files(self) -> list[str]:
-        """Rewrite spec.json and finetune.json from a finished pruned.pt where they differ.
-
-        pruned.pt carries its spec and training history, so a spec.json or finetune.json
-        that is missing, truncated, of the wrong shape or stale (a kill between the
-        writes) is rebuilt from it exactly. Returns the names rewritten.
-        """
-        state = load_state(self.run / "pruned.pt")
-        rewritten = []
-        spec = state.get("spec")
-        if isinstance(spec, dict):
-            expected = PruningSpec.from_dict(spec)
-            try:
-                ok = PruningSpec.load(self.run / "spec.json") == expected
-            except IAPruneError:
-                ok = False
-            if not ok:
-                expected.save(self.run / "spec.json")
-                rewritten.append("spec.json")
-        history = state.get("history")
-        if isinstance(history, list):
-            expected_json = {"epochs": history}
-            try:
-                ok = self.run.read_dict("finetune.json") == _as_json(expected_json)
-            except IAPruneError:
-                ok = False
-            if not ok:
-                self.run.write_json("finetune.json", expected_json)
-                rewritten.append("finetune.json")
-        for name in rewritten:
-            log.warning("%s was missing or corrupt: rebuilt from pruned.pt", name)
-        return rewritten
+        """spec.json and finetune.json rebuilt from pruned.pt where they differ."""
+        return restore_finetune_files(self.run)
 
     def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
@@ -811,7 +590,7 @@ class Session:
         spec = self.pruned_spec()
         shape_only = PruningSpec(keep=spec.keep, original=spec.original)
         model = apply_spec(self.build_model(), self.example_input, shape_only)
-        return self._load_checkpoint(model, self.run / "pruned.pt").to(self.device)
+        return load_checkpoint(model, self.run / "pruned.pt").to(self.device)
 
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""
@@ -826,11 +605,6 @@ def load_search_result(run: RunDir) -> SearchResult:
         return SearchResult(**data)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
-
-
-def _as_json(data: Any) -> Any:
-    """``data`` as written to and read back from a JSON artefact."""
-    return json.loads(json.dumps(data, default=str))
 
 
 def _absolute(path: str | None) -> str | None:

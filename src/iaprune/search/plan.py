@@ -1,0 +1,283 @@
+"""A run's search, assembled from plain inputs: :class:`SearchPlan`.
+
+The caller (:class:`iaprune.session.Session`) hands over the pruner of the unpruned model,
+the candidates' cost model (:func:`trial_cost`), the run's batches (:class:`ScoringData`)
+and the search settings; the plan builds the search space, the trial evaluator, the
+finalists' scorer and the warm starts, runs or joins the study and, with a projected
+latency budget, measures the chosen widths (:meth:`SearchPlan.run`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from iaprune.config import CostConfig, SearchConfig
+from iaprune.cost import CostModel, StaticCostModel, create_cost_model
+from iaprune.cost.lut.policy import run_table, search_cost
+from iaprune.pruning import Pruner
+from iaprune.search.builder import Space, WarmStart, make_space, warm_starts, width_space
+from iaprune.search.choice import LazyScorer
+from iaprune.search.evaluate import CandidateEvaluator
+from iaprune.search.latency_fit import ab_measure, fit_measured, latency_key
+from iaprune.search.projection import AllocationSpace, latency_predictors
+from iaprune.search.storage import open_storage
+from iaprune.search.study import (
+    SearchResult,
+    StudyExistsError,
+    check_reachable,
+    join_search,
+    run_search,
+)
+from iaprune.timing import TimingSettings
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+TRAIN_BATCH_BYTES = 1 << 30
+"""At most this many bytes of distinct training batches per evaluator (steps cycle over them)."""
+
+
+@dataclass(frozen=True)
+class ScoringData:
+    """The run's loaders by split, its seed and the bytes of one training batch's inputs."""
+
+    loaders: Mapping[str, DataLoader[Any]]
+    seed: int
+    batch_bytes: int
+
+    def batches(self, split: str, n: int) -> list[Batch]:
+        """The first ``n`` batches of a split, materialised (same data for every trial).
+
+        The train split's order and augmentation are drawn from generators seeded with
+        the run seed at every call, so every call (the filter scores' calibration, the
+        trials' and the finalists' recovery steps) and a resumed run see the same
+        sequence, whatever ran before.
+        """
+        loader = self.loaders[split]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            if loader.generator is not None:
+                loader.generator.manual_seed(self.seed)
+            return list(islice(iter(loader), n))
+
+    def train_batches(self, steps: int) -> list[Batch]:
+        """Training batches for ``steps`` recovery steps (about 1 GiB at most; steps cycle)."""
+        return self.batches("train", min(steps, max(1, TRAIN_BATCH_BYTES // self.batch_bytes)))
+
+
+def projects_latency(config: SearchConfig) -> bool:
+    """Whether search candidates are projected onto a latency budget (with the table).
+
+    So they are with the constrained objective, the ``budget`` space and
+    ``--max-latency`` or ``--max-latency-ms``, whatever ``--latency`` says: every
+    candidate is then priced by the latency table, and the chosen one is measured.
+    """
+    budgets = config.objective.budgets()
+    latency = "latency" in budgets or "latency_ms" in budgets
+    return latency and config.space == "budget" and config.objective.kind == "constrained"
+
+
+def trial_cost(
+    pruner: Pruner,
+    input_shape: Sequence[int],
+    search: SearchConfig,
+    cost: CostConfig,
+    *,
+    table_fallback: Path,
+    table_writable: bool,
+) -> CostModel:
+    """Cost model of the search candidates: latency measured, predicted, or none.
+
+    A predicted latency comes from the run's latency table
+    (:func:`iaprune.cost.lut.policy.run_table`, ``table_fallback`` and ``table_writable``
+    as there), priced or not as :func:`iaprune.cost.lut.policy.search_cost` decides.
+    """
+    if not search.objective.needs_latency:
+        return create_cost_model("static")
+    projected = projects_latency(search)
+    if cost.latency == "measured" and not projected:
+        return create_cost_model("measured", cost)
+    table = run_table(
+        pruner.model,
+        input_shape,
+        pruner.groups,
+        cost,
+        fallback=table_fallback,
+        writable=table_writable,
+    )
+    return search_cost(table, cost, projected=projected)
+
+
+def check_budget(pruner: Pruner, search: SearchConfig, cost: CostConfig, round_to: int) -> None:
+    """Prunable groups exist and the smallest allowed model meets every budget."""
+    timed = search.objective.needs_latency  # a latency table is not built for this check
+    model = create_cost_model("measured", cost) if timed else StaticCostModel()
+    evaluator = CandidateEvaluator(pruner, model, calibration=[], val_batches=[])
+    check_reachable(evaluator, width_space(pruner, search, round_to=round_to), search)
+
+
+def make_evaluator(
+    pruner: Pruner, cost: CostModel, data: ScoringData, config: SearchConfig
+) -> CandidateEvaluator:
+    """The trial evaluator of ``config`` (batches on the model's device), pricing by ``cost``."""
+    return CandidateEvaluator(
+        pruner,
+        cost,
+        calibration=data.batches("train_eval", config.bn_batches),
+        recalibration=data.batches("train_eval", 2 * config.bn_batches)[config.bn_batches :],
+        val_batches=data.batches("val", config.val_batches or 10**9),
+        train_batches=data.train_batches(config.finetune_steps),
+        finetune_steps=config.finetune_steps,
+        distill=config.distill,
+        seed=config.seed,
+    )
+
+
+def final_evaluator(
+    trial: CandidateEvaluator, data: ScoringData, config: SearchConfig
+) -> LazyScorer | None:
+    """The finalists' scorer: ``final_steps`` recovery steps with ``final_distill``.
+
+    Built on first use from ``trial`` (same calibration and validation batches, same
+    baseline costs). None when the trial scores serve: ``final_steps`` is 0, no
+    finalists are re-scored, or the final settings equal the trial's.
+    """
+    same = (config.final_steps, config.final_distill) == (config.finetune_steps, config.distill)
+    if config.final_steps == 0 or not config.rescore or same:
+        return None
+    return LazyScorer(partial(_final_variant, trial, data, config))
+
+
+def _final_variant(
+    trial: CandidateEvaluator, data: ScoringData, config: SearchConfig
+) -> CandidateEvaluator:
+    return trial.variant(
+        finetune_steps=config.final_steps,
+        distill=config.final_distill,
+        train_batches=data.train_batches(config.final_steps),
+    )
+
+
+@dataclass
+class SearchPlan:
+    """The parts of a run's search: space, trial evaluator and finalists' scorer.
+
+    ``timing`` times the chosen widths against a projected latency budget.
+    """
+
+    pruner: Pruner
+    space: Space
+    evaluator: CandidateEvaluator
+    final_evaluator: LazyScorer | None
+    config: SearchConfig
+    input_shape: tuple[int, ...]
+    timing: TimingSettings
+
+    @classmethod
+    def build(
+        cls,
+        pruner: Pruner,
+        cost: CostModel,
+        data: ScoringData,
+        config: SearchConfig,
+        *,
+        input_shape: Sequence[int],
+        round_to: int,
+        timing: TimingSettings,
+    ) -> SearchPlan:
+        """The plan of ``config`` over ``pruner``'s groups, candidates priced by ``cost``.
+
+        With a latency budget the space projects onto the latency table's predictions.
+        """
+        table = getattr(cost, "table", None) if projects_latency(config) else None
+        predictors = latency_predictors(table) if table is not None else None
+        space = make_space(pruner, input_shape, config, round_to=round_to, predictors=predictors)
+        evaluator = make_evaluator(pruner, cost, data, config)
+        final = final_evaluator(evaluator, data, config)
+        return cls(pruner, space, evaluator, final, config, tuple(input_shape), timing)
+
+    def warm_starts(self) -> dict[str, WarmStart]:
+        """The heuristics' allocations (:func:`iaprune.search.warm_starts`)."""
+        return warm_starts(self.pruner, self.space)
+
+    def run(
+        self,
+        *,
+        storage: str,
+        resume: bool = False,
+        definition: Mapping[str, Any] | None = None,
+        workers: AbstractContextManager[Any] | None = None,
+    ) -> SearchResult | None:
+        """Run or resume the study in ``storage``; the result, latency-checked.
+
+        ``workers`` runs alongside the study (the run's local worker processes). When
+        the study already exists in a shared storage (the same command started on
+        another machine first), this process joins it as a worker and returns None.
+        """
+        if self.config.workers > 1:  # the local workers find the storage (see join)
+            open_storage(storage, heartbeat=self.config.heartbeat)
+        try:
+            with workers or nullcontext():
+                result = run_search(
+                    self.evaluator,
+                    self.space,
+                    self.config,
+                    storage=storage,
+                    resume=resume,
+                    warm_starts=self.warm_starts,
+                    definition=definition,
+                    final_evaluator=self.final_evaluator,
+                )
+        except StudyExistsError:
+            ran = self.join(storage=storage, definition=definition)
+            log.info("joined study %r as a worker: ran %d trials", self.config.study_name, ran)
+            return None
+        self.fit_latency(result)
+        return result
+
+    def join(
+        self,
+        *,
+        storage: str,
+        definition: Mapping[str, Any] | None = None,
+        timeout: float = 600.0,
+    ) -> int:
+        """Run trials of the study another process created; how many ran here.
+
+        Waits up to ``timeout`` s for the study to be created and set up.
+        """
+        return join_search(
+            self.evaluator,
+            self.space,
+            self.config,
+            storage=storage,
+            definition=definition,
+            timeout=timeout,
+        )
+
+    def fit_latency(self, result: SearchResult) -> None:
+        """Measure the chosen widths against a projected latency budget; re-project if over.
+
+        Sets ``result.latency_fit`` and, when the widths change, ``result.spec``.
+        """
+        if not isinstance(self.space, AllocationSpace):
+            return
+        key = latency_key(self.space.projection)
+        if key is None:
+            return
+        measure = ab_measure(self.pruner, self.input_shape, self.timing, key)
+        fit = fit_measured(result.spec.keep, self.space.projection, key, measure)
+        result.latency_fit = fit.to_dict()
+        if fit.final.keep != result.spec.keep:
+            result.spec = self.pruner.spec(fit.final.keep)
