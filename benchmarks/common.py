@@ -148,6 +148,31 @@ def commit_id() -> str:
         return "unknown"
 
 
+def shared_finetunes(rows: Rows) -> dict[str, dict[str, Any]]:
+    """Finished rows that fine-tuned themselves, by ``model|seed|widths``: a row with the
+    same widths and seed reuses their test accuracy (the fine-tune is deterministic)."""
+    return {
+        f"{r['model']}|{r['seed']}|{r['widths']}": r
+        for r in rows
+        if r.get("shared_finetune") is None
+    }
+
+
+def run_rows(
+    rows: Rows,
+    todo: list[dict[str, Any]],
+    run_row: Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+) -> int:
+    """Run every task with :func:`shared_finetunes`, record each row at once, log it."""
+    log(f"{len(todo)} rows to run ({len(rows.rows)} done)")
+    for task in todo:
+        row = run_row(task, shared_finetunes(rows))
+        rows.add(row)
+        log(f"{row['key']}: {describe(row)}")
+    return len(todo)
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     n = len(values)

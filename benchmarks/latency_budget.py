@@ -42,6 +42,7 @@ from common import (
     log,
     machine_info,
     mean_std,
+    run_rows,
 )
 from torch import nn
 
@@ -367,6 +368,14 @@ def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
     plt.close(fig)
 
 
+def _describe(r: dict[str, Any]) -> str:
+    return (
+        f"test {r['test_top1']:.4f} (baseline {r['baseline_top1']:.4f}), "
+        f"latency x{r['latency_ratio']:.3f} <= {r['latency_ratio_high']:.3f}, "
+        f"MACs x{r['macs_ratio']:.3f}, {r['total_seconds']:.0f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     t0 = time.perf_counter()
@@ -375,21 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         write_results(a, rows, 0.0, 0)
         return 0
     todo = tasks(a, rows)
-    log(f"{len(todo)} rows to run ({len(rows.rows)} done)")
-    for task in todo:
-        finetunes = {
-            f"{r['model']}|{r['seed']}|{r['widths']}": r
-            for r in rows
-            if r.get("shared_finetune") is None
-        }
-        row = run_row(task, finetunes)
-        rows.add(row)
-        log(
-            f"{row['key']}: test {row['test_top1']:.4f} (baseline {row['baseline_top1']:.4f}), "
-            f"latency x{row['latency_ratio']:.3f} <= {row['latency_ratio_high']:.3f}, "
-            f"MACs x{row['macs_ratio']:.3f}, {row['total_seconds']:.0f} s"
-        )
-    write_results(a, rows, time.perf_counter() - t0, len(todo))
+    ran = run_rows(rows, todo, run_row, _describe)
+    write_results(a, rows, time.perf_counter() - t0, ran)
     return 0
 
 

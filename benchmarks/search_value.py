@@ -32,7 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from common import Rows, baseline, baseline_config, commit_id, loadavg, log, machine_info, mean_std
+from common import (
+    Rows,
+    baseline,
+    baseline_config,
+    commit_id,
+    loadavg,
+    log,
+    machine_info,
+    mean_std,
+    run_rows,
+)
 
 from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs
@@ -233,6 +243,13 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
     print(text)
 
 
+def _describe(r: dict[str, Any]) -> str:
+    return (
+        f"test {r['test_top1']:.4f} (baseline {r['baseline_top1']:.4f}), "
+        f"MACs x{r['macs_ratio']:.3f}, {r['total_seconds']:.0f} s"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse(argv)
     t0 = time.perf_counter()
@@ -241,20 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         write_results(a, rows, 0.0, 0)
         return 0
     todo = tasks(a, rows)
-    log(f"{len(todo)} rows to run ({len(rows.rows)} done)")
-    for task in todo:
-        finetunes = {
-            f"{r['model']}|{r['seed']}|{r['widths']}": r
-            for r in rows
-            if r.get("shared_finetune") is None
-        }
-        row = run_row(task, finetunes)
-        rows.add(row)
-        log(
-            f"{row['key']}: test {row['test_top1']:.4f} (baseline {row['baseline_top1']:.4f}), "
-            f"MACs x{row['macs_ratio']:.3f}, {row['total_seconds']:.0f} s"
-        )
-    write_results(a, rows, time.perf_counter() - t0, len(todo))
+    ran = run_rows(rows, todo, run_row, _describe)
+    write_results(a, rows, time.perf_counter() - t0, ran)
     return 0
 
 
