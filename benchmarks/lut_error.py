@@ -52,7 +52,7 @@ from iaprune.cost import (
     count_macs,
     get_backend,
 )
-from iaprune.cost.lut.fit import aligned
+from iaprune.cost.lut import aligned
 from iaprune.pruning import Pruner
 
 HERE = Path(__file__).resolve().parent
@@ -85,7 +85,8 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
         warmup=args.warmup,
         repeats=args.table_repeats,
     )
-    path = cache / f"{backend}-{args.method}-{name}-w{width}-b{batch}.json"
+    method = "" if args.method == "auto" else f"-{args.method}"  # auto: latency_ratio.py reads it
+    path = cache / f"{backend}{method}-{name}-w{width}-b{batch}.json"
     if path.is_file():
         table = LatencyTable.load(path)
     else:

@@ -85,7 +85,7 @@ Modules, one purpose each (data flows top to bottom):
 from __future__ import annotations
 
 from iaprune.cost.lut.entry import LayerEntry, LayerKind
-from iaprune.cost.lut.fit import SCALE_BOUNDS
+from iaprune.cost.lut.fit import SCALE_BOUNDS, aligned
 from iaprune.cost.lut.grid import channel_grid, grid_ratios
 from iaprune.cost.lut.meta import (
     FORMAT,
@@ -120,6 +120,7 @@ __all__ = [
     "LayerKind",
     "PredictedCostModel",
     "Statistic",
+    "aligned",
     "architecture_fingerprint",
     "channel_grid",
     "default_table_path",
