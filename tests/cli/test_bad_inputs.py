@@ -582,7 +582,9 @@ def test_disk_full_while_saving_a_stage_is_one_line(
     _full_disk(monkeypatch)
     capsys.readouterr()
     new_run = ["prune", "--run-dir", str(run), *TINY]
-    assert main(["finetune", str(run)] if stage == "finetune" else new_run) == 2
+    # finetune with other settings than the finished run's, so that it trains and saves
+    again = ["finetune", str(run), "--epochs", "2"]
+    assert main(again if stage == "finetune" else new_run) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     partial = "pruned.partial.pt" if stage == "finetune" else "baseline.partial.pt"
     assert lines == [
