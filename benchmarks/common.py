@@ -173,6 +173,25 @@ def run_rows(
     return len(todo)
 
 
+def run_benchmark(
+    a: Any,
+    tasks: Callable[[Any, Rows], list[dict[str, Any]]],
+    run_row: Callable[[dict[str, Any], dict[str, dict[str, Any]]], dict[str, Any]],
+    describe: Callable[[dict[str, Any]], str],
+    write_results: Callable[[Any, Rows, float, int], None],
+) -> int:
+    """A resumable benchmark's main: rows still to run (``tasks``), then the results.
+
+    ``a`` are the parsed arguments (``out``, ``report_only``); with ``report_only`` only
+    ``write_results`` runs, on the rows already in ``a.out / "rows.jsonl"``.
+    """
+    t0 = time.perf_counter()
+    rows = Rows(a.out / "rows.jsonl")
+    ran = 0 if a.report_only else run_rows(rows, tasks(a, rows), run_row, describe)
+    write_results(a, rows, time.perf_counter() - t0, ran)
+    return 0
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
     n = len(values)

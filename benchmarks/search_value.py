@@ -41,7 +41,7 @@ from common import (
     log,
     machine_info,
     mean_std,
-    run_rows,
+    run_benchmark,
 )
 
 from iaprune import ObjectiveConfig, RunConfig, Session
@@ -251,16 +251,7 @@ def _describe(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = parse(argv)
-    t0 = time.perf_counter()
-    rows = Rows(a.out / "rows.jsonl")
-    if a.report_only:
-        write_results(a, rows, 0.0, 0)
-        return 0
-    todo = tasks(a, rows)
-    ran = run_rows(rows, todo, run_row, _describe)
-    write_results(a, rows, time.perf_counter() - t0, ran)
-    return 0
+    return run_benchmark(parse(argv), tasks, run_row, _describe, write_results)
 
 
 if __name__ == "__main__":
