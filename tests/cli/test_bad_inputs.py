@@ -345,11 +345,9 @@ CASES |= {  # issue 23: results without meaning, and run directories one must no
 }
 
 
-# One case per subcommand (and the cwd-module import) also runs in a real process.
+# One case per subcommand also runs in a real process.
 SUBPROCESS_CASES = [
-    "unreachable budget",  # prune: builds the model and prices the budget first
-    "module factory raises",  # a module found in the current directory (python -m)
-    "resume changed seed",
+    "module factory raises",  # prune, with a module found in the current directory
     "search resume factory without model.json",
     "finetune search.json missing",
     "worker no run dir",
