@@ -132,10 +132,13 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    """A folder with a finished run, user model files and broken copies of the run."""
+def work(tiny_run: Path, tmp_path_factory) -> Path:
+    """A folder with a finished run, user model files and broken copies of the run.
+
+    The finished run ``done`` is a copy of the session's ``tiny_run`` (test_vgg on digits).
+    """
     root = tmp_path_factory.mktemp("bad")
-    assert main(["prune", "--run-dir", str(root / "done"), *TINY]) == 0
+    shutil.copytree(tiny_run, root / "done")
     (root / "models.py").write_text(USER_MODELS)
     (root / "a_file").write_text("not a folder")
     torch.save({"state_dict": "not a dict"}, root / "string_state.pt")
