@@ -1,8 +1,14 @@
-"""The Fashion-MNIST benchmark runs end to end in its ``--smoke`` mode (digits, tiny)."""
+"""The Fashion-MNIST benchmark runs end to end in its ``--smoke`` mode (digits, tiny).
+
+The first run of each script is ``python benchmarks/SCRIPT.py --smoke`` in a subprocess,
+as the benchmark is run; the re-runs that check what a script reads back (resume, picks)
+call its ``main`` in this process (:func:`_rerun`), which saves an interpreter start each.
+"""
 
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import shutil
@@ -11,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "fashion_mnist.py"
 FIDELITY = SCRIPT.parent / "proxy_fidelity.py"
@@ -29,6 +36,25 @@ def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _rerun(
+    script: Path, *args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """``script --smoke ARGS`` through its ``main`` in this process; returns its stdout.
+
+    The script's folder goes first on ``sys.path`` (it imports ``common`` from there, as
+    when run as a script) and torch's thread count, which a row sets, is put back.
+    """
+    monkeypatch.syspath_prepend(str(script.parent))
+    main = importlib.import_module(script.stem).main
+    threads = torch.get_num_threads()
+    capsys.readouterr()
+    try:
+        assert main(["--smoke", *args]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def smoke(
     tmp_path_factory: pytest.TempPathFactory,
@@ -38,7 +64,7 @@ def smoke(
     return out, _run(SCRIPT, "--out", str(out))
 
 
-def test_smoke_run_writes_rows_at_the_budget_and_resumes(smoke) -> None:
+def test_smoke_run_writes_rows_at_the_budget_and_resumes(smoke, monkeypatch, capsys) -> None:
     out, first = smoke
     assert first.returncode == 0, first.stderr[-2000:]
     with (out / "fashion_mnist_runs.csv").open() as fh:
@@ -51,13 +77,13 @@ def test_smoke_run_writes_rows_at_the_budget_and_resumes(smoke) -> None:
     md = (out / "fashion_mnist_results.md").read_text()
     assert "| iaprune |" in md and "| tp-global |" in md
 
-    again = _run(SCRIPT, "--out", str(out))  # every row is done: a rerun only re-reads them
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "0 rows to run (7 done)" in again.stdout
+    # every row is done: a rerun only re-reads them
+    again = _rerun(SCRIPT, "--out", str(out), monkeypatch=monkeypatch, capsys=capsys)
+    assert "0 rows to run (7 done)" in again
 
 
 def test_a_row_fine_tuned_with_another_seed_reruns_and_keeps_its_search(
-    smoke, tmp_path: Path
+    smoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, first = smoke
     assert first.returncode == 0, first.stderr[-2000:]
@@ -70,9 +96,8 @@ def test_a_row_fine_tuned_with_another_seed_reruns_and_keeps_its_search(
     with (copy / "rows.jsonl").open("a") as fh:
         fh.write(json.dumps(stale) + "\n")
     trials = (copy / "runs" / old["key"] / "search.json").read_text()
-    again = _run(SCRIPT, "--out", str(copy))
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "1 rows to run (7 done)" in again.stdout
+    again = _rerun(SCRIPT, "--out", str(copy), monkeypatch=monkeypatch, capsys=capsys)
+    assert "1 rows to run (7 done)" in again
     rows = [json.loads(line) for line in (copy / "rows.jsonl").read_text().splitlines()]
     redone = rows[-1]
     assert redone["key"] == old["key"] and redone["search_reused"]
@@ -82,12 +107,13 @@ def test_a_row_fine_tuned_with_another_seed_reruns_and_keeps_its_search(
     assert (copy / "runs" / old["key"] / "search.json").read_text() == trials
 
 
-def test_picks_fidelity_scores_the_allocations_the_methods_chose(smoke, tmp_path: Path) -> None:
+def test_picks_fidelity_scores_the_allocations_the_methods_chose(
+    smoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     out, first = smoke
     assert first.returncode == 0, first.stderr[-2000:]
-    fid = tmp_path / "fid"
-    done = _run(FIDELITY, "--picks", str(out), "--out", str(fid))
-    assert done.returncode == 0, done.stderr[-2000:]
+    fid = tmp_path / "fid"  # proxy_fidelity.py runs as a script in the next test
+    _rerun(FIDELITY, "--picks", str(out), "--out", str(fid), monkeypatch=monkeypatch, capsys=capsys)
     rows = [json.loads(line) for line in (fid / "picks.jsonl").read_text().splitlines()]
     with (out / "fashion_mnist_runs.csv").open() as fh:
         tested = {float(r["test_top1"]) for r in csv.DictReader(fh)}
@@ -99,7 +125,9 @@ def test_picks_fidelity_scores_the_allocations_the_methods_chose(smoke, tmp_path
     assert (fid / "proxy_fidelity_picks_test_vgg_0.5.md").is_file()
 
 
-def test_fidelity_resumes_and_redoes_a_candidate_whose_allocation_changed(tmp_path: Path) -> None:
+def test_fidelity_resumes_and_redoes_a_candidate_whose_allocation_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "fid"
     first = _run(FIDELITY, "--out", str(out))
     assert first.returncode == 0, first.stderr[-2000:]
@@ -109,8 +137,7 @@ def test_fidelity_resumes_and_redoes_a_candidate_whose_allocation_changed(tmp_pa
     assert (out / "proxy_fidelity.md").is_file()
     stale = {**rows[0], "keep": {k: 1 for k in rows[0]["keep"]}}  # an older candidate 0
     (out / "fidelity.jsonl").write_text("\n".join([*lines, json.dumps(stale)]) + "\n")
-    again = _run(FIDELITY, "--out", str(out))
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert f"1 candidates to score and fine-tune ({len(rows)} done)" in again.stdout
+    again = _rerun(FIDELITY, "--out", str(out), monkeypatch=monkeypatch, capsys=capsys)
+    assert f"1 candidates to score and fine-tune ({len(rows)} done)" in again
     redone = json.loads((out / "fidelity.jsonl").read_text().splitlines()[-1])
     assert redone["key"] == rows[0]["key"] and redone["keep"] == rows[0]["keep"]

@@ -132,10 +132,13 @@ def _digest(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    """A folder with a finished run, user model files and broken copies of the run."""
+def work(tiny_run: Path, tmp_path_factory) -> Path:
+    """A folder with a finished run, user model files and broken copies of the run.
+
+    The finished run ``done`` is a copy of the session's ``tiny_run`` (test_vgg on digits).
+    """
     root = tmp_path_factory.mktemp("bad")
-    assert main(["prune", "--run-dir", str(root / "done"), *TINY]) == 0
+    shutil.copytree(tiny_run, root / "done")
     (root / "models.py").write_text(USER_MODELS)
     (root / "a_file").write_text("not a folder")
     torch.save({"state_dict": "not a dict"}, root / "string_state.pt")
@@ -345,11 +348,9 @@ CASES |= {  # issue 23: results without meaning, and run directories one must no
 }
 
 
-# One case per subcommand (and the cwd-module import) also runs in a real process.
+# One case per subcommand also runs in a real process.
 SUBPROCESS_CASES = [
-    "unreachable budget",  # prune: builds the model and prices the budget first
-    "module factory raises",  # a module found in the current directory (python -m)
-    "resume changed seed",
+    "module factory raises",  # prune, with a module found in the current directory
     "search resume factory without model.json",
     "finetune search.json missing",
     "worker no run dir",

@@ -38,6 +38,8 @@ from tests.conftest import UserCNN
 
 SHAPE = (3, 16, 16)
 FAST: dict[str, Any] = {"grid": 3, "warmup": 0, "repeats": 2}
+SMALLEST: dict[str, Any] = {"grid": 2, "warmup": 0, "repeats": 1}
+"""For the tests of when a stored table is reused or rebuilt (its values do not matter)."""
 
 
 def _resnet() -> nn.Module:
@@ -247,9 +249,9 @@ def test_stale_settings_rebuild_with_warning(
     resnet, resnet_groups, tmp_path: Path, change: dict[str, int], match: str
 ) -> None:
     path = tmp_path / "t.json"
-    load_or_build(path, resnet, SHAPE, resnet_groups, **FAST)
+    load_or_build(path, resnet, SHAPE, resnet_groups, **SMALLEST)
     with pytest.warns(LatencyTableWarning, match=f"latency table {path}.*{match}.*rebuilding"):
-        table = load_or_build(path, resnet, SHAPE, resnet_groups, **FAST, **change)
+        table = load_or_build(path, resnet, SHAPE, resnet_groups, **SMALLEST, **change)
     assert table.built_now
     key, value = next(iter(change.items()))
     assert table.meta[key] == value
@@ -259,26 +261,26 @@ def test_stale_settings_rebuild_with_warning(
 def test_stale_backend_or_version_rebuilds(resnet, resnet_groups, tmp_path: Path) -> None:
     """A table measured with another backend (here: its file edited) is never used."""
     path = tmp_path / "t.json"
-    load_or_build(path, resnet, SHAPE, resnet_groups, **FAST)
+    load_or_build(path, resnet, SHAPE, resnet_groups, **SMALLEST)
     for key, value in [("backend", "onnxruntime"), ("backend_version", "0.0.1")]:
         data = json.loads(path.read_text())
         data["meta"][key] = value
         path.write_text(json.dumps(data))
         with pytest.warns(LatencyTableWarning, match=f"{key}='{value}'.*rebuilding"):
-            table = load_or_build(path, resnet, SHAPE, resnet_groups, **FAST)
+            table = load_or_build(path, resnet, SHAPE, resnet_groups, **SMALLEST)
         assert table.built_now and table.meta[key] != value
 
 
 def test_other_architecture_or_shape_rebuilds(resnet, resnet_groups, tmp_path: Path) -> None:
     path = tmp_path / "t.json"
-    load_or_build(path, resnet, SHAPE, resnet_groups, **FAST)
+    load_or_build(path, resnet, SHAPE, resnet_groups, **SMALLEST)
     wider = create_model("test_resnet", num_classes=5, width_mult=0.5).eval()
     assert architecture_fingerprint(wider) != architecture_fingerprint(resnet)
     groups = find_groups(wider, torch.zeros((1, *SHAPE)))
     with pytest.warns(LatencyTableWarning, match="fingerprint"):
-        load_or_build(path, wider, SHAPE, groups, **FAST)
+        load_or_build(path, wider, SHAPE, groups, **SMALLEST)
     with pytest.warns(LatencyTableWarning, match="input_shape"):
-        load_or_build(path, wider, (3, 8, 8), groups, **FAST)
+        load_or_build(path, wider, (3, 8, 8), groups, **SMALLEST)
 
 
 def test_unreadable_table_is_not_overwritten(resnet, resnet_groups, tmp_path: Path) -> None:

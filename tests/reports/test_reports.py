@@ -23,13 +23,16 @@ DATA_URI = "data:image/png;base64,"
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny finished run (digits, width 0.125), reports not yet written."""
+def finished_run(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's copy of the session's finished tiny run (digits), without its reports.
+
+    The reports the run wrote are removed: the ``reports`` fixture writes them again.
+    """
     run = tmp_path_factory.mktemp("reports") / "r"
-    argv = ["prune", "--run-dir", str(run), "--width-mult", "0.125", "--baseline-epochs", "1"]
-    argv += ["--trials", "3", "--epochs", "2", "--repeats", "3", "--bn-batches", "2"]
-    argv += ["--final-steps", "2"]  # finalists re-scored after 2 recovery steps, not 100
-    assert main(argv) == 0
+    shutil.copytree(tiny_run, run)
+    for path in (run / "report.html", run / "report.md"):
+        path.unlink()
+    shutil.rmtree(run / "plots")
     return run
 
 

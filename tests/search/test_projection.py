@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import optuna
 import pytest
@@ -177,41 +178,76 @@ def _allowed(space: SearchSpace, keep: dict[str, int]) -> bool:
     )
 
 
-def test_torch_pruning_allocation_is_a_point_of_the_space_on_the_budget(zoo, monkeypatch) -> None:
+@dataclass
+class _WarmStart:
+    """torch-pruning's global warm start at half the MACs of a zoo model, stepped once."""
+
+    pruner: Pruner
+    space: SearchSpace
+    projection: BudgetProjection
+    chosen: dict[str, int]  # what global_magnitude_allocation returned
+    calls: list  # (args, kwargs, result) of each torch_pruning_allocation call it made
+    stepped: list[dict[str, int]]  # each step torch_pruning_allocation scaled onto the budget
+    params: tuple[int, int]  # the model's parameters before and after
+
+
+@pytest.fixture(scope="module")
+def warm_start(zoo) -> _WarmStart:
+    """One global_magnitude_allocation per zoo model, shared by the two tests below.
+
+    torch-pruning's stepping is most of this file's time: pass-through spies record the
+    torch_pruning_allocation call the warm start makes and the first step on the budget
+    that call hands to scale_onto_budget, instead of stepping again in each test.
+    """
     _name, pruner, cost = zoo
     space = SearchSpace.from_groups(pruner.groups, round_to=2)
     projection = BudgetProjection(space, cost, {"macs": 0.5})
-    params = count_params(pruner.model)
-    calls = []  # torch_pruning_allocation(pruner, projection), run once inside the warm start
+    calls: list = []
+    stepped: list[dict[str, int]] = []
 
-    def spy(*args: object, **kwargs: object) -> dict[str, int] | None:
+    def allocation(*args: object, **kwargs: object) -> dict[str, int] | None:
         calls.append((args, kwargs, torch_pruning_allocation(*args, **kwargs)))
         return calls[-1][2]
 
-    monkeypatch.setattr(heuristics, "torch_pruning_allocation", spy)
-    chosen = global_magnitude_allocation(pruner, projection)
-    ((args, kwargs, keep),) = calls
-    assert args == (pruner, projection) and kwargs == {}
-    if not projection.feasible(space.smallest()):  # tiny test models: budget out of reach
+    def scaled(keep: dict[str, int], proj: BudgetProjection) -> dict[str, int]:
+        stepped.append(dict(keep))
+        return scale_onto_budget(keep, proj)
+
+    params = count_params(pruner.model)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(heuristics, "torch_pruning_allocation", allocation)
+        patch.setattr(heuristics, "scale_onto_budget", scaled)
+        chosen = global_magnitude_allocation(pruner, projection)
+    return _WarmStart(
+        pruner, space, projection, chosen, calls, stepped, (params, count_params(pruner.model))
+    )
+
+
+def test_torch_pruning_allocation_is_a_point_of_the_space_on_the_budget(warm_start) -> None:
+    w = warm_start
+    ((args, kwargs, keep),) = w.calls  # torch_pruning_allocation ran once, with defaults
+    assert args == (w.pruner, w.projection) and kwargs == {}
+    if not w.projection.feasible(w.space.smallest()):  # tiny test models: budget out of reach
         assert keep is None
-        assert chosen == global_allocation(pruner.scores, projection)
+        assert w.chosen == global_allocation(w.pruner.scores, w.projection)
         return
     assert keep is not None  # torch-pruning steps every layer type we accept
-    assert chosen == keep
-    assert projection.feasible(keep)
-    assert _allowed(space, keep)
-    assert count_params(pruner.model) == params  # torch-pruning pruned a copy
+    assert w.chosen == keep
+    assert w.projection.feasible(keep)
+    assert _allowed(w.space, keep)
+    assert w.params[1] == w.params[0]  # torch-pruning pruned a copy
 
 
-def test_torch_pruning_allocation_is_scaled_onto_the_budget(zoo) -> None:
-    _name, pruner, cost = zoo
-    space = SearchSpace.from_groups(pruner.groups, round_to=2)
-    projection = BudgetProjection(space, cost, {"macs": 0.3})
-    stepped = torch_pruning_allocation(pruner, projection, onto_budget=False)
-    if stepped is None:  # tiny test models: budget out of reach
+def test_torch_pruning_allocation_is_scaled_onto_the_budget(warm_start) -> None:
+    w = warm_start
+    space, projection = w.space, w.projection
+    ((_, _, result),) = w.calls
+    if result is None:  # tiny test models: budget out of reach
         assert not projection.feasible(space.smallest())
         return
-    keep = scale_onto_budget(stepped, projection)  # onto_budget=True, without stepping again
+    (stepped,) = w.stepped  # the first step on the budget, as torch-pruning left it
+    keep = scale_onto_budget(stepped, projection)
+    assert keep == result  # what the default onto_budget=True returned
     assert projection.feasible(keep)
     assert _allowed(space, keep)
     assert all(keep[n] >= stepped[n] for n in stepped)  # shares scaled up, none cut
@@ -309,14 +345,13 @@ def test_stage_clusters_tie_groups_of_one_stage() -> None:
     for name, expected in [("vgg16", 5), ("resnet56", 6)]:
         pruner = _pruner(name)  # the zoo's
         space = SearchSpace.from_groups(pruner.groups)
-        clusters = cluster_groups(space, WidthCost(pruner, (3, 32, 32)), "stage")
+        cost = WidthCost(pruner, (3, 32, 32))  # probes every group: built once
+        clusters = cluster_groups(space, cost, "stage")
         assert len(clusters) == expected
         assert sorted(n for names in clusters.values() for n in names) == sorted(
             g.name for g in pruner.groups
         )
-        assert len(cluster_groups(space, WidthCost(pruner, (3, 32, 32)), "none")) == len(
-            pruner.groups
-        )
+        assert len(cluster_groups(space, cost, "none")) == len(pruner.groups)
 
 
 def _search(tmp_path, name: str, **kw):
