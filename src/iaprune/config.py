@@ -150,7 +150,11 @@ OBJECTIVE_KINDS = ("constrained", "weighted", "pareto")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """SGD + Nesterov momentum with a cosine schedule over ``epochs``."""
+    """SGD + Nesterov momentum with a cosine schedule over ``epochs``.
+
+    ``sync_bn``: under torchrun, BatchNorm normalises with the statistics of the global
+    batch (:mod:`iaprune.train.syncbn`), as one process would; no effect in one process.
+    """
 
     epochs: int = 5
     lr: float = 0.01
@@ -158,6 +162,7 @@ class FinetuneConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     batch_size: int = 64
+    sync_bn: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or not _positive(self.lr) or self.batch_size < 1:

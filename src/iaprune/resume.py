@@ -19,6 +19,7 @@ SAFE_CHANGES = frozenset(
         "finetune.epochs",
         "finetune.lr",
         "finetune.label_smoothing",
+        "finetune.sync_bn",
         "cost.warmup",
         "cost.repeats",
         "device",

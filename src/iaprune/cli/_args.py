@@ -220,6 +220,13 @@ def add_finetune_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, default=0.01)
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument(
+        "--sync-bn",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="under torchrun, BatchNorm uses the statistics of the global batch, as one "
+        "process would (no effect without torchrun)",
+    )
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
@@ -293,7 +300,11 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         pad_to=a.pad_to,
         search=search,
         finetune=FinetuneConfig(
-            epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, label_smoothing=a.label_smoothing
+            epochs=a.epochs,
+            lr=a.lr,
+            batch_size=a.batch_size,
+            label_smoothing=a.label_smoothing,
+            sync_bn=a.sync_bn,
         ),
         cost=CostConfig(
             backend=a.backend,
@@ -364,6 +375,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "lr": ("finetune.lr",),
     "batch_size": ("finetune.batch_size",),
     "label_smoothing": ("finetune.label_smoothing",),
+    "sync_bn": ("finetune.sync_bn",),
     "backend": ("cost.backend",),
     "latency_batch": ("cost.batch_size",),
     "threads": ("cost.threads",),

@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--trial", type=int, help="fine-tune this trial (e.g. a Pareto point)")
     p.add_argument("--epochs", type=int, help="override the run's fine-tuning epochs")
+    p.add_argument(
+        "--sync-bn",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override the run's --sync-bn (under torchrun: BatchNorm over the global batch)",
+    )
     add_trust_arg(p)
     p.set_defaults(func=run)
 
@@ -57,9 +63,11 @@ def run(a: argparse.Namespace) -> int:
     """
     t0 = time.perf_counter()
     session = Session.open(a.run_dir, trust_code=a.trust_code, lock=True)
-    if a.epochs is not None:
+    overrides = {"epochs": a.epochs, "sync_bn": a.sync_bn}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides:
         session.config = replace(
-            session.config, finetune=replace(session.config.finetune, epochs=a.epochs)
+            session.config, finetune=replace(session.config.finetune, **overrides)
         )
     result = load_search_result(session.run)
     base = session.finished_baseline_model()  # never trains: the search needed it finished

@@ -10,9 +10,9 @@ epoch (:class:`~torch.utils.data.DistributedSampler`, ``seed`` + epoch) with a
 per-process batch of ``batch_size / N``: process ``r`` takes positions ``r, r+N, ...``,
 so global batch ``j`` is positions ``[j*B, (j+1)*B)`` of the permutation, exactly the
 batch a single process (N = 1) trains on. DDP averages the per-process mean losses'
-gradients, i.e. the mean over the global batch. Two things differ from one process:
-BatchNorm normalises with each process's own batch statistics (B/N samples; DDP
-broadcasts rank 0's running statistics), and with a dataset size not divisible by N
+gradients, i.e. the mean over the global batch. BatchNorm normalises with the global
+batch's statistics when fine-tuning with ``sync_bn`` (:mod:`iaprune.train.syncbn`;
+otherwise with each process's own B/N samples). With a dataset size not divisible by N
 the sampler repeats up to N-1 samples. Validation is sharded without repeats and summed
 across processes (:func:`evaluate`), so every process selects the same best epoch.
 

@@ -25,6 +25,7 @@ from iaprune.train import distributed
 from iaprune.train.checkpoint import load_failure, save_atomic
 from iaprune.train.distributed import DistContext
 from iaprune.train.loop import NaNLossError, train_epoch
+from iaprune.train.syncbn import synced_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -204,16 +205,19 @@ def finetune(
     With ``dist`` (a torchrun job, see :mod:`iaprune.train.distributed`) the model trains
     in DistributedDataParallel on ``train_loader`` (from
     :func:`~iaprune.train.distributed.train_loader`), validation is sharded, and only
-    rank 0 writes ``checkpoint``.
+    rank 0 writes ``checkpoint``; with ``config.sync_bn`` BatchNorm uses the global
+    batch's statistics (:func:`~iaprune.train.syncbn.synced_batchnorm`).
     """
     if config.epochs <= 0:
         return TrainHistory()
     steps = max(config.epochs * len(train_loader), 1)
     path = Path(checkpoint) if checkpoint is not None else None
-    trainer = _Trainer(model, config, steps, path, tag, desc, dist or DistContext())
-    trainer.resume()
-    for epoch in range(len(trainer.state.history.epochs), config.epochs):
-        trainer.epoch(train_loader, val_loader, epoch)
+    ctx = dist or DistContext()
+    with synced_batchnorm(model, enabled=ctx.active and config.sync_bn):
+        trainer = _Trainer(model, config, steps, path, tag, desc, ctx)
+        trainer.resume()
+        for epoch in range(len(trainer.state.history.epochs), config.epochs):
+            trainer.epoch(train_loader, val_loader, epoch)
     model.load_state_dict(trainer.state.best_state)
     return trainer.state.history
 
