@@ -399,7 +399,11 @@ _REQUIRED = ("model", "dataset", "seed", "search", "finetune", "cost")
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a run; saved as ``config.json``."""
+    """Everything that defines a run; saved as ``config.json``.
+
+    ``data_workers``: background processes that load and augment training batches (0:
+    the main process does it); a machine's own choice, like ``device``.
+    """
 
     model: str = "vgg16"
     dataset: str = "digits"
@@ -412,6 +416,7 @@ class RunConfig:
     val_fraction: float = 0.1
     seed: int = 0
     device: str = "cpu"
+    data_workers: int = 0
     image_size: int | None = None
     pad_to: int | None = None
     search: SearchConfig = field(default_factory=SearchConfig)
@@ -423,6 +428,8 @@ class RunConfig:
         if self.width_mult <= 0 or self.baseline_lr <= 0 or self.baseline_epochs < 0:
             raise IAPruneError("need --width-mult > 0, --baseline-lr > 0, --baseline-epochs >= 0")
         check_seed(self.seed)
+        if isinstance(self.data_workers, bool) or not 0 <= self.data_workers <= 256:
+            raise IAPruneError("--data-workers must be an integer in 0..256")
         for name in ("image_size", "pad_to"):
             value = getattr(self, name)
             if value is not None and not 1 <= value <= MAX_IMAGE_SIDE:

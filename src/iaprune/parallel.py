@@ -53,6 +53,7 @@ LOCAL_KEYS = frozenset(
         "checkpoint",
         "download",
         "device",
+        "data_workers",
         "search.storage",
         "search.study_name",
         "search.workers",

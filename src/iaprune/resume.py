@@ -23,6 +23,7 @@ SAFE_CHANGES = frozenset(
         "cost.warmup",
         "cost.repeats",
         "device",
+        "data_workers",
         "search.rescore",
         "search.storage",
         "search.workers",

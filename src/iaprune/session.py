@@ -50,6 +50,7 @@ from iaprune.cost import CostModel, CostReport, measure_cost
 from iaprune.cost.latency import default_round_to, get_backend
 from iaprune.cost.lut.policy import run_table
 from iaprune.data import DataBundle, create_dataset, make_loaders
+from iaprune.data.file_index import INDEX_FILE
 from iaprune.devices import resolve_device
 from iaprune.errors import IAPruneError, one_line
 from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
@@ -103,6 +104,7 @@ class Session:
         trust_code: bool = False,
         own_model: bool = True,
         table_writable: bool = True,
+        data_index: Path | None = None,
     ) -> None:
         self._run = run
         self.config = config
@@ -116,9 +118,16 @@ class Session:
             root=config.data_root,
             val_fraction=config.val_fraction,
             seed=config.seed,
+            index_file=data_index or (run.root / INDEX_FILE if run is not None else None),
             **config.dataset_options(),
         )
-        self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
+        self.loaders = make_loaders(
+            self.bundle,
+            config.finetune.batch_size,
+            seed=config.seed,
+            num_workers=config.data_workers,
+            pin_memory=self.device.type == "cuda",
+        )
         self.recipe = recipe or self._resolve_model()
         self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
         self.example_input = torch.randn(
@@ -206,6 +215,7 @@ class Session:
             trust_code=trust_code,
             own_model=saved is None or explicit is None or "model" in explicit,
             table_writable="cost.table" not in unconfirmed,
+            data_index=root / INDEX_FILE if saved is not None else None,
         )
         session.validate(root, resume=resume)
         if saved is not None and saved != config:
@@ -218,6 +228,9 @@ class Session:
                     session.adopt_inputs()
                 session._write_if_changed("model.json", session.recipe.to_dict())
                 session._write_if_changed(RUN_MARKER, session.config.stored())  # started
+                index = session.bundle.file_index
+                if index is not None and index.changed:  # a listing the next process reuses
+                    run.write_bytes(INDEX_FILE, index.to_bytes())
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         distributed.barrier(ctx)
@@ -277,7 +290,11 @@ class Session:
         if cfg.search.storage or (resume and (study.is_file() or study.is_symlink())):
             url = cfg.search.storage or RunDir(root).storage
             check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
-        self.bundle.check_files()
+        index = self.bundle.file_index
+        if index is None or not index.checked:  # a run's cached listing was checked before
+            self.bundle.check_files()
+            if index is not None:
+                index.mark_checked()
         model = self.build_model()
         self._check_forward(model)
         done = finished_baseline(root) if resume else None

@@ -252,6 +252,7 @@ RESUME = ["prune", "--run-dir", "{work}/done", "--resume"]
 CASES = {
     "trials 0": ([*NEW, "--trials", "0"], "at least one trial"),
     "unknown device": ([*NEW, "--device", "tpu9"], "unknown device"),
+    "data workers -1": ([*NEW, "--data-workers", "-1"], "--data-workers must be"),
     "tie nope": ([*NEW, "--tie", "nope"], "unknown --tie"),
     "space nope": ([*NEW, "--space", "nope"], "unknown search space"),
     "distill without trial steps": ([*NEW, "--distill", "0.5"], "--trial-steps"),

@@ -50,6 +50,14 @@ def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> Non
         help="cpu (default), cuda, cuda:N or auto: where training, search and fine-tuning run",
     )
     g.add_argument(
+        "--data-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="processes that decode and augment training images in the background "
+        "(default 0: the main process; try the number of free cores for imagefolder)",
+    )
+    g.add_argument(
         "--baseline-epochs",
         type=int,
         default=30,
@@ -296,6 +304,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         val_fraction=a.val_fraction,
         seed=a.seed,
         device=a.device,
+        data_workers=a.data_workers,
         image_size=a.image_size,
         pad_to=a.pad_to,
         search=search,
@@ -338,6 +347,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "pad_to": ("pad_to",),
     "seed": ("seed", "search.seed"),
     "device": ("device",),
+    "data_workers": ("data_workers",),
     "baseline_epochs": ("baseline_epochs",),
     "baseline_lr": ("baseline_lr",),
     "sampler": ("search.sampler",),

@@ -9,7 +9,7 @@ found automatically), ``cifar10``, ``cifar100`` (python pickle batches),
 from __future__ import annotations
 
 # Importing the modules registers the built-in datasets.
-from iaprune.data import cifar, digits, idx, imagefolder, synthetic  # noqa: F401
+from iaprune.data import cifar, digits, file_index, idx, imagefolder, synthetic  # noqa: F401
 from iaprune.data._registry import (
     DataBundle,
     create_dataset,

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from iaprune._registry import Registry
+from iaprune.data.file_index import FileIndex
 from iaprune.data.split import check_fraction
 from iaprune.errors import IAPruneError
 
@@ -47,6 +48,8 @@ class DataBundle:
         input_size: ``(H, W)`` as fed to the model.
         train_eval: same samples as ``train`` but without augmentation, for
             BN recalibration and importance estimation.
+        file_index: for datasets that list folders, the listing, to cache in the run
+            directory (:mod:`iaprune.data.file_index`); None for the others.
     """
 
     name: str
@@ -57,6 +60,7 @@ class DataBundle:
     in_channels: int
     input_size: tuple[int, int]
     train_eval: Dataset[Any]
+    file_index: FileIndex | None = None
 
     def check_files(self) -> None:
         """Check that every split's files can be read, before any work uses them.
@@ -107,7 +111,7 @@ def _check_options(name: str, factory: DatasetFactory, kw: dict[str, Any]) -> No
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    fixed = {"root", "val_fraction", "seed", "augment"}
+    fixed = {"root", "val_fraction", "seed", "augment", "index_file"}
     allowed = sorted(
         p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY and p not in fixed
     )
@@ -126,6 +130,7 @@ def create_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     augment: bool = True,
+    index_file: str | Path | None = None,
     **kw: Any,
 ) -> DataBundle:
     """Create the dataset registered as ``name``.
@@ -140,6 +145,8 @@ def create_dataset(
             (seeded, stratified) as the validation split, in (0, 1).
         seed: seed of the train/validation split.
         augment: apply training augmentation to ``train``.
+        index_file: a cached file listing (``RUN_DIR/data_index.json.gz``) for datasets
+            that list folders (``imagefolder``): reused while current; ignored by the others.
         **kw: dataset-specific options (e.g. ``pad_to`` for the digit sets,
             ``image_size`` for ``imagefolder``).
 
@@ -154,6 +161,8 @@ def create_dataset(
         raise IAPruneError(f"seed must be an integer >= 0, got {seed!r}")
     _check_options(name, factory, kw)
     path = Path(root).expanduser() if root is not None else None
+    if index_file is not None and "index_file" in inspect.signature(factory).parameters:
+        kw["index_file"] = Path(index_file)
     bundle = factory(path, val_fraction=fraction, seed=seed, augment=bool(augment), **kw)
     if bundle.num_classes < 2:  # every prediction would be right: a meaningless top-1
         raise IAPruneError(
@@ -169,13 +178,22 @@ def list_datasets() -> list[str]:
 
 
 def make_loaders(
-    bundle: DataBundle, batch_size: int, *, seed: int = 0, num_workers: int = 0
+    bundle: DataBundle,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> dict[str, DataLoader[Any]]:
     """Data loaders for every split of ``bundle``.
 
     Returns a dict with keys ``train`` (shuffled by a generator seeded with
     ``seed``, which also seeds worker augmentation; ``drop_last=False``),
     ``val``, ``test`` and ``train_eval`` (all in order, unshuffled).
+    ``num_workers`` processes decode and augment batches in the background (the
+    augmentation's random numbers then come from per-worker seeds, so a run with workers
+    differs from one without); ``pin_memory`` (for CUDA) copies batches to page-locked
+    memory.
 
     Raises:
         IAPruneError: if ``batch_size`` < 1 or ``num_workers`` < 0.
@@ -188,6 +206,7 @@ def make_loaders(
         "batch_size": batch_size,
         "num_workers": num_workers,
         "persistent_workers": num_workers > 0,
+        "pin_memory": pin_memory,
     }
     gen = torch.Generator()
     gen.manual_seed(seed)

@@ -10,6 +10,7 @@ Classes are the sorted sub-directory names of ``root/train``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from iaprune.data._registry import DataBundle, register_dataset
+from iaprune.data.file_index import FileIndex, scan_folder
 from iaprune.data.split import split_indices
 from iaprune.data.transforms import Normalize
 from iaprune.errors import IAPruneError, one_line
@@ -83,7 +85,7 @@ class PilTransform:
 
 
 def scan_image_folder(
-    directory: Path, classes: Sequence[str] | None = None
+    directory: Path, classes: Sequence[str] | None = None, *, index: FileIndex | None = None
 ) -> tuple[list[tuple[Path, int]], list[str]]:
     """List ``(path, label)`` for every image under ``directory/<class>/``.
 
@@ -91,6 +93,8 @@ def scan_image_folder(
         directory: a split directory with one sub-directory per class.
         classes: the class names (label order); None takes the sorted
             sub-directory names. Sub-directories not in ``classes`` are an error.
+        index: the data root's cached listings (``directory`` is one of its splits):
+            reused while current, else ``directory`` is scanned and the index updated.
 
     Raises:
         IAPruneError: if the directory is missing, has no classes or no images,
@@ -98,32 +102,17 @@ def scan_image_folder(
     """
     if not directory.is_dir():
         raise IAPruneError(f"imagefolder: directory {directory} does not exist")
-    found = sorted(p.name for p in directory.iterdir() if p.is_dir())
-    if not found:
+    if not any(e.is_dir() for e in os.scandir(directory)):
         raise IAPruneError(f"imagefolder: {directory} has no class sub-directories")
-    if classes is None:
-        classes = found
+    if index is not None and directory.parent.resolve() == index.root:
+        listing = index.listing(directory.name, IMAGE_EXTENSIONS, classes)
     else:
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise IAPruneError(
-                f"imagefolder: {directory} has classes not in the training split: "
-                f"{', '.join(unknown[:5])}"
-            )
-    index = {c: i for i, c in enumerate(classes)}
-    samples: list[tuple[Path, int]] = []
-    for c in found:
-        files = sorted(
-            p
-            for p in (directory / c).rglob("*")
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
-        samples += [(p, index[c]) for p in files]
-    if not samples:
+        listing = scan_folder(directory, IMAGE_EXTENSIONS, classes)
+    if not listing.files:
         raise IAPruneError(
             f"imagefolder: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {directory}"
         )
-    return samples, list(classes)
+    return listing.samples(), listing.classes
 
 
 class ImageFolderDataset(Dataset[tuple[Tensor, Tensor]]):
@@ -208,6 +197,7 @@ def imagefolder(
     augment: bool,
     image_size: int = 224,
     resize: int | None = None,
+    index_file: Path | None = None,
 ) -> DataBundle:
     """An ImageNet-style folder: ``root/train/<class>/*`` and ``root/val/<class>/*``.
 
@@ -219,6 +209,9 @@ def imagefolder(
         image_size: side of the square crop fed to the model (default 224).
         resize: shorter side after resizing, before cropping (default
             ``round(image_size * 256 / 224)``, i.e. 256 for 224).
+        index_file: a cached listing of the split folders
+            (:mod:`iaprune.data.file_index`), read when current; the bundle's
+            ``file_index`` holds the listing to write back.
 
     Evaluation: resize + centre crop. Training augmentation: resize + random
     crop + horizontal flip.
@@ -239,9 +232,10 @@ def imagefolder(
     test_dir = next((root / d for d in ("val", "test") if (root / d).is_dir()), None)
     if test_dir is None:
         raise IAPruneError(f"imagefolder: {root} has no val/ (or test/) directory")
-    train_samples, classes = scan_image_folder(train_dir)
+    index = FileIndex.load(root, index_file)
+    train_samples, classes = scan_image_folder(train_dir, index=index)
     _check_classes(train_dir, train_samples, classes)
-    test_samples, _ = scan_image_folder(test_dir, classes)
+    test_samples, _ = scan_image_folder(test_dir, classes, index=index)
     labels = np.array([lab for _, lab in train_samples], dtype=np.int64)
     keep, val = split_indices(labels, val_fraction, seed)
     eval_tf = PilTransform(image_size=image_size, resize=resize, train=False)
@@ -255,4 +249,5 @@ def imagefolder(
         in_channels=3,
         input_size=(image_size, image_size),
         train_eval=ImageFolderDataset(train_samples, eval_tf, keep),
+        file_index=index,
     )
