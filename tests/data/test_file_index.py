@@ -107,11 +107,11 @@ def test_a_bad_or_foreign_cache_is_ignored_and_the_folders_scanned(
     good = _bundle(root, tmp_path / "none.json.gz").file_index
     assert good is not None
     data = json.loads(gzip.decompress(good.to_bytes()))
-    rel = data["splits"]["train"]["files"][0]
+    run = data["splits"]["train"]["files"][0]  # [label, "path\0path..."]
     if bad == "escape":
-        rel[0] = "../../etc/passwd"
+        run[1] += "\0../../etc/passwd"
     elif bad == "absolute":
-        rel[0] = "/etc/passwd"
+        run[1] = "/etc/passwd\0" + run[1]
     elif bad == "other-root":
         data["root"] = str(tmp_path / "elsewhere")
     elif bad == "version":
@@ -173,3 +173,28 @@ def test_a_run_writes_the_listing_and_a_resume_neither_scans_nor_rechecks(
     Session.create(run, config, resume=True)
     release_locks()
     assert scans == [] and len(checks) == 3
+
+
+@pytest.mark.parametrize(
+    ("paths", "ok"),
+    [
+        ("a.jpg", True),
+        ("a/b.jpg\0c.jpg", True),
+        ("..x.jpg\0x..jpg", True),
+        ("/etc/passwd", False),
+        ("a.jpg\0/etc/passwd", False),
+        ("a.jpg\0\0b.jpg", False),
+        ("a.jpg\0", False),
+        ("..", False),
+        ("a/../../b", False),
+        ("a\0./b", False),
+        ("a\\b", False),
+        ("", False),
+    ],
+)
+def test_paths_of_a_cached_listing_must_stay_inside_their_folder(paths: str, ok: bool) -> None:
+    if ok:
+        assert file_index._inside(paths) == paths
+    else:
+        with pytest.raises(ValueError):
+            file_index._inside(paths)

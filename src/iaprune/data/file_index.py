@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from iaprune.errors import IAPruneError
@@ -67,8 +67,19 @@ class FolderListing:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (the directory is stored by the :class:`FileIndex`)."""
-        return {"classes": self.classes, "files": self.files, "dirs": self.dirs}
+        """JSON-ready (the directory is stored by the :class:`FileIndex`).
+
+        Files are stored as runs of one label: ``[label, "path\\0path\\0..."]`` (a file
+        name cannot contain NUL), which decodes and checks in one pass per run.
+        """
+        runs: list[list[Any]] = []
+        for rel, label in self.files:
+            if runs and runs[-1][0] == label:
+                runs[-1][1].append(rel)
+            else:
+                runs.append([label, [rel]])
+        packed = [[label, "\0".join(names)] for label, names in runs]
+        return {"classes": self.classes, "files": packed, "dirs": self.dirs}
 
     @classmethod
     def from_dict(cls, directory: Path, data: Any) -> FolderListing:
@@ -88,23 +99,28 @@ class FolderListing:
         for item in files:
             if not (isinstance(item, list) and len(item) == 2):
                 raise ValueError("bad file entry")
-            rel, label = item
+            label, joined = item
             if not isinstance(label, int) or not 0 <= label < len(classes):
                 raise ValueError("bad label")
-            out.append((_inside(rel), label))
-        for rel in dirs:
-            _inside(rel)
+            _inside(joined)
+            out += [(rel, label) for rel in joined.split("\0")]
+        _inside("\0".join(rel for rel in dirs if rel != ".") or "x")
         return cls(directory, list(classes), out, dict(dirs))
 
 
-def _inside(rel: object) -> str:
-    """``rel`` if it is a relative path that stays inside its folder; else ValueError."""
-    if not isinstance(rel, str) or not rel:
-        raise ValueError("bad path")
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts or "\\" in rel:
-        raise ValueError(f"path {rel!r} leaves its folder")
-    return rel
+def _inside(paths: object) -> str:
+    """``paths`` (NUL-separated) if each is a relative path that stays in its folder.
+
+    One pass of string tests over the whole run, not one per file. Raises ValueError.
+    """
+    if not isinstance(paths, str) or not paths:
+        raise ValueError("empty or non-string path")
+    slashed = "/" + paths.replace("\0", "/\0/") + "/"
+    if "\\" in paths or "/\0//" in slashed or slashed.startswith("//"):
+        raise ValueError("a path is absolute, empty or has a backslash")
+    if "/../" in slashed or "/./" in slashed:
+        raise ValueError("a path leaves its folder")
+    return paths
 
 
 def _walk(top: Path, extensions: frozenset[str]) -> tuple[list[tuple[str, ...]], dict[str, int]]:
