@@ -435,15 +435,25 @@ def test_final_choice_keeps_the_warm_start_unless_beaten_by_more_than_the_noise(
     assert result.selection["noise"] == pytest.approx(2 * noise)
 
 
-def test_resume_never_repeats_the_warm_starts(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_resume_never_repeats_the_warm_starts(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     evaluator = tiny_evaluator()
     objective = ObjectiveConfig(max_macs=0.5)
-    first = SearchConfig(objective=objective, sampler="random", trials=2, seed=0, rescore=0)
+    name = f"warm-{backend}-{tmp_path.name}"  # one database serves the whole session
+    settings = {"objective": objective, "sampler": "random", "seed": 0, "rescore": 0}
+    first = SearchConfig(trials=2, study_name=name, **settings)
     space = make_space(evaluator.pruner, (1, 8, 8), first)
     assert isinstance(space, AllocationSpace)
     starts = warm_starts(evaluator.pruner, space)
     assert len(starts) == 2
-    storage = f"sqlite:///{tmp_path / 'warm'}.db"
+    if backend == "sqlite":
+        storage = f"sqlite:///{tmp_path / 'warm'}.db"
+    else:
+        storage = request.getfixturevalue("postgres_url")
     run_search(evaluator, space, first, storage=storage, warm_starts=starts)
     calls = []
 
@@ -451,7 +461,7 @@ def test_resume_never_repeats_the_warm_starts(tmp_path) -> None:
         calls.append(1)
         return starts
 
-    more = SearchConfig(objective=objective, sampler="random", trials=4, seed=0, rescore=0)
+    more = SearchConfig(trials=4, study_name=name, **settings)
     resumed = run_search(evaluator, space, more, storage=storage, resume=True, warm_starts=again)
     assert resumed.trials == 4
     study = optuna.load_study(study_name=more.study_name, storage=storage)
