@@ -439,7 +439,7 @@ def test_final_choice_keeps_the_warm_start_unless_beaten_by_more_than_the_noise(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def test_resume_never_repeats_the_warm_starts(
-    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+    tmp_path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     evaluator = tiny_evaluator()
     objective = ObjectiveConfig(max_macs=0.5)
