@@ -68,6 +68,20 @@ CELLS = (
 )
 
 
+def _how_timed(rows: list[dict], args: argparse.Namespace) -> str:
+    """How the tables' grids were timed (the method each cell's table records)."""
+    methods = sorted({str(r.get("method", "standalone")) for r in rows})
+    if methods == ["profile"]:
+        return (
+            "inside the whole model: the runtime's per-node profile of 32 seeded random "
+            "pruned models, each next to the unpruned one (cost/lut/profile.py)"
+        )
+    return (
+        f"layer by layer ({', '.join(methods)}): {args.statistic} of {args.table_repeats} "
+        f"runs per point after {args.warmup} warm-up runs"
+    )
+
+
 def ape(pred: float, meas: float) -> float:
     """Absolute percentage error."""
     return abs(pred - meas) / meas * 100.0
@@ -231,8 +245,8 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
         "model; 4-10 rounds); measured "
         "ms = measured ratio x the table's full-model latency (CSV: the ratio's 95 % "
         "interval, and the session's own milliseconds). Table: grid "
-        f"{args.grid} widths per dimension, {args.statistic} of {args.table_repeats} runs "
-        f"per point after {args.warmup} warm-up runs, correction fitted on {args.calibrate} "
+        f"{args.grid} widths per dimension, timed {_how_timed(rows, args)}, "
+        f"correction fitted on {args.calibrate} "
         "other random whole models (timed interleaved with the unpruned one) + the "
         "unpruned one. Errors are absolute percentage errors, median / max, in %. "
         "*Measured interval*: half-width of the 95 % interval of the measured ratio (noise "
