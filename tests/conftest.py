@@ -94,12 +94,16 @@ TINY_RUN_ARGS = [
     "256",
     "--final-steps",
     "2",
+    "--final-time",
+    "0",
 ]
 """CLI arguments of the smallest full run (test_vgg on digits, seconds).
 
 ``--final-steps 2``: the finalists are still re-scored after a recovery with distillation
 (the default path of the final choice), but with 2 steps instead of the default 100, which
-took most of a tiny run's time; tests/search/test_choice.py tests the choice itself."""
+took most of a tiny run's time; tests/search/test_choice.py tests the choice itself.
+``--final-time 0``: no time limit on the finalists, so which are re-scored never depends on
+the machine's speed (tests compare runs)."""
 
 
 @pytest.fixture(scope="session")

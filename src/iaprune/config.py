@@ -306,6 +306,8 @@ class SearchConfig:
     knowledge distillation from the unpruned model (0 steps: their trial scores), and a
     heuristic is kept unless a searched candidate beats it by more than the score's noise,
     measured by scoring both once more (``rescore=0``: the best trial, no finalists).
+    The finalist stage spends at most ``final_time`` times the search's own time on the
+    searched finalists (the warm starts and the noise scores always run; 0: no limit).
     ``finetune_steps`` SGD steps per trial, with ``distill`` weight on distillation.
     ``importance`` names the filter criterion (:data:`iaprune.importance.IMPORTANCES`);
     the default ``group_l1`` is torch-pruning's group magnitude, which also counts the
@@ -338,6 +340,7 @@ class SearchConfig:
     distill: float = 0.0
     final_steps: int = 100
     final_distill: float = 1.0
+    final_time: float = 1.0
     workers: int = 1
     heartbeat: int = 10
     storage_retry: float = 600.0
@@ -357,6 +360,8 @@ class SearchConfig:
             raise IAPruneError("final_distill must be in [0, 1]")
         if self.final_steps < 0:
             raise IAPruneError("--final-steps must be >= 0")
+        if not (math.isfinite(self.final_time) and self.final_time >= 0):
+            raise IAPruneError("--final-time must be a finite number >= 0")
         if self.distill > 0 and self.finetune_steps == 0:
             raise IAPruneError("--distill applies to the --trial-steps of each trial; set both")
         if self.trials < 1:

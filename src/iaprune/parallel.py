@@ -61,6 +61,7 @@ LOCAL_KEYS = frozenset(
         "search.storage_retry",
         "search.final_steps",
         "search.final_distill",
+        "search.final_time",
     }
 )
 """Settings that may differ between the workers of one study (paths, devices, storage, and

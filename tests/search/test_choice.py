@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 import optuna
@@ -40,6 +41,7 @@ class _Scripted:
 
 
 def _setup(trials: int = 8, **kw):
+    kw.setdefault("final_time", 0.0)  # no time limit: deterministic finalists
     evaluator = tiny_evaluator()
     cfg = SearchConfig(
         objective=ObjectiveConfig(max_macs=0.5), sampler="random", trials=trials, seed=3, **kw
@@ -221,7 +223,10 @@ def test_rescore_zero_takes_the_best_trial(tmp_path) -> None:
     assert result.best_value == max(t.values[0] for t in study.trials)
 
 
-@pytest.mark.parametrize(("field", "value"), [("final_steps", -1), ("final_distill", 1.5)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("final_steps", -1), ("final_distill", 1.5), ("final_time", -1.0), ("final_time", math.inf)],
+)
 def test_bad_final_settings_are_refused(field: str, value: float) -> None:
     from iaprune.errors import IAPruneError
 
@@ -309,3 +314,41 @@ def test_widths_scored_before_are_not_scored_again(tmp_path) -> None:
         first = study.trials[t.user_attrs["same_widths_as"]]
         assert t.user_attrs["keep"] == first.user_attrs["keep"]
         assert t.values == first.values and t.user_attrs["ratios"] == first.user_attrs["ratios"]
+
+
+class _Clock:
+    """``time.perf_counter`` that advances ``step`` seconds per finalist score."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += self.step
+
+
+@pytest.mark.parametrize(("limit", "rescored"), [(25.0, 0), (45.0, 2), (None, 3)])
+def test_searched_finalists_stop_at_the_time_limit_warm_starts_always_run(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, limit: float | None, rescored: int
+) -> None:
+    from iaprune.search import choice
+
+    evaluator, space, cfg, starts = _setup(trials=10, rescore=3)
+    _, study = _run(tmp_path, evaluator, space, cfg, starts)
+    warm, searched = finalists(study, cfg)
+    assert (len(warm), len(searched)) == (2, 3)
+    clock = _Clock(10.0)  # every score takes 10 s
+    monkeypatch.setattr(choice.time, "perf_counter", clock)
+
+    def scorer(keep, *, seed=None):  # type: ignore[no-untyped-def]
+        clock.tick()
+        return _Scripted(evaluator, lambda k: sum(k.values()) / 1000)(keep, seed=seed)
+
+    selection = choice.choose(study, scorer, cfg, time_limit=limit)
+    # 2 warm starts take 20 s; a searched one is scored while spent + mean <= limit
+    assert selection["not_rescored"] == 3 - rescored
+    scored = selection["scores"]
+    assert {s["warm_start"] for s in scored.values()} >= {"uniform", "global"}
+    assert len(scored) == 2 + rescored

@@ -147,6 +147,13 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         "by the trial evaluator to measure the noise)",
     )
     g.add_argument(
+        "--final-time",
+        type=float,
+        default=1.0,
+        help="time limit of re-scoring the searched finalists, as a multiple of the search's "
+        "own time (default 1.0; 0: no limit); the warm starts are always re-scored",
+    )
+    g.add_argument(
         "--storage",
         help="Optuna storage URL (default: SQLite in the run directory); e.g. "
         "postgresql://user@host/db shared by workers on several machines (the password "
@@ -285,6 +292,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         startup_trials=a.startup_trials,
         rescore=a.rescore,
         final_steps=a.final_steps,
+        final_time=a.final_time,
         storage=a.storage,
         workers=a.workers,
         heartbeat=a.heartbeat,
@@ -365,6 +373,7 @@ CONFIG_PATHS: dict[str, tuple[str, ...]] = {
     "startup_trials": ("search.startup_trials",),
     "rescore": ("search.rescore",),
     "final_steps": ("search.final_steps",),
+    "final_time": ("search.final_time",),
     "storage": ("search.storage",),
     "study_name": ("search.study_name",),
     "workers": ("search.workers",),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -120,6 +121,7 @@ def choose(
     *,
     trial_scores: bool = False,
     val_size: int = 0,
+    time_limit: float | None = None,
 ) -> dict[str, Any]:
     """The final choice among the finalists (see the module docstring).
 
@@ -127,6 +129,9 @@ def choose(
     is its trial value and only the second, noise-measuring score is computed (with other
     calibration batches); also the case when ``config.final_steps == 0``.
     ``val_size``: validation images behind an accuracy score (0: no sampling-error floor).
+    ``time_limit``: seconds the first scores may take; a searched finalist is not
+    re-scored once the time spent plus the mean time of a score so far would pass it
+    (the warm starts always are; None: no limit).
     Returns the selection record: ``chosen`` trial number (None when the search's best
     trial stands, with the ``reason``), ``noise``, the ``margin`` to beat and the
     ``scores`` of every finalist.
@@ -149,8 +154,19 @@ def choose(
             steps,
             distill,
         )
+    started, cut = time.perf_counter(), 0
     with counter("finalists", len(warm) + len(searched)) as bar:
         for i, t in enumerate(warm + searched):
+            if not reuse and i >= len(warm) and _over(started, i, time_limit):
+                cut = len(warm) + len(searched) - i
+                log.info(
+                    "finalists: time limit %.1f s (%g x the search's time) reached; %d "
+                    "searched finalist(s) not re-scored",
+                    time_limit,
+                    config.final_time,
+                    cut,
+                )
+                break
             value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed, tag)
             if value is not None:
                 first[t.number] = value
@@ -195,6 +211,7 @@ def choose(
     return {
         "chosen": chosen.number,
         "reason": reason,
+        "not_rescored": cut,
         "noise": noise,
         "margin": margin if len(contenders) == 2 else None,
         "final_steps": steps,
@@ -208,6 +225,14 @@ def choose(
             for t in warm + searched
         },
     }
+
+
+def _over(started: float, done: int, limit: float | None) -> bool:
+    """Whether one more score (at the mean time of the ``done`` so far) would pass ``limit``."""
+    if limit is None or done == 0:
+        return False
+    spent = time.perf_counter() - started
+    return spent + spent / done > limit
 
 
 def sampling_error(accuracy: float, n: int) -> float:

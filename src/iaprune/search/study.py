@@ -335,6 +335,7 @@ def run_search(
             config,
             trial_scores=final_evaluator is None,
             val_size=getattr(evaluator, "val_size", 0),  # duck-typed evaluators may lack it
+            time_limit=config.final_time * result.seconds if config.final_time else None,
         )
         result.finalist_seconds = time.perf_counter() - started
         log.info("finalists: chosen in %.1f s (%s)", result.finalist_seconds, selection["reason"])
