@@ -1,9 +1,12 @@
 """The end-to-end pipeline: baseline -> search -> prune best -> fine-tune -> test -> report.
 
-:func:`run_prune` chains the stages of a :class:`~iaprune.session.Session` (which checks
-every input before any work and writes each stage's artefact when it is complete);
-``--resume`` skips finished stages. :func:`write_report` tests both models once on the
-test split, measures their costs and writes ``report.json`` (and HTML/Markdown).
+Every stage sequence of a command runs here, on a :class:`~iaprune.session.Session` (which
+checks every input before any work and writes each stage's artefact when it is complete):
+:func:`run_prune` (``iaprune prune``) chains them all, :func:`run_search_stages`
+(``iaprune search``) stops after the search and :func:`run_finetune` (``iaprune
+finetune``) continues a searched run; ``--resume`` skips finished stages.
+:func:`write_report` tests both models once on the test split, measures their costs and
+writes ``report.json`` (and HTML/Markdown).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,18 @@ from iaprune.search import SearchResult
 from iaprune.session import Session, load_search_result
 from iaprune.train import distributed
 
-__all__ = ["RunConfig", "Session", "load_pruned", "load_search_result", "run_prune", "write_report"]
+__all__ = [
+    "RunConfig",
+    "SearchRun",
+    "Session",
+    "load_pruned",
+    "load_search_result",
+    "pick_trial",
+    "run_finetune",
+    "run_prune",
+    "run_search_stages",
+    "write_report",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +96,110 @@ def run_prune(
         pruned = session.load_pruned()
     else:
         pruned, history = session.prune_and_finetune(base, result.spec)
+        session.run.write_json("finetune.json", history)
+    return write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """What :func:`run_search_stages` did: the result, or None with the reason.
+
+    ``result`` is None when this process joined another process's study as a worker
+    (``joined``) or is a torchrun rank other than 0 (which trains the baseline only).
+    """
+
+    result: SearchResult | None
+    study: str
+    joined: bool = False
+
+
+def run_search_stages(
+    run_dir: str | Path,
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    trust_code: bool = False,
+    explicit: Collection[str] | None = None,
+) -> SearchRun:
+    """Baseline (if needed) and the search only; writes search.json and spec.json.
+
+    Under torchrun every rank trains the baseline data-parallel and rank 0 alone searches.
+    On ``resume`` a finished search (with enough trials) is not run again.
+    """
+    session = Session.create(
+        run_dir,
+        config,
+        resume=resume,
+        overwrite=overwrite,
+        trust_code=trust_code,
+        explicit=explicit,
+    )
+    base = session.baseline()
+    study = session.config.search.study_name
+    if not session.dist.main:
+        return SearchRun(None, study)
+    result = (session.search_done() if resume else None) or session.search(base, resume=resume)
+    return SearchRun(result, study, joined=result is None)
+
+
+def pick_trial(
+    result: SearchResult, number: int, session: Session, base: nn.Module
+) -> SearchResult:
+    """``result`` re-pointed at trial ``number`` (its kept widths, scores from ``base``)."""
+    row = next((h for h in result.history if h["number"] == number), None)
+    if row is None:
+        valid = ", ".join(str(h["number"]) for h in result.history)
+        raise IAPruneError(f"trial {number} did not finish in this run; finished: {valid}")
+    return replace(
+        result,
+        spec=session.pruner(base).spec(row["keep"]),
+        best_trial=number,
+        best_value=row["value"],
+        accuracy=row["accuracy"],
+        ratios=row["ratios"],
+    )
+
+
+def run_finetune(
+    run_dir: str | Path,
+    *,
+    trial: int | None = None,
+    epochs: int | None = None,
+    trust_code: bool = False,
+) -> dict[str, Any] | None:
+    """Fine-tune a searched run and write report.json; returns the report.
+
+    ``trial``: fine-tune that trial's widths instead of the chosen ones (e.g. a Pareto
+    point); ``epochs`` overrides the run's fine-tuning epochs. pruned.pt is replaced only
+    when fine-tuning ends, and a pruned.pt that is already a finished fine-tune of the
+    configuration with these settings (a run killed while it reported) is reported, not
+    trained again. Under torchrun the fine-tuning is data-parallel and rank 0 alone
+    writes pruned.pt and the report; the other ranks return None.
+    """
+    t0 = time.perf_counter()
+    session = Session.open(run_dir, trust_code=trust_code, lock=True)
+    if epochs is not None:
+        session.config = replace(
+            session.config, finetune=replace(session.config.finetune, epochs=epochs)
+        )
+    result = load_search_result(session.run)
+    base = session.finished_baseline_model()  # never trains: the search needed it finished
+    if trial is not None:
+        result = pick_trial(result, trial, session, base)
+    if session.finetune_done(result.spec):  # a finished stage is never redone
+        log.info(
+            "stage finetune: pruned.pt is a finished fine-tune of this configuration with "
+            "these settings; not training again (--epochs or --trial trains another)"
+        )
+        if not session.dist.main:
+            return None
+        session.restore_finetune_files()
+        pruned = session.load_pruned()
+    else:
+        pruned, history = session.prune_and_finetune(base, result.spec)
+        if not session.dist.main:  # under torchrun rank 0 alone tests and reports
+            return None
         session.run.write_json("finetune.json", history)
     return write_report(session, result, base, pruned, seconds=time.perf_counter() - t0)
 
