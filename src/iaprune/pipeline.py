@@ -25,7 +25,7 @@ from iaprune.cost import CostReport, Interval, measure_cost
 from iaprune.errors import IAPruneError
 from iaprune.rundir import RunDir
 from iaprune.search import SearchResult
-from iaprune.session import Session, load_search_result
+from iaprune.session import Session
 from iaprune.train import distributed
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "SearchRun",
     "Session",
     "load_pruned",
-    "load_search_result",
     "pick_trial",
     "run_finetune",
     "run_prune",
@@ -183,7 +182,7 @@ def run_finetune(
         session.config = replace(
             session.config, finetune=replace(session.config.finetune, epochs=epochs)
         )
-    result = load_search_result(session.run)
+    result = SearchResult.load(session.run)
     base = session.finished_baseline_model()  # never trains: the search needed it finished
     if trial is not None:
         result = pick_trial(result, trial, session, base)
