@@ -16,6 +16,7 @@ from iaprune.artefacts import finished_baseline
 from iaprune.config import RunConfig
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
+from iaprune.inference import eval_mode
 from iaprune.resume import confirm_outputs, resume_config, with_study_name
 from iaprune.rundir import RUN_MARKER, RunDir, lock_run_dir, recover
 from iaprune.train.checkpoint import load_weights
@@ -137,18 +138,14 @@ def check_forward(
     ``weights`` names where trained weights came from (a checkpoint, the baseline), so
     a NaN output is found before any training or search.
     """
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             out = model(example.to(model_device(model)))
     except Exception as exc:  # user models fail in any way
         raise IAPruneError(
             f"model {spec!r} fails on input shape "
             f"{tuple(example.shape)} of {dataset}: {one_line(exc, 200)}"
         ) from exc
-    finally:
-        model.train(was_training)
     check_output(out, num_classes, spec, weights=weights, model=model)
 
 

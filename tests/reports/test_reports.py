@@ -14,8 +14,9 @@ import pytest
 
 from iaprune.cli.main import main
 from iaprune.errors import MissingDependencyError
+from iaprune.pareto import TrialPoint, pareto_front
 from iaprune.reports import content, plots
-from iaprune.reports.content import RunData, TrialPoint, pareto_front, planned_figures
+from iaprune.reports.content import RunData, planned_figures
 from iaprune.reports.render import write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

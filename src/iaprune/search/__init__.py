@@ -11,13 +11,8 @@ from iaprune.search.records import SearchResult, TrialRecord
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
 from iaprune.search.storage import open_storage
-from iaprune.search.study import (
-    check_reachable,
-    join_search,
-    run_search,
-    uniform_keep,
-    uniform_ratio,
-)
+from iaprune.search.study import join_search, run_search
+from iaprune.search.uniform import check_reachable, uniform_keep, uniform_ratio
 from iaprune.search.workers import work
 
 __all__ = [

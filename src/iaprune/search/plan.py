@@ -36,12 +36,8 @@ from iaprune.search.projection import AllocationSpace, latency_predictors
 from iaprune.search.records import SearchResult
 from iaprune.search.samplers import create_sampler
 from iaprune.search.storage import open_storage
-from iaprune.search.study import (
-    StudyExistsError,
-    check_reachable,
-    join_search,
-    run_search,
-)
+from iaprune.search.study import StudyExistsError, join_search, run_search
+from iaprune.search.uniform import check_reachable
 from iaprune.search.workers import check_storage
 from iaprune.timing import TimingSettings
 

@@ -19,13 +19,12 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.config import ObjectiveConfig, SearchConfig
-from iaprune.errors import IAPruneError, one_line
-from iaprune.objective import constraint_values, score
+from iaprune.errors import IAPruneError
+from iaprune.objective import score
 from iaprune.search.builder import Space, WarmStart
 from iaprune.search.choice import Scorer, Selection, choose
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
 from iaprune.search.local import LocalSpace, anchor_on_best, restore_anchor
-from iaprune.search.projection import AllocationSpace
 from iaprune.search.records import (
     ACCURACY_KEY,
     CONSTRAINTS_KEY,
@@ -46,8 +45,8 @@ from iaprune.search.records import (
     trial_history,
 )
 from iaprune.search.samplers import create_sampler, default_startup_trials
-from iaprune.search.space import SearchSpace
 from iaprune.search.storage import open_storage
+from iaprune.search.uniform import check_reachable, uniform_params
 from iaprune.search.workers import (
     DEFINITION_ATTR,
     TRIALS_ATTR,
@@ -165,73 +164,6 @@ def join_search(
     return work(study, _objective(evaluator, space, config), n_trials)
 
 
-def check_reachable(evaluator: CandidateEvaluator, space: Space, config: SearchConfig) -> None:
-    """Raise a one-line error when even the smallest allowed model misses a budget."""
-    budgets = config.objective.budgets()
-    if not budgets:
-        return
-    widths = _widths(space)
-    try:
-        cost, ratios = evaluator.costs(space.smallest())
-    except IAPruneError:
-        raise
-    except Exception as exc:  # user models may refuse narrow widths in any way
-        raise IAPruneError(
-            f"the model fails at the smallest allowed widths (min ratio {widths.min_ratio:g}, "
-            f"min keep {widths.min_keep}): {one_line(exc, 200)}; raise --min-ratio or --min-keep"
-        ) from exc
-    values = constraint_values(ratios, cost.latency_ms, budgets)
-    for (key, bound), value in zip(sorted(budgets.items()), values, strict=True):
-        if value > 0:
-            reached = cost.latency_ms if key == "latency_ms" else ratios[key]
-            unit = " ms" if key == "latency_ms" else " of the original"
-            raise IAPruneError(
-                f"budget {key} <= {bound:g}{unit} is unreachable: the smallest allowed model "
-                f"(min ratio {widths.min_ratio:g}, min keep {widths.min_keep}, round to "
-                f"{widths.round_to}) reaches "
-                f"{reached:.4g}{unit}"
-            )
-
-
-def uniform_ratio(evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig) -> float:
-    """Largest single keep-ratio meeting every budget, by bisection on costs alone."""
-    budgets = config.objective.budgets()
-    if not budgets:
-        raise IAPruneError("the uniform baseline needs a budget (e.g. --max-macs 0.5)")
-
-    def feasible(ratio: float) -> bool:
-        cost, ratios = evaluator.costs(space.uniform(ratio))
-        return max(constraint_values(ratios, cost.latency_ms, budgets)) <= 0
-
-    lo, hi = space.min_ratio, 1.0
-    if feasible(hi):
-        return hi
-    for _ in range(12):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
-    return lo
-
-
-def uniform_keep(
-    evaluator: CandidateEvaluator, space: SearchSpace, config: SearchConfig
-) -> dict[str, int]:
-    """The uniform allocation: one keep-ratio for every group, the largest meeting the budgets.
-
-    Raises:
-        IAPruneError: no budget, or even the smallest allowed model misses one.
-    """
-    check_reachable(evaluator, space, config)
-    return space.uniform(uniform_ratio(evaluator, space, config))
-
-
-def _uniform_params(
-    evaluator: CandidateEvaluator, space: Space, config: SearchConfig
-) -> dict[str, float]:
-    if isinstance(space, AllocationSpace):
-        return space.uniform_params()
-    return space.params_for(uniform_ratio(evaluator, space, config))
-
-
 def run_search(
     evaluator: CandidateEvaluator,
     space: Space,
@@ -268,7 +200,7 @@ def run_search(
         n_trials = 1
         if not complete_trials(study):
             study.enqueue_trial(
-                _uniform_params(evaluator, space, config), user_attrs={WARM_START_KEY: "uniform"}
+                uniform_params(evaluator, space, config), user_attrs={WARM_START_KEY: "uniform"}
             )
     elif config.warm_start and not _warm_started(study):
         starts = dict((warm_starts() if callable(warm_starts) else warm_starts) or {})
@@ -300,7 +232,7 @@ def run_search(
             final_evaluator or evaluator,
             config,
             trial_scores=final_evaluator is None,
-            val_size=evaluator.val_size,
+            val_size=getattr(evaluator, "val_size", 0),  # duck-typed evaluators may lack it
         )
         finalist_seconds = time.perf_counter() - started
         log.info("finalists: chosen in %.1f s (%s)", finalist_seconds, selection.reason)
@@ -403,10 +335,6 @@ def _warm_started(study: optuna.Study) -> bool:
     if study.user_attrs.get(WARM_STARTED_KEY):
         return True
     return any(WARM_START_KEY in t.user_attrs for t in study.get_trials(deepcopy=False))
-
-
-def _widths(space: Space) -> SearchSpace:
-    return space.space if isinstance(space, AllocationSpace) else space
 
 
 @dataclass(frozen=True)
