@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from iaprune.artefacts import finetune_done, restore_finetune_files
 from iaprune.config import RunConfig
 from iaprune.cost import CostReport, Interval, measure_cost
 from iaprune.errors import IAPruneError
@@ -84,9 +85,9 @@ def run_prune(
             return {"worker": True, "study": session.config.search.study_name}
     else:
         log.info("stage search: finished (%d trials), skipped", result.trials)
-    finetuned = resume and session.finetune_done(result.spec)
+    finetuned = resume and finetune_done(session.run, result.spec, session.config.finetune)
     if finetuned:
-        session.restore_finetune_files()
+        restore_finetune_files(session.run)
         report = None if searched else finished_report(session.run.root)
         if report is not None:
             log.info("every stage is finished; nothing to do")
@@ -186,14 +187,14 @@ def run_finetune(
     base = session.finished_baseline_model()  # never trains: the search needed it finished
     if trial is not None:
         result = pick_trial(result, trial, session, base)
-    if session.finetune_done(result.spec):  # a finished stage is never redone
+    if finetune_done(session.run, result.spec, session.config.finetune):  # never redone
         log.info(
             "stage finetune: pruned.pt is a finished fine-tune of this configuration with "
             "these settings; not training again (--epochs or --trial trains another)"
         )
         if not session.dist.main:
             return None
-        session.restore_finetune_files()
+        restore_finetune_files(session.run)
         pruned = session.load_pruned()
     else:
         pruned, history = session.prune_and_finetune(base, result.spec)
@@ -242,16 +243,69 @@ def write_report(
         pruned_test=session.test(pruned),
         pruned_cost=pruned_cost,
         seconds=seconds,
-        latency_check=check,
+        latency_check=check.to_dict(),
     )
     session.run.write_json("report.json", report)
     _write_report_files(session.run.root)
     return report
 
 
+@dataclass
+class LatencyCheck:
+    """The report's A/B latency check (``report.json``'s ``latency_check``).
+
+    The latency ratio pruned / baseline and both latencies with their intervals, the
+    rounds timed, the tolerance and the models whose interval is wider than it; with a
+    ``--max-latency`` (``budget_ratio``) or ``--max-latency-ms`` (``budget_ms``) budget,
+    whether the pruned model's upper bound meets every one (``meets_budget``).
+    """
+
+    ratio: Interval
+    pruned_ms: Interval
+    baseline_ms: Interval
+    rounds: int
+    tolerance: float
+    flagged: list[str]
+    budget_ratio: float | None = None
+    budget_ms: float | None = None
+    meets_budget: bool | None = None
+
+    def check_budget(self, name: str, budget: float, measured: Interval, flag: str) -> None:
+        """Record whether ``measured``'s upper bound meets ``budget``; warn if not."""
+        setattr(self, name, budget)
+        met = measured.high <= budget
+        self.meets_budget = (True if self.meets_budget is None else self.meets_budget) and met
+        if not met:
+            log.warning(
+                "the pruned model is OVER its latency budget: it measures %.4g [%.4g, %.4g] "
+                "here, above --max-latency%s %g",
+                measured.value,
+                measured.low,
+                measured.high,
+                flag,
+                budget,
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in report.json's key order."""
+        out: dict[str, Any] = {
+            "ratio": self.ratio.to_dict(),
+            "pruned_ms": self.pruned_ms.to_dict(),
+            "baseline_ms": self.baseline_ms.to_dict(),
+            "rounds": self.rounds,
+            "tolerance": self.tolerance,
+            "flagged": self.flagged,
+        }
+        for name in ("budget_ratio", "budget_ms"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+                out["meets_budget"] = self.meets_budget
+        return out
+
+
 def compare_costs(
     session: Session, base: nn.Module, pruned: nn.Module
-) -> tuple[CostReport, CostReport, dict[str, Any]]:
+) -> tuple[CostReport, CostReport, LatencyCheck]:
     """Static costs of both models and their interleaved latency comparison.
 
     Returns the two cost reports (latency = geometric mean of the per-round medians,
@@ -281,48 +335,26 @@ def compare_costs(
             )
         )
     ratio, pruned_ms = cmp.ratios["pruned"], cmp.latency["pruned"]
-    check: dict[str, Any] = {
-        "ratio": ratio.to_dict(),
-        "pruned_ms": pruned_ms.to_dict(),
-        "baseline_ms": cmp.latency["baseline"].to_dict(),
-        "rounds": cmp.rounds,
-        "tolerance": cmp.settings.tolerance,
-        "flagged": cmp.flagged(),
-    }
+    check = LatencyCheck(
+        ratio,
+        pruned_ms,
+        cmp.latency["baseline"],
+        cmp.rounds,
+        cmp.settings.tolerance,
+        cmp.flagged(),
+    )
     objective = session.config.search.objective
     if objective.max_latency is not None:
-        _check_budget(check, "budget_ratio", objective.max_latency, cmp.ratios["pruned"], "")
+        check.check_budget("budget_ratio", objective.max_latency, ratio, "")
     if objective.max_latency_ms is not None:
-        _check_budget(check, "budget_ms", objective.max_latency_ms, pruned_ms, "-ms")
-    for name in check["flagged"]:
+        check.check_budget("budget_ms", objective.max_latency_ms, pruned_ms, "-ms")
+    for name in check.flagged:
         log.warning(
             "latency of %s varied by more than +-%.0f %% between rounds (busy machine?)",
             name,
             100 * cmp.settings.tolerance,
         )
     return costs[0], costs[1], check
-
-
-def _check_budget(
-    check: dict[str, Any], name: str, budget: float, measured: Interval, flag: str
-) -> None:
-    """Record in ``check`` whether ``measured``'s upper bound meets ``budget``; warn if not.
-
-    ``meets_budget`` is true only when every latency budget is met.
-    """
-    check[name] = budget
-    met = measured.high <= budget
-    check["meets_budget"] = check.get("meets_budget", True) and met
-    if not met:
-        log.warning(
-            "the pruned model is OVER its latency budget: it measures %.4g [%.4g, %.4g] here, "
-            "above --max-latency%s %g",
-            measured.value,
-            measured.low,
-            measured.high,
-            flag,
-            budget,
-        )
 
 
 def _write_report_files(run_dir: Path) -> None:

@@ -1,19 +1,12 @@
 """A run directory with its data, model recipe and unpruned model: :class:`Session`.
 
 The session holds what every stage of a run needs and runs one stage at a time
-(:mod:`iaprune.pipeline` chains them). Every input is checked before any training (model
-forward on a data-shaped example, registry names, storage, checkpoint, budget
-reachability, writable run directory), so a bad value fails in seconds and is never saved
-in config.json. Each stage's artefact is written only when the stage is complete
-(:mod:`iaprune.artefacts`); training in progress lives in ``*.partial.pt`` and
-``--resume`` continues it, refusing a changed definition of the run
-(:data:`iaprune.resume.SAFE_CHANGES`). A new run is self-contained: ``--checkpoint`` is
-copied in as ``baseline.pt`` and paths are stored absolute. Factory and pickled-file
-models named by a run directory are built only with ``trust_code``, and a resumed run
-writes to the paths config.json stores (:data:`iaprune.resume.STORED_OUTPUTS`) only when
-the command line names them again. Every command that writes a run holds its lock
-(:func:`iaprune.rundir.lock_run_dir`). The search is assembled by
-:class:`iaprune.search.plan.SearchPlan` from the pruner, cost model and batches handed over.
+(:mod:`iaprune.pipeline` chains them). Every input is checked before any training, so a
+bad value fails in seconds and is never saved in config.json. Each stage's artefact is
+written only when the stage is complete (:mod:`iaprune.artefacts`); training in progress
+lives in ``*.partial.pt`` and ``--resume`` continues it, refusing a changed definition of
+the run (:data:`iaprune.resume.SAFE_CHANGES`). The search assembles itself
+(:class:`iaprune.search.plan.SearchSetup`) from the settings and batches handed over.
 """
 
 from __future__ import annotations
@@ -30,14 +23,14 @@ from torch.utils.data import DataLoader
 
 from iaprune import artefacts
 from iaprune.artefacts import finished_baseline
-from iaprune.checks import check_forward, load_checkpoint, start_config, user_model_errors
+from iaprune.checks import load_checkpoint, start_config
 from iaprune.config import RunConfig
 from iaprune.cost import CostModel, CostReport, measure_cost
 from iaprune.cost.latency import default_round_to
-from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.devices import resolve_device
 from iaprune.errors import IAPruneError, one_line
-from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
+from iaprune.inputs import RunInputs
+from iaprune.model_source import ModelRecipe, stored_recipe
 from iaprune.parallel import check_joinable, local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
 from iaprune.resume import describe_changes
@@ -61,14 +54,14 @@ log = logging.getLogger(__name__)
 
 
 class Session:
-    """A run directory with its data, model recipe and unpruned model loaded.
+    """A run directory with its inputs (:class:`~iaprune.inputs.RunInputs`), stage by stage.
 
     Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
     (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
-    Without ``recipe`` the model is ``config.model``, the caller's own choice unless
-    ``own_model`` is False (named by a run directory: a factory then needs ``trust_code``).
-    ``table_writable`` False: a missing or stale latency table at ``config.cost.table``
-    is an error, not rebuilt there (a path read from a run directory).
+    ``recipe``, ``trust_code`` and ``own_model`` choose the model as in
+    :class:`~iaprune.inputs.RunInputs`. ``table_writable`` False: a missing or stale
+    latency table at ``config.cost.table`` is an error, not rebuilt there (a path read
+    from a run directory).
     """
 
     def __init__(
@@ -84,23 +77,11 @@ class Session:
         self._run = run
         self.config = config
         self.trust_code = trust_code
-        self.own_model = own_model
         self.table_writable = table_writable
         self.dist, self.device = distributed.init(resolve_device(config.device))
-        torch.manual_seed(config.seed)
-        self.bundle: DataBundle = create_dataset(
-            config.dataset,
-            root=config.data_root,
-            val_fraction=config.val_fraction,
-            seed=config.seed,
-            **config.dataset_options(),
-        )
-        self.loaders = make_loaders(self.bundle, config.finetune.batch_size, seed=config.seed)
-        self.recipe = recipe or self._resolve_model()
-        self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
-        self.example_input = torch.randn(
-            1, *self.input_shape, generator=torch.Generator().manual_seed(config.seed)
-        )
+        self.inputs = RunInputs(config, recipe=recipe, trust_code=trust_code, own_model=own_model)
+        self.bundle, self.loaders = self.inputs.bundle, self.inputs.loaders
+        self.input_shape, self.example_input = self.inputs.input_shape, self.inputs.example_input
 
     @property
     def run(self) -> RunDir:
@@ -109,22 +90,9 @@ class Session:
             raise RuntimeError("the run directory is not prepared yet")
         return self._run
 
-    def _resolve_model(self) -> ModelRecipe:
-        """The model recipe; a factory that raises becomes a one-line error."""
-        with user_model_errors(self.config.model):
-            return resolve_model(
-                self.config.model,
-                num_classes=self.bundle.num_classes,
-                in_channels=self.bundle.in_channels,
-                width_mult=self.config.width_mult,
-                trust_code=self.trust_code,
-                own=self.own_model,
-            )
-
     def build_model(self) -> nn.Module:
         """A fresh unpruned model (user factories' exceptions become one-line errors)."""
-        with user_model_errors(self.config.model):
-            return self.recipe.build()
+        return self.inputs.build_model()
 
     @classmethod
     def create(
@@ -139,14 +107,13 @@ class Session:
     ) -> Session:
         """Check every input, then start a run (or reopen one with ``resume``).
 
-        On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
-        ``explicit`` names the fields the user set (None: compare all of them). A factory
-        named in ``config`` for a new run runs; a pickled model file, or a resumed run's
-        factory, needs ``trust_code`` (see :mod:`iaprune.model_source`). A resumed run
-        writes to a storage URL or latency table of its config.json only when
-        ``explicit`` names it, and never downloads unless asked again. A failed start
-        leaves an overwritten run as it was (:meth:`RunDir.starting`). The run directory
-        stays locked by this process until :func:`iaprune.rundir.release_locks`.
+        ``explicit`` names the fields the user set (None: all of them); on resume the
+        saved config wins except for those safe changes, and stored outputs not named
+        again are used read-only (:func:`iaprune.checks.start_config`). A pickled model
+        file, or a resumed run's factory, needs ``trust_code``. A new run is made
+        self-contained (:meth:`adopt_inputs`); a failed start leaves an overwritten run as
+        it was (:meth:`RunDir.starting`). The run directory stays locked by this process
+        until :func:`iaprune.rundir.release_locks`.
         """
         if resume and overwrite:
             raise IAPruneError("--resume and --overwrite exclude each other")
@@ -176,7 +143,7 @@ class Session:
                 session._run = run
                 if saved is None:
                     session.adopt_inputs()
-                run.write_json_if_changed("model.json", session.recipe.to_dict())
+                run.write_json_if_changed("model.json", session.inputs.recipe.to_dict())
                 run.write_json_if_changed(RUN_MARKER, session.config.stored())  # started
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
@@ -195,24 +162,8 @@ class Session:
         return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
 
     def adopt_inputs(self) -> None:
-        """Make a new run self-contained: --checkpoint and a model file copied in, paths absolute.
-
-        The checkpoint is checked against the model and stored as a finished
-        ``baseline.pt``, so a changed or missing external file cannot change the run.
-        """
-        c = self.config
-        if c.checkpoint:
-            model = load_checkpoint(self.build_model(), c.checkpoint)
-            artefacts.adopt_checkpoint(self.run, model, str(_absolute(c.checkpoint)))
-        if self.recipe.kind == "file":
-            self.run.copy_in(self.recipe.path, "model.pt")
-            self.recipe = replace(self.recipe, target="model.pt", base=self.run.root)
-        self.config = replace(
-            c,
-            checkpoint=_absolute(c.checkpoint),
-            data_root=_absolute(c.data_root),
-            cost=replace(c.cost, table=_absolute(c.cost.table)),
-        )
+        """Make a new run self-contained (:meth:`iaprune.inputs.RunInputs.adopt`)."""
+        self.config = self.inputs.adopt(self.run, self.config)
 
     # -- checks before any work -------------------------------------------------------
     def validate(self, root: Path, *, resume: bool) -> None:
@@ -222,23 +173,8 @@ class Session:
         check_search_inputs(
             cfg, cfg.search.storage or (RunDir(root).storage if own_study else None), resume=resume
         )
-        self.bundle.check_files()
-        model = self.build_model()
-        self._check_forward(model)
-        done = finished_baseline(root) if resume else None
-        if done is not None:  # a resumed run's own baseline.pt, of this model's shapes
-            load_into(model, done, root / "baseline.pt")
-            self._check_forward(model, weights=str(root / "baseline.pt"))
-        elif cfg.checkpoint:
-            load_checkpoint(model, cfg.checkpoint)
-            self._check_forward(model, weights=cfg.checkpoint)
+        model = self.inputs.check_model(root, resume=resume, checkpoint=cfg.checkpoint)
         check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
-
-    def _check_forward(self, model: nn.Module, *, weights: str = "") -> None:
-        """One forward pass on the example input (:func:`iaprune.checks.check_forward`)."""
-        c = self.config
-        classes = self.bundle.num_classes
-        check_forward(model, self.example_input, classes, c.model, c.dataset, weights=weights)
 
     # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
@@ -354,7 +290,7 @@ class Session:
 
     def plan(self, model: nn.Module) -> SearchPlan:
         """The search of the unpruned ``model``; a non-finite baseline output is refused."""
-        self._check_forward(model, weights="the baseline")
+        self.inputs.check_forward(model, weights="the baseline")
         setup = self.setup
         return setup.plan(setup.pruner(model))
 
@@ -394,27 +330,15 @@ class Session:
             result.save(self.run)
         return result
 
-    def check_joinable(self) -> None:
-        """Refuse to join a run without a study (:func:`iaprune.parallel.check_joinable`)."""
-        check_joinable(self.run.root, self.config.search.storage)
-
     def join(self, model: nn.Module, *, timeout: float = 600.0) -> int:
         """Run trials of this run's study as one more worker; returns how many ran here.
 
         Waits up to ``timeout`` s for the study to be created and set up.
         """
-        self.check_joinable()
+        check_joinable(self.run.root, self.config.search.storage)
         storage = self.config.search.storage or self.run.storage
         definition = run_definition(self.config, model)
         return self.plan(model).join(storage=storage, definition=definition, timeout=timeout)
-
-    def finetune_done(self, spec: PruningSpec) -> bool:
-        """Whether pruned.pt is a finished fine-tune of ``spec`` with the current settings."""
-        return artefacts.finetune_done(self.run, spec, self.config.finetune)
-
-    def restore_finetune_files(self) -> list[str]:
-        """spec.json and finetune.json rebuilt from pruned.pt where they differ."""
-        return artefacts.restore_finetune_files(self.run)
 
     def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
@@ -469,8 +393,3 @@ class Session:
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""
         return evaluate(model, self.loaders["test"], desc="test")
-
-
-def _absolute(path: str | None) -> str | None:
-    """``path`` made absolute (``None`` stays ``None``)."""
-    return None if path is None else str(Path(path).expanduser().absolute())

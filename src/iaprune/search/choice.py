@@ -5,15 +5,17 @@ only roughly. After the search, the *finalists* (every warm start and the best
 ``config.rescore`` searched candidates with distinct widths) are scored again by
 ``final`` evaluator: with ``SearchConfig.final_steps`` > 0 that is a short recovery with
 knowledge distillation from the unpruned model, which ranked candidates at one budget
-much closer to their fine-tuned accuracy in ``benchmarks/proxy_fidelity.py``.
+much closer to their fine-tuned accuracy (``benchmarks/README.md``, "Does the trial score
+rank candidates like fine-tuning?").
 The best warm start and the best searched finalist are then scored once more with
 another seed; the noise is the mean absolute difference of those two pairs of scores (a
 rough estimate from two re-scores, kept cheap on purpose). The margin a searched
 candidate must beat is that noise, but at least the sampling error of an accuracy measured
-on the validation images, ``sqrt(p (1 - p) / n)``: re-scoring noise alone can be 0 (the
-distillation score of a vgg16 moved by 0-1 of 2,048 validation images between seeds), and
-a lead of a few images then swapped uniform (92.96 % after fine-tuning) for a searched
-allocation that fine-tuned to 92.75 %. With a single contender there is nothing to compare
+on the validation images, ``sqrt(p (1 - p) / n)``: re-scoring noise alone can be 0 (a
+distillation score may move by one validation image or none between seeds), and a lead of
+a few images then swapped a warm start for a searched allocation that fine-tuned worse
+(the figures are in ``benchmarks/README.md``, "torch-pruning's own global allocation as a
+warm start, sampling-error floor"). With a single contender there is nothing to compare
 and no second score is run.
 """
 

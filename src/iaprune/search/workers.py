@@ -306,11 +306,9 @@ def wait_ready(study: optuna.Study, *, timeout: float = 600.0, poll: float = 1.0
         time.sleep(poll)
 
 
-def differences(
-    ours: Mapping[str, Any], theirs: Mapping[str, Any], ignore: frozenset[str] = frozenset()
-) -> list[str]:
-    """``"key: theirs -> ours"`` for every flat key that differs, except ``ignore``."""
-    keys = sorted((set(ours) | set(theirs)) - ignore)
+def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
+    """``"key: theirs -> ours"`` for every flat key that differs."""
+    keys = sorted(set(ours) | set(theirs))
     return [f"{k}: {theirs.get(k)} -> {ours.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
 
 
