@@ -90,6 +90,11 @@ class Session:
             raise RuntimeError("the run directory is not prepared yet")
         return self._run
 
+    @property
+    def recipe(self) -> ModelRecipe:
+        """How the unpruned model is built (:attr:`iaprune.inputs.RunInputs.recipe`)."""
+        return self.inputs.recipe
+
     def build_model(self) -> nn.Module:
         """A fresh unpruned model (user factories' exceptions become one-line errors)."""
         return self.inputs.build_model()
@@ -176,7 +181,6 @@ class Session:
         model = self.inputs.check_model(root, resume=resume, checkpoint=cfg.checkpoint)
         check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
 
-    # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
         """Costs of ``model`` on this run's input shape and timing settings."""
         return measure_cost(model, self.input_shape, latency=latency, timing=self.config.cost)
