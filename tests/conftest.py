@@ -106,6 +106,23 @@ took most of a tiny run's time; tests/search/test_choice.py tests the choice its
 the machine's speed (tests compare runs)."""
 
 
+def tiny_args(**options: str | int | None) -> list[str]:
+    """:data:`TINY_RUN_ARGS` with ``options`` changed: the one list of tiny CLI arguments.
+
+    ``trials=4`` sets ``--trials 4``, ``batch_size=None`` drops ``--batch-size``, and an
+    option the list lacks is appended. A function rather than a fixture: module-level
+    argument lists feed ``pytest.mark.parametrize``.
+    """
+    pairs = dict(zip(TINY_RUN_ARGS[::2], TINY_RUN_ARGS[1::2], strict=True))
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            pairs.pop(flag, None)
+        else:
+            pairs[flag] = str(value)
+    return [item for pair in pairs.items() for item in pair]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run directory; copy it (``received_run``) before changing anything."""

@@ -22,25 +22,17 @@ from iaprune.errors import IAPruneError
 from iaprune.model_source import resolve_model
 from iaprune.pipeline import RunConfig, Session
 from iaprune.train import finetune
+from tests.conftest import tiny_args
 
-TINY = [
-    "--model",
-    "test_vgg",
-    "--baseline-epochs",
-    "2",
-    "--trials",
-    "3",
-    "--epochs",
-    "2",
-    "--repeats",
-    "3",
-    "--bn-batches",
-    "2",
-    "--round-to",
-    "1",
-    "--objective",
-    "pareto",
-]
+TINY = tiny_args(
+    width_mult=None,
+    batch_size=None,
+    final_steps=None,
+    baseline_epochs=2,
+    trials=3,
+    epochs=2,
+    objective="pareto",
+)
 ft = importlib.import_module("iaprune.train.finetune")  # the module, not the function
 ENV = os.environ | {"PYTHONPATH": str(Path(iaprune.__file__).resolve().parents[1])}
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from iaprune.artefacts import finished_baseline
 from iaprune.config import RunConfig
 from iaprune.devices import model_device
 from iaprune.errors import IAPruneError, one_line
-from iaprune.pruning import PruningSpec
-from iaprune.rundir import RunDir
-from iaprune.train.checkpoint import load_state, load_weights
+from iaprune.inference import eval_mode
+from iaprune.resume import confirm_outputs, resume_config, with_study_name
+from iaprune.rundir import RUN_MARKER, RunDir, lock_run_dir, recover
+from iaprune.train.checkpoint import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,30 @@ def saved_config(root: Path) -> RunConfig | None:
     return RunConfig.from_dict(RunDir(root).read_json("config.json"))
 
 
-def finished_baseline(root: Path) -> dict[str, Any] | None:
-    """``root/baseline.pt`` if it holds a finished baseline (not an interrupted one)."""
-    path = root / "baseline.pt"
-    if not path.is_file():
-        return None
-    obj = load_state(path)
-    # Older runs wrote "epoch" into the file while training and dropped it when done.
-    return obj if obj.get("complete") or "epoch" not in obj else None
+def start_config(
+    root: Path, config: RunConfig, *, resume: bool, explicit: Collection[str] | None
+) -> tuple[RunConfig, RunConfig | None, frozenset[str]]:
+    """The config a run at ``root`` starts with, the one it saved, the outputs not confirmed.
+
+    An existing run is recovered and locked before it is read. On ``resume`` the saved
+    config wins except for the safe changes ``explicit`` names (see
+    :func:`iaprune.resume.resume_config`, :func:`iaprune.resume.confirm_outputs`); the
+    third value names the stored outputs to use read-only.
+    """
+    recover(root)
+    if (root / RUN_MARKER).is_file():
+        lock_run_dir(root)  # before reading it: one writer at a time
+    saved = saved_config(root) if resume else None
+    if saved is not None:
+        RunDir(root).check_files()
+    config = with_study_name(config, saved, root.name)  # one study name per run
+    unconfirmed: frozenset[str] = frozenset()
+    if saved is not None:
+        config = resume_config(saved, config, explicit)
+        check_baseline_change(root, saved, config)
+        config, unconfirmed = confirm_outputs(config, explicit)
+    check_writable(root)
+    return config, saved, unconfirmed
 
 
 def check_baseline_change(root: Path, saved: RunConfig, config: RunConfig) -> None:
@@ -121,18 +138,14 @@ def check_forward(
     ``weights`` names where trained weights came from (a checkpoint, the baseline), so
     a NaN output is found before any training or search.
     """
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(model):
             out = model(example.to(model_device(model)))
     except Exception as exc:  # user models fail in any way
         raise IAPruneError(
             f"model {spec!r} fails on input shape "
             f"{tuple(example.shape)} of {dataset}: {one_line(exc, 200)}"
         ) from exc
-    finally:
-        model.train(was_training)
     check_output(out, num_classes, spec, weights=weights, model=model)
 
 
@@ -144,42 +157,3 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         raise IAPruneError(one_line(exc, 400)) from exc
     except Exception as exc:  # a dict of the wrong shape, e.g. state_dict is a string
         raise IAPruneError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from exc
-
-
-def restore_finetune_files(run: RunDir) -> list[str]:
-    """Rewrite spec.json and finetune.json from a finished pruned.pt where they differ.
-
-    pruned.pt carries its spec and training history, so a spec.json or finetune.json
-    that is missing, truncated, of the wrong shape or stale (a kill between the
-    writes) is rebuilt from it exactly. Returns the names rewritten.
-    """
-    state = load_state(run / "pruned.pt")
-    rewritten = []
-    spec = state.get("spec")
-    if isinstance(spec, dict):
-        expected = PruningSpec.from_dict(spec)
-        try:
-            ok = PruningSpec.load(run / "spec.json") == expected
-        except IAPruneError:
-            ok = False
-        if not ok:
-            expected.save(run / "spec.json")
-            rewritten.append("spec.json")
-    history = state.get("history")
-    if isinstance(history, list):
-        expected_json = {"epochs": history}
-        try:
-            ok = run.read_dict("finetune.json") == _as_json(expected_json)
-        except IAPruneError:
-            ok = False
-        if not ok:
-            run.write_json("finetune.json", expected_json)
-            rewritten.append("finetune.json")
-    for name in rewritten:
-        log.warning("%s was missing or corrupt: rebuilt from pruned.pt", name)
-    return rewritten
-
-
-def _as_json(data: Any) -> Any:
-    """``data`` as written to and read back from a JSON artefact."""
-    return json.loads(json.dumps(data, default=str))

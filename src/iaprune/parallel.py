@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from iaprune.config import RunConfig
+from iaprune.errors import IAPruneError
 from iaprune.resume import SAFE_CHANGES, flatten
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,19 @@ def run_definition(config: RunConfig, baseline: nn.Module | None = None) -> dict
     if baseline is not None:
         out["baseline_sha256"] = fingerprint(baseline)
     return out
+
+
+def check_joinable(run_dir: Path, storage: str | None) -> None:
+    """Refuse to join a run whose study does not exist yet (no ``study.db``, no ``storage``).
+
+    A worker never creates the run's study database: a leader (``iaprune prune`` or
+    ``iaprune search``) creates it before its workers start.
+    """
+    if not storage and not (run_dir / "study.db").is_file():
+        raise IAPruneError(
+            f"{run_dir} has no study yet (no study.db): a worker joins a search "
+            f"started by `iaprune prune` or `iaprune search`; start that first"
+        )
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from iaprune.config import RunConfig, masked_url
+from iaprune.config import DEFAULT_STUDY, RunConfig, masked_url
 from iaprune.errors import IAPruneError
 
 # Settings --resume may change: they do not alter what the finished stages computed.
@@ -84,6 +84,14 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
             node = node.setdefault(p, {})
         node[leaf] = value
     return out
+
+
+def with_study_name(config: RunConfig, saved: RunConfig | None, run_name: str) -> RunConfig:
+    """``config`` with its study: the one chosen, else the resumed run's, else ``run_name``."""
+    if config.search.study_name != DEFAULT_STUDY:
+        return config
+    name = saved.search.study_name if saved is not None else run_name
+    return replace(config, search=replace(config.search, study_name=name))
 
 
 def resume_config(

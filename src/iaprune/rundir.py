@@ -184,6 +184,16 @@ class RunDir:
         """Write ``data`` as JSON atomically, as a regular file in the run directory."""
         return write_json(self.root / name, data, what="run file", inside=self.root)
 
+    def write_json_if_changed(self, name: str, data: Any) -> None:
+        """:meth:`write_json` unless ``name`` already holds ``data`` (resume leaves it as is)."""
+        if (self.root / name).is_file():
+            try:
+                if self.read_json(name) == data:
+                    return
+            except IAPruneError:
+                pass
+        self.write_json(name, data)
+
     def write_bytes(self, name: str, data: bytes) -> Path:
         """Write ``data`` atomically as ``name`` (may name a sub-folder: ``plots/a.png``)."""
         return write_bytes(self.root / name, data, what="run file", inside=self.root)

@@ -1,26 +1,12 @@
 """A run directory with its data, model recipe and unpruned model: :class:`Session`.
 
 The session holds what every stage of a run needs and runs one stage at a time
-(:mod:`iaprune.pipeline` chains them). Every input is checked before any training (model
-forward on a data-shaped example, registry names, storage, checkpoint, budget
-reachability, writable run directory), so a bad value fails in seconds and is never saved
-in config.json.
-
-Each stage's artefact is written atomically and only when the stage is complete:
-``baseline.pt`` (with ``complete``), ``search.json`` + ``spec.json``, ``pruned.pt`` (with
-the spec and fine-tuning settings it was made with). Training in progress lives in
-``baseline.partial.pt`` / ``pruned.partial.pt`` and ``--resume`` continues it from its
-last finished epoch. ``--resume`` refuses a changed definition of the run (see
-:data:`iaprune.resume.SAFE_CHANGES` for what may change). A new run is self-contained:
-``--checkpoint`` is copied in as ``baseline.pt`` and paths are stored absolute. Factory
-and pickled-file models named by a run directory (model.json, or config.json when
-model.json is missing) are built only with ``trust_code`` (``--trust-code``), and a resumed
-run writes to the paths config.json stores (:data:`iaprune.resume.STORED_OUTPUTS`) only
-when the command line names them again. Every command that writes a run holds its lock
-(:func:`iaprune.rundir.lock_run_dir`).
-
-The search itself is assembled by :class:`iaprune.search.plan.SearchPlan`; the session
-hands it the pruner, the candidates' cost model and the run's batches.
+(:mod:`iaprune.pipeline` chains them). Every input is checked before any training, so a
+bad value fails in seconds and is never saved in config.json. Each stage's artefact is
+written only when the stage is complete (:mod:`iaprune.artefacts`); training in progress
+lives in ``*.partial.pt`` and ``--resume`` continues it, refusing a changed definition of
+the run (:data:`iaprune.resume.SAFE_CHANGES`). The search assembles itself
+(:class:`iaprune.search.plan.SearchSetup`) from the settings and batches handed over.
 """
 
 from __future__ import annotations
@@ -35,48 +21,32 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from iaprune.checks import (
-    check_baseline_change,
-    check_forward,
-    check_writable,
-    finished_baseline,
-    load_checkpoint,
-    restore_finetune_files,
-    saved_config,
-    user_model_errors,
-)
-from iaprune.config import DEFAULT_STUDY, RunConfig
+from iaprune import artefacts
+from iaprune.artefacts import finished_baseline
+from iaprune.checks import load_checkpoint, start_config
+from iaprune.config import RunConfig
 from iaprune.cost import CostModel, CostReport, measure_cost
-from iaprune.cost.latency import default_round_to, get_backend
-from iaprune.cost.lut.policy import run_table
-from iaprune.data import DataBundle, create_dataset, make_loaders
+from iaprune.cost.latency import default_round_to
 from iaprune.data.file_index import INDEX_FILE
 from iaprune.devices import resolve_device
 from iaprune.errors import IAPruneError, one_line
-from iaprune.model_source import ModelRecipe, resolve_model, stored_recipe
-from iaprune.parallel import local_workers, run_definition
+from iaprune.inputs import RunInputs
+from iaprune.model_source import ModelRecipe, stored_recipe
+from iaprune.parallel import check_joinable, local_workers, run_definition
 from iaprune.pruning import Pruner, PruningSpec, apply_spec
-from iaprune.resume import confirm_outputs, describe_changes, resume_config
-from iaprune.rundir import RUN_MARKER, RunDir, lock_run_dir, recover
-from iaprune.search import CandidateEvaluator, SearchResult, create_sampler
+from iaprune.resume import describe_changes
+from iaprune.rundir import RUN_MARKER, RunDir
+from iaprune.search import CandidateEvaluator, SearchResult
 from iaprune.search.choice import LazyScorer
 from iaprune.search.plan import (
     ScoringData,
     SearchPlan,
+    SearchSetup,
     check_budget,
-    final_evaluator,
-    make_evaluator,
-    trial_cost,
+    check_search_inputs,
 )
-from iaprune.search.workers import check_storage
-from iaprune.train import (
-    TrainHistory,
-    distributed,
-    evaluate,
-    finetune,
-    save_atomic,
-)
-from iaprune.train.checkpoint import load_into, load_state
+from iaprune.train import TrainHistory, distributed, evaluate, finetune
+from iaprune.train.checkpoint import load_into
 
 if TYPE_CHECKING:
     from iaprune.cost.lut import LatencyTable
@@ -85,14 +55,14 @@ log = logging.getLogger(__name__)
 
 
 class Session:
-    """A run directory with its data, model recipe and unpruned model loaded.
+    """A run directory with its inputs (:class:`~iaprune.inputs.RunInputs`), stage by stage.
 
     Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
     (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
-    Without ``recipe`` the model is ``config.model``, the caller's own choice unless
-    ``own_model`` is False (named by a run directory: a factory then needs ``trust_code``).
-    ``table_writable`` False: a missing or stale latency table at ``config.cost.table``
-    is an error, not rebuilt there (a path read from a run directory).
+    ``recipe``, ``trust_code`` and ``own_model`` choose the model as in
+    :class:`~iaprune.inputs.RunInputs`. ``table_writable`` False: a missing or stale
+    latency table at ``config.cost.table`` is an error, not rebuilt there (a path read
+    from a run directory).
     """
 
     def __init__(
@@ -109,30 +79,18 @@ class Session:
         self._run = run
         self.config = config
         self.trust_code = trust_code
-        self.own_model = own_model
         self.table_writable = table_writable
         self.dist, self.device = distributed.init(resolve_device(config.device))
-        torch.manual_seed(config.seed)
-        self.bundle: DataBundle = create_dataset(
-            config.dataset,
-            root=config.data_root,
-            val_fraction=config.val_fraction,
-            seed=config.seed,
-            index_file=data_index or (run.root / INDEX_FILE if run is not None else None),
-            **config.dataset_options(),
-        )
-        self.loaders = make_loaders(
-            self.bundle,
-            config.finetune.batch_size,
-            seed=config.seed,
-            num_workers=config.data_workers,
+        self.inputs = RunInputs(
+            config,
+            recipe=recipe,
+            trust_code=trust_code,
+            own_model=own_model,
+            data_index=data_index or (run.root / INDEX_FILE if run is not None else None),
             pin_memory=self.device.type == "cuda",
         )
-        self.recipe = recipe or self._resolve_model()
-        self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)
-        self.example_input = torch.randn(
-            1, *self.input_shape, generator=torch.Generator().manual_seed(config.seed)
-        )
+        self.bundle, self.loaders = self.inputs.bundle, self.inputs.loaders
+        self.input_shape, self.example_input = self.inputs.input_shape, self.inputs.example_input
 
     @property
     def run(self) -> RunDir:
@@ -141,22 +99,14 @@ class Session:
             raise RuntimeError("the run directory is not prepared yet")
         return self._run
 
-    def _resolve_model(self) -> ModelRecipe:
-        """The model recipe; a factory that raises becomes a one-line error."""
-        with user_model_errors(self.config.model):
-            return resolve_model(
-                self.config.model,
-                num_classes=self.bundle.num_classes,
-                in_channels=self.bundle.in_channels,
-                width_mult=self.config.width_mult,
-                trust_code=self.trust_code,
-                own=self.own_model,
-            )
+    @property
+    def recipe(self) -> ModelRecipe:
+        """How the unpruned model is built (:attr:`iaprune.inputs.RunInputs.recipe`)."""
+        return self.inputs.recipe
 
     def build_model(self) -> nn.Module:
         """A fresh unpruned model (user factories' exceptions become one-line errors)."""
-        with user_model_errors(self.config.model):
-            return self.recipe.build()
+        return self.inputs.build_model()
 
     @classmethod
     def create(
@@ -171,14 +121,13 @@ class Session:
     ) -> Session:
         """Check every input, then start a run (or reopen one with ``resume``).
 
-        On resume the saved config wins except for the fields in :data:`SAFE_CHANGES`;
-        ``explicit`` names the fields the user set (None: compare all of them). A factory
-        named in ``config`` for a new run runs; a pickled model file, or a resumed run's
-        factory, needs ``trust_code`` (see :mod:`iaprune.model_source`). A resumed run
-        writes to a storage URL or latency table of its config.json only when
-        ``explicit`` names it, and never downloads unless asked again. A failed start
-        leaves an overwritten run as it was (:meth:`RunDir.starting`). The run directory
-        stays locked by this process until :func:`iaprune.rundir.release_locks`.
+        ``explicit`` names the fields the user set (None: all of them); on resume the
+        saved config wins except for those safe changes, and stored outputs not named
+        again are used read-only (:func:`iaprune.checks.start_config`). A pickled model
+        file, or a resumed run's factory, needs ``trust_code``. A new run is made
+        self-contained (:meth:`adopt_inputs`); a failed start leaves an overwritten run as
+        it was (:meth:`RunDir.starting`). The run directory stays locked by this process
+        until :func:`iaprune.rundir.release_locks`.
         """
         if resume and overwrite:
             raise IAPruneError("--resume and --overwrite exclude each other")
@@ -187,24 +136,7 @@ class Session:
         if not ctx.main:  # rank 0 checks the inputs and prepares the run directory
             distributed.barrier(ctx)
             return cls.open(root, trust_code=trust_code)
-        recover(root)
-        if (root / RUN_MARKER).is_file():
-            lock_run_dir(root)  # before reading it: one writer at a time
-        saved = saved_config(root) if resume else None
-        if saved is not None:
-            RunDir(root).check_files()
-        unconfirmed: frozenset[str] = frozenset()
-        if saved is not None:
-            if config.search.study_name == DEFAULT_STUDY:  # not chosen: keep the run's study
-                config = replace(
-                    config, search=replace(config.search, study_name=saved.search.study_name)
-                )
-            config = resume_config(saved, config, explicit)
-            check_baseline_change(root, saved, config)
-            config, unconfirmed = confirm_outputs(config, explicit)
-        elif config.search.study_name == DEFAULT_STUDY:  # one study name per run
-            config = replace(config, search=replace(config.search, study_name=root.name))
-        check_writable(root)
+        config, saved, unconfirmed = start_config(root, config, resume=resume, explicit=explicit)
         recipe = None
         if saved is not None and (root / "model.json").is_file():
             recipe = stored_recipe(RunDir(root), trust_code)
@@ -214,8 +146,8 @@ class Session:
             recipe=recipe,
             trust_code=trust_code,
             own_model=saved is None or explicit is None or "model" in explicit,
-            table_writable="cost.table" not in unconfirmed,
             data_index=root / INDEX_FILE if saved is not None else None,
+            table_writable="cost.table" not in unconfirmed,
         )
         session.validate(root, resume=resume)
         if saved is not None and saved != config:
@@ -226,11 +158,9 @@ class Session:
                 session._run = run
                 if saved is None:
                     session.adopt_inputs()
-                session._write_if_changed("model.json", session.recipe.to_dict())
-                session._write_if_changed(RUN_MARKER, session.config.stored())  # started
-                index = session.bundle.file_index
-                if index is not None and index.changed:  # a listing the next process reuses
-                    run.write_bytes(INDEX_FILE, index.to_bytes())
+                run.write_json_if_changed("model.json", session.inputs.recipe.to_dict())
+                run.write_json_if_changed(RUN_MARKER, session.config.stored())  # started
+                session.inputs.save_index(run)
         except OSError as exc:
             raise IAPruneError(f"cannot write run directory {root}: {one_line(exc)}") from exc
         distributed.barrier(ctx)
@@ -248,71 +178,20 @@ class Session:
         return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
 
     def adopt_inputs(self) -> None:
-        """Make a new run self-contained: --checkpoint and a model file copied in, paths absolute.
-
-        The checkpoint is checked against the model and stored as a finished
-        ``baseline.pt``, so a changed or missing external file cannot change the run.
-        """
-        c = self.config
-        if c.checkpoint:
-            model = load_checkpoint(self.build_model(), c.checkpoint)
-            source = _absolute(c.checkpoint)
-            state = {"state_dict": model.state_dict(), "complete": True, "source": source}
-            save_atomic(state, self.run / "baseline.pt")
-        if self.recipe.kind == "file":
-            self.run.copy_in(self.recipe.path, "model.pt")
-            self.recipe = replace(self.recipe, target="model.pt", base=self.run.root)
-        self.config = replace(
-            c,
-            checkpoint=_absolute(c.checkpoint),
-            data_root=_absolute(c.data_root),
-            cost=replace(c.cost, table=_absolute(c.cost.table)),
-        )
-
-    def _write_if_changed(self, name: str, data: Any) -> None:
-        """Write a JSON artefact unless it already holds ``data`` (resume leaves it as is)."""
-        path = self.run / name
-        if path.is_file():
-            try:
-                if self.run.read_json(name) == data:
-                    return
-            except IAPruneError:
-                pass
-        self.run.write_json(name, data)
+        """Make a new run self-contained (:meth:`iaprune.inputs.RunInputs.adopt`)."""
+        self.config = self.inputs.adopt(self.run, self.config)
 
     # -- checks before any work -------------------------------------------------------
     def validate(self, root: Path, *, resume: bool) -> None:
         """Everything that can fail before training: names, storage, model, budget."""
-        cfg = self.config
-        create_sampler(cfg.search.sampler, seed=cfg.search.seed)
-        get_backend(cfg.cost.backend)
-        study = root / "study.db"
-        if cfg.search.storage or (resume and (study.is_file() or study.is_symlink())):
-            url = cfg.search.storage or RunDir(root).storage
-            check_storage(url, cfg.search.study_name, resume=resume, definition=run_definition(cfg))
-        index = self.bundle.file_index
-        if index is None or not index.checked:  # a run's cached listing was checked before
-            self.bundle.check_files()
-            if index is not None:
-                index.mark_checked()
-        model = self.build_model()
-        self._check_forward(model)
-        done = finished_baseline(root) if resume else None
-        if done is not None:  # a resumed run's own baseline.pt, of this model's shapes
-            load_into(model, done, root / "baseline.pt")
-            self._check_forward(model, weights=str(root / "baseline.pt"))
-        elif cfg.checkpoint:
-            load_checkpoint(model, cfg.checkpoint)
-            self._check_forward(model, weights=cfg.checkpoint)
+        cfg, study = self.config, root / "study.db"
+        own_study = resume and (study.is_file() or study.is_symlink())
+        check_search_inputs(
+            cfg, cfg.search.storage or (RunDir(root).storage if own_study else None), resume=resume
+        )
+        model = self.inputs.check_model(root, resume=resume, checkpoint=cfg.checkpoint)
         check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
 
-    def _check_forward(self, model: nn.Module, *, weights: str = "") -> None:
-        """One forward pass on the example input (:func:`iaprune.checks.check_forward`)."""
-        c = self.config
-        classes = self.bundle.num_classes
-        check_forward(model, self.example_input, classes, c.model, c.dataset, weights=weights)
-
-    # -- costs ------------------------------------------------------------------------
     def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
         """Costs of ``model`` on this run's input shape and timing settings."""
         return measure_cost(model, self.input_shape, latency=latency, timing=self.config.cost)
@@ -357,9 +236,7 @@ class Session:
             dist=self.dist,
         )
         if self.dist.main:
-            state = {"state_dict": model.state_dict(), "complete": True, "epochs": cfg.epochs}
-            save_atomic(state | {"history": history.epochs}, self.run / "baseline.pt")
-            partial.unlink(missing_ok=True)
+            artefacts.save_baseline(self.run, model, epochs=cfg.epochs, history=history.epochs)
         return model
 
     def train_loader(self, seed: int | None = None) -> DataLoader[Any]:
@@ -371,26 +248,26 @@ class Session:
         seed = self.config.seed if seed is None else seed
         return distributed.train_loader(self.loaders["train"], self.dist, seed=seed)
 
-    # -- search ----------------------------------------------------------------------
+    # -- search (assembled by iaprune.search.plan) -----------------------------------
     @property
     def scoring(self) -> ScoringData:
         """This run's loaders and seed, from which the search draws its batches."""
         per_batch = 4 * self.example_input[0].numel() * self.config.finetune.batch_size
         return ScoringData(self.loaders, self.config.seed, per_batch)
 
-    def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The first ``n`` batches of a split, materialised (:meth:`ScoringData.batches`)."""
-        return self.scoring.batches(split, n)
-
-    def pruner(self, model: nn.Module) -> Pruner:
-        """Channel groups and filter scores of the unpruned ``model``."""
-        cfg = self.config.search
-        return Pruner(
-            model,
+    @property
+    def setup(self) -> SearchSetup:
+        """This run's search settings and data (the latency table's home once prepared)."""
+        table = None if self._run is None else self._run / "latency_table.json"
+        c = self.config
+        return SearchSetup(
+            c.search,
+            c.cost,
+            self.scoring,
             self.example_input,
-            importance=cfg.importance,
-            calibration=self.batches("train", 4),
-            seed=cfg.seed,
+            self.round_to,
+            table,
+            self.table_writable,
         )
 
     @property
@@ -400,66 +277,44 @@ class Session:
             return self.config.search.round_to
         return default_round_to(self.config.cost.backend)
 
+    def batches(self, split: str, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The first ``n`` batches of a split, materialised (:meth:`ScoringData.batches`)."""
+        return self.scoring.batches(split, n)
+
+    def pruner(self, model: nn.Module) -> Pruner:
+        """Channel groups and filter scores of the unpruned ``model``."""
+        return self.setup.pruner(model)
+
     def latency_table(self, model: nn.Module, pruner: Pruner) -> LatencyTable:
-        """The run's latency table of ``model``: reused when valid, else built (logged)."""
-        fallback = self.run / "latency_table.json"
-        c, writable = self.config.cost, self.table_writable
-        return run_table(
-            model, self.input_shape, pruner.groups, c, fallback=fallback, writable=writable
-        )
+        """The run's latency table of ``model`` (``pruner``'s): reused when valid, else built."""
+        return self.setup.latency_table(pruner)
 
     def trial_cost(self, model: nn.Module, pruner: Pruner) -> CostModel:
-        """Cost model of the search candidates (:func:`iaprune.search.plan.trial_cost`).
-
-        ``model`` is ``pruner``'s unpruned model.
-        """
-        return trial_cost(
-            pruner,
-            self.input_shape,
-            self.config.search,
-            self.config.cost,
-            table_fallback=self.run / "latency_table.json",
-            table_writable=self.table_writable,
-        )
+        """Cost model of the search candidates of ``model`` (``pruner``'s)."""
+        return self.setup.trial_cost(pruner)
 
     def evaluator(
         self, model: nn.Module, pruner: Pruner, cost: CostModel | None = None
     ) -> CandidateEvaluator:
-        """The trial evaluator of this run's search settings (batches on the model's device).
-
-        ``cost`` prices the candidates (default: :meth:`trial_cost`).
-        """
-        cost = cost or self.trial_cost(model, pruner)
-        return make_evaluator(pruner, cost, self.scoring, self.config.search)
+        """The trial evaluator (``cost`` prices the candidates; default :meth:`trial_cost`)."""
+        return self.setup.evaluator(pruner, cost)
 
     def final_evaluator(self, trial: CandidateEvaluator) -> LazyScorer | None:
         """The finalists' scorer (:func:`iaprune.search.plan.final_evaluator`)."""
-        return final_evaluator(trial, self.scoring, self.config.search)
+        return self.setup.final_evaluator(trial)
 
     def plan(self, model: nn.Module) -> SearchPlan:
-        """The search of the unpruned ``model`` with this run's settings.
-
-        A baseline whose output is not finite (NaN weights) is refused before any trial.
-        """
-        self._check_forward(model, weights="the baseline")
-        pruner = self.pruner(model)
-        return SearchPlan.build(
-            pruner,
-            self.trial_cost(model, pruner),
-            self.scoring,
-            self.config.search,
-            input_shape=self.input_shape,
-            round_to=self.round_to,
-            timing=self.config.cost.timing,
-        )
+        """The search of the unpruned ``model``; a non-finite baseline output is refused."""
+        self.inputs.check_forward(model, weights="the baseline")
+        setup = self.setup
+        return setup.plan(setup.pruner(model))
 
     def search_done(self) -> SearchResult | None:
         """The finished search (None when absent or when more trials are asked for)."""
         if not (self.run / "search.json").is_file():
             return None
-        result = load_search_result(self.run)
-        tried = result.trials + getattr(result, "failed", 0)
-        return result if tried >= self.config.search.trials else None
+        result = SearchResult.load(self.run)
+        return result if result.trials + result.failed >= self.config.search.trials else None
 
     def search(self, model: nn.Module, *, resume: bool = False) -> SearchResult | None:
         """Run or resume the search; writes search.json and spec.json.
@@ -487,70 +342,32 @@ class Session:
             workers=workers,
         )
         if result is not None:
-            self.run.write_json("search.json", result.to_dict())
-            result.spec.save(self.run / "spec.json")
+            result.save(self.run)
         return result
-
-    def check_joinable(self) -> None:
-        """Refuse to join a run whose study does not exist yet (no ``study.db``).
-
-        A worker never creates the run's study database: a leader (``iaprune prune`` or
-        ``iaprune search``) creates it before its workers start.
-        """
-        if not self.config.search.storage and not (self.run / "study.db").is_file():
-            raise IAPruneError(
-                f"{self.run.root} has no study yet (no study.db): a worker joins a search "
-                f"started by `iaprune prune` or `iaprune search`; start that first"
-            )
 
     def join(self, model: nn.Module, *, timeout: float = 600.0) -> int:
         """Run trials of this run's study as one more worker; returns how many ran here.
 
         Waits up to ``timeout`` s for the study to be created and set up.
         """
-        self.check_joinable()
+        check_joinable(self.run.root, self.config.search.storage)
         storage = self.config.search.storage or self.run.storage
         definition = run_definition(self.config, model)
         return self.plan(model).join(storage=storage, definition=definition, timeout=timeout)
 
-    def finetune_record(self, spec: PruningSpec) -> dict[str, Any]:
-        """What a pruned.pt was made from: the kept widths and the fine-tuning settings."""
-        ft = self.config.finetune
-        return {
-            "keep": dict(spec.keep),
-            "epochs": ft.epochs,
-            "lr": ft.lr,
-            "label_smoothing": ft.label_smoothing,
-        }
-
-    def finetune_done(self, spec: PruningSpec) -> bool:
-        """Whether pruned.pt is a finished fine-tune of ``spec`` with the current settings."""
-        path = self.run / "pruned.pt"
-        return path.is_file() and load_state(path).get("made_from") == self.finetune_record(spec)
-
-    def restore_finetune_files(self) -> list[str]:
-        """spec.json and finetune.json rebuilt from pruned.pt where they differ."""
-        return restore_finetune_files(self.run)
-
     def prune_and_finetune(self, model: nn.Module, spec: PruningSpec) -> tuple[nn.Module, dict]:
         """Apply ``spec``, fine-tune on train (select on val); writes pruned.pt when done.
 
-        The global torch RNG is seeded with the run seed first: equal specs fine-tune equally.
-
-        pruned.pt carries its spec, so it never disagrees with the weights even when a
-        kill lands between writing it and spec.json.
+        The global torch RNG is seeded with the run seed first: equal specs fine-tune
+        equally. pruned.pt is written by :func:`iaprune.artefacts.save_pruned`.
         """
         log.info("stage finetune: %d epochs", self.config.finetune.epochs)
         pruned = apply_spec(model, self.example_input, spec)
         partial = self.run / "pruned.partial.pt"
-        record = self.finetune_record(spec)
+        record = artefacts.finetune_record(spec, self.config.finetune)
         history = self.finetune(pruned, checkpoint=partial, tag={"keep": record["keep"]})
-        if not self.dist.main:
-            return pruned, {"epochs": history.epochs}
-        state = {"state_dict": pruned.state_dict(), "spec": spec.to_dict(), "made_from": record}
-        save_atomic(state | {"history": history.epochs}, self.run / "pruned.pt")
-        spec.save(self.run / "spec.json")
-        partial.unlink(missing_ok=True)
+        if self.dist.main:
+            artefacts.save_pruned(self.run, pruned, spec, record, history)
         return pruned, {"epochs": history.epochs}
 
     def finetune(
@@ -581,30 +398,9 @@ class Session:
             dist=self.dist,
         )
 
-    def unfinished_stage(self) -> str:
-        """The first stage of this run without its artefact: baseline, search or fine-tune."""
-        if not self.config.checkpoint and self.baseline_done() is None:
-            return "baseline"
-        if not (self.run / "search.json").is_file():
-            return "search"
-        return "fine-tune"
-
-    def pruned_spec(self) -> PruningSpec:
-        """The spec pruned.pt was made from (spec.json for runs that predate it)."""
-        if not (self.run / "pruned.pt").exists():
-            raise IAPruneError(
-                f"{self.run.root} has no pruned model: its {self.unfinished_stage()} stage "
-                f"is not finished (continue with: iaprune prune --run-dir {self.run.root} "
-                "--resume)"
-            )
-        saved = load_state(self.run / "pruned.pt").get("spec")
-        if isinstance(saved, dict):
-            return PruningSpec.from_dict(saved)
-        return PruningSpec.load(self.run / "spec.json")
-
     def load_pruned(self) -> nn.Module:
         """Rebuild the pruned model from model.json and pruned.pt's spec, then load it."""
-        spec = self.pruned_spec()
+        spec = artefacts.pruned_spec(self.run, checkpoint=self.config.checkpoint)
         shape_only = PruningSpec(keep=spec.keep, original=spec.original)
         model = apply_spec(self.build_model(), self.example_input, shape_only)
         return load_checkpoint(model, self.run / "pruned.pt").to(self.device)
@@ -612,18 +408,3 @@ class Session:
     def test(self, model: nn.Module) -> dict[str, float]:
         """Accuracy on the held-out test split (used once per final model)."""
         return evaluate(model, self.loaders["test"], desc="test")
-
-
-def load_search_result(run: RunDir) -> SearchResult:
-    """search.json as a :class:`SearchResult`, with a one-line error when malformed."""
-    data = run.read_dict("search.json")
-    try:
-        data["spec"] = PruningSpec.from_dict(data["spec"])
-        return SearchResult(**data)
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
-        raise IAPruneError(f"{run / 'search.json'} is invalid: {one_line(exc, 200)}") from exc
-
-
-def _absolute(path: str | None) -> str | None:
-    """``path`` made absolute (``None`` stays ``None``)."""
-    return None if path is None else str(Path(path).expanduser().absolute())

@@ -35,29 +35,13 @@ from iaprune import session as session_module
 from iaprune.cli.main import main
 from iaprune.models import create_model
 from iaprune.train import checkpoint
+from tests.conftest import tiny_args
 
 # The subprocess imports this checkout's package whatever the working directory.
 ENV = {k: v for k, v in os.environ.items() if k != "IAPRUNE_LUT_DIR"}
 ENV["PYTHONPATH"] = str(Path(iaprune.__file__).resolve().parents[1])
 
-TINY = [
-    "--model",
-    "test_vgg",
-    "--baseline-epochs",
-    "1",
-    "--trials",
-    "2",
-    "--epochs",
-    "1",
-    "--repeats",
-    "3",
-    "--bn-batches",
-    "2",
-    "--round-to",
-    "1",
-    "--final-steps",  # finalists re-scored after 2 recovery steps, not 100 (as TINY_RUN_ARGS)
-    "2",
-]
+TINY = tiny_args(width_mult=None, batch_size=None)
 
 USER_MODELS = """
 import torch

@@ -12,23 +12,12 @@ import torch
 
 from iaprune.cli.main import main
 from iaprune.models import create_model
+from tests.conftest import tiny_args
 
-FAST = [
-    "--final-steps",  # finalists re-scored after 2 recovery steps, not 100 (as TINY_RUN_ARGS)
-    "2",
-    "--width-mult",
-    "0.125",
-    "--baseline-epochs",
-    "2",
-    "--trials",
-    "4",
-    "--epochs",
-    "1",
-    "--repeats",
-    "3",
-    "--bn-batches",
-    "2",
-]
+FAST = tiny_args(
+    model=None, width_mult="0.125", baseline_epochs=2, trials=4, round_to=None, batch_size=None
+)
+"""The default model, narrow: 4 trials with a 2-epoch baseline."""
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +76,16 @@ def test_resume_adds_trials_without_losing_finished_ones(finished_run: Path, tmp
                 "--run-dir",
                 str(run),
                 "--resume",
-                *FAST[:-6],
-                "--trials",
-                "6",
-                "--epochs",
-                "1",
+                *tiny_args(
+                    model=None,
+                    width_mult="0.125",
+                    baseline_epochs=2,
+                    trials=6,
+                    repeats=None,
+                    bn_batches=None,
+                    round_to=None,
+                    batch_size=None,
+                ),
             ]
         )
         == 0

@@ -26,24 +26,12 @@ from iaprune.config import masked_url
 from iaprune.errors import IAPruneError
 from iaprune.search import open_storage
 from tests import _postgres
-from tests.conftest import TINY_RUN_ARGS
+from tests.conftest import tiny_args
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 USER, DATABASE = "iaprune_pw", "pwdb"
 SECRET = "s3cret-Pa55"
-FAST = [
-    *TINY_RUN_ARGS,
-    "--baseline-epochs",
-    "0",
-    "--trial-steps",
-    "20",
-    "--sampler",
-    "random",
-    "--rescore",
-    "0",
-    "--heartbeat",
-    "1",
-]
+FAST = tiny_args(baseline_epochs=0, trial_steps=20, sampler="random", rescore=0, heartbeat=1)
 """A search of about a second per trial, without baseline training or finalists."""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from iaprune.cli.main import main
+from tests.conftest import tiny_args
 
 FACTORIES = """
 from tests.pruning.nets import GhostCNN, SplitConvCNN
@@ -19,10 +20,7 @@ def split(num_classes, in_channels):
     return SplitConvCNN(in_channels, num_classes)
 """
 
-TINY = [
-    "--baseline-epochs", "1", "--trials", "2", "--epochs", "1", "--repeats", "3",
-    "--bn-batches", "2", "--round-to", "1", "--batch-size", "256", "--final-steps", "2",
-]  # fmt: skip
+TINY = tiny_args(model=None, width_mult=None)
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,9 @@ import pytest
 
 from iaprune.cli.main import main
 from iaprune.errors import MissingDependencyError
-from iaprune.reports import content, plots
-from iaprune.reports.content import RunData, TrialPoint, pareto_front, planned_figures
+from iaprune.pareto import TrialPoint, pareto_front
+from iaprune.reports import formats, plots
+from iaprune.reports.content import RunData, planned_figures
 from iaprune.reports.render import write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -249,8 +250,8 @@ def test_latency_trials_and_report_pareto_are_rendered(finished_run: Path, tmp_p
     first = report["pareto"][0]
     header = "| trial | accuracy | pareto cost | MACs ratio | params ratio | activation ratio |"
     assert header in md  # ratios spread into columns; keep / value left out
-    acc, macs = content.fmt_accuracy(first["accuracy"]), content.fmt_ratio(first["ratios"]["macs"])
-    cost = content.fmt_value(first["cost"])
+    acc, macs = formats.fmt_accuracy(first["accuracy"]), formats.fmt_ratio(first["ratios"]["macs"])
+    cost = formats.fmt_value(first["cost"])
     assert f"| {first['number']} | {acc} | {cost} | {macs} |" in md
 
 

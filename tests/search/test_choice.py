@@ -348,7 +348,7 @@ def test_searched_finalists_stop_at_the_time_limit_warm_starts_always_run(
 
     selection = choice.choose(study, scorer, cfg, time_limit=limit)
     # 2 warm starts take 20 s; a searched one is scored while spent + mean <= limit
-    assert selection["not_rescored"] == 3 - rescored
-    scored = selection["scores"]
+    assert selection.not_rescored == 3 - rescored
+    scored = selection.scores
     assert {s["warm_start"] for s in scored.values()} >= {"uniform", "global"}
     assert len(scored) == 2 + rescored

@@ -16,7 +16,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from iaprune.search.workers import counts, in_budget, open_storage
-from tests.conftest import TINY_RUN_ARGS
+from tests.conftest import tiny_args
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -58,26 +58,16 @@ def _env() -> dict[str, str]:
 @pytest.mark.postgres
 def test_two_workers_on_postgres_recover_a_killed_worker(postgres_url: str, tmp_path: Path) -> None:
     trials, study_name = 8, "killtest"
-    args = [
-        "search",
-        "--run-dir",
-        str(tmp_path / "run"),
-        *TINY_RUN_ARGS,
-        "--trials",
-        str(trials),
-        "--trial-steps",
-        "100",
-        "--sampler",
-        "random",
-        "--storage",
-        postgres_url,
-        "--study-name",
-        study_name,
-        "--workers",
-        "2",
-        "--heartbeat",
-        "1",
-    ]
+    run_args = tiny_args(
+        trials=trials,
+        trial_steps=100,
+        sampler="random",
+        storage=postgres_url,
+        study_name=study_name,
+        workers=2,
+        heartbeat=1,
+    )
+    args = ["search", "--run-dir", str(tmp_path / "run"), *run_args]
     leader = subprocess.Popen(_cli(*args), env=_env(), stderr=subprocess.PIPE, text=True)
     storage = open_storage(postgres_url, heartbeat=1)
     killed: tuple[int, int] | None = None  # (trial number, worker pid)

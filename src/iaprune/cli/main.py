@@ -47,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"iaprune.cli.{name}")
-        except ModuleNotFoundError as exc:  # subcommands still being written are skipped
-            if exc.name != f"iaprune.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"iaprune.cli.{name}").register(sub)
     _exact_options(parser)
     return parser
 

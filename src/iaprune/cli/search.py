@@ -8,7 +8,7 @@ from rich.console import Console
 
 from iaprune.cli._args import add_pipeline_args, default_run_dir, explicit_paths, run_config
 from iaprune.cli._trust import add_trust_arg
-from iaprune.session import Session
+from iaprune.pipeline import run_search_stages
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(a: argparse.Namespace) -> int:
     """Run or resume the search and print the best configuration."""
     run_dir = default_run_dir(a)
-    session = Session.create(
+    done = run_search_stages(
         run_dir,
         run_config(a),
         resume=a.resume,
@@ -30,15 +30,13 @@ def run(a: argparse.Namespace) -> int:
         trust_code=a.trust_code,
         explicit=explicit_paths(a),
     )
-    base = session.baseline()
-    if not session.dist.main:  # under torchrun: the baseline is trained, rank 0 searches
+    result = done.result
+    if result is None and not done.joined:  # under torchrun: rank 0 searches
         return 0
-    result = (session.search_done() if a.resume else None) or session.search(base, resume=a.resume)
     console = Console()
     if result is None:
         console.print(
-            f"joined study {session.config.search.study_name!r} as a worker; its creator "
-            "makes the final choice"
+            f"joined study {done.study!r} as a worker; its creator makes the final choice"
         )
         return 0
     console.print(

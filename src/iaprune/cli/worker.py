@@ -19,7 +19,7 @@ from pathlib import Path
 from iaprune.cli._trust import add_trust_arg
 from iaprune.config import MAX_STORAGE_RETRY
 from iaprune.errors import IAPruneError
-from iaprune.parallel import STORAGE_ENV, follow_leader
+from iaprune.parallel import STORAGE_ENV, check_joinable, follow_leader
 from iaprune.rundir import RUN_MARKER
 from iaprune.search import open_storage
 from iaprune.session import Session
@@ -128,7 +128,7 @@ def run(a: argparse.Namespace) -> int:
     if not session.config.search.storage:  # the run's study.db, made by its leader
         url = session.run.storage
         if not waiter.until(lambda: (root / "study.db").is_file() and _opens(url)):
-            session.check_joinable()  # no study.db: one line saying so
+            check_joinable(root, session.config.search.storage)  # no study.db: says so
             open_storage(url, heartbeat=1)  # its error
     ran = session.join(model, timeout=waiter.left())
     print(f"worker: ran {ran} trials of study {session.config.search.study_name!r}")

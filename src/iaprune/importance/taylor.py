@@ -7,6 +7,7 @@ from torch import nn
 
 from iaprune.devices import model_device
 from iaprune.importance._base import IMPORTANCES, Importance, _filters
+from iaprune.inference import train_mode
 
 
 @IMPORTANCES.register("taylor")
@@ -29,10 +30,8 @@ def accumulate_gradients(
     model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]
 ) -> None:
     """Zero the gradients, then back-propagate cross-entropy over ``batches`` (train mode)."""
-    was_training = model.training
-    model.train()
     model.zero_grad(set_to_none=True)
     device = model_device(model)
-    for x, y in batches:
-        nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()
-    model.train(was_training)
+    with train_mode(model):
+        for x, y in batches:
+            nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()

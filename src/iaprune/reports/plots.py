@@ -15,12 +15,8 @@ from types import ModuleType
 from typing import Any
 
 from iaprune._imports import optional_import
-from iaprune.reports.content import (
-    RunData,
-    TrialPoint,
-    objective_series,
-    pareto_front,
-)
+from iaprune.pareto import TrialPoint, pareto_front
+from iaprune.reports.content import RunData, objective_series
 
 BASE_COLOR = "#c7ccd1"
 KEPT_COLOR = "#2a6fb0"

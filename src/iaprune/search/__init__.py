@@ -7,17 +7,12 @@ from iaprune.search.latency_fit import LatencyFit, ab_measure, fit_measured, lat
 from iaprune.search.local import LocalSpace
 from iaprune.search.projection import AllocationSpace, BudgetProjection, latency_predictors
 from iaprune.search.proxy import RetainedImportanceEvaluator, retained_importance
+from iaprune.search.records import SearchResult, TrialRecord
 from iaprune.search.samplers import create_sampler, list_samplers
 from iaprune.search.space import SearchSpace
 from iaprune.search.storage import open_storage
-from iaprune.search.study import (
-    SearchResult,
-    check_reachable,
-    join_search,
-    run_search,
-    uniform_keep,
-    uniform_ratio,
-)
+from iaprune.search.study import join_search, run_search
+from iaprune.search.uniform import check_reachable, uniform_keep, uniform_ratio
 from iaprune.search.workers import work
 
 __all__ = [
@@ -30,6 +25,7 @@ __all__ = [
     "RetainedImportanceEvaluator",
     "SearchResult",
     "SearchSpace",
+    "TrialRecord",
     "WarmStart",
     "ab_measure",
     "check_reachable",

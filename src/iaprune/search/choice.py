@@ -5,15 +5,17 @@ only roughly. After the search, the *finalists* (every warm start and the best
 ``config.rescore`` searched candidates with distinct widths) are scored again by
 ``final`` evaluator: with ``SearchConfig.final_steps`` > 0 that is a short recovery with
 knowledge distillation from the unpruned model, which ranked candidates at one budget
-much closer to their fine-tuned accuracy in ``benchmarks/proxy_fidelity.py``.
+much closer to their fine-tuned accuracy (``benchmarks/README.md``, "Does the trial score
+rank candidates like fine-tuning?").
 The best warm start and the best searched finalist are then scored once more with
 another seed; the noise is the mean absolute difference of those two pairs of scores (a
 rough estimate from two re-scores, kept cheap on purpose). The margin a searched
 candidate must beat is that noise, but at least the sampling error of an accuracy measured
-on the validation images, ``sqrt(p (1 - p) / n)``: re-scoring noise alone can be 0 (the
-distillation score of a vgg16 moved by 0-1 of 2,048 validation images between seeds), and
-a lead of a few images then swapped uniform (92.96 % after fine-tuning) for a searched
-allocation that fine-tuned to 92.75 %. With a single contender there is nothing to compare
+on the validation images, ``sqrt(p (1 - p) / n)``: re-scoring noise alone can be 0 (a
+distillation score may move by one validation image or none between seeds), and a lead of
+a few images then swapped a warm start for a searched allocation that fine-tuned worse
+(the figures are in ``benchmarks/README.md``, "torch-pruning's own global allocation as a
+warm start, sampling-error floor"). With a single contender there is nothing to compare
 and no second score is run.
 """
 
@@ -23,6 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
@@ -33,12 +36,9 @@ from iaprune.errors import one_line
 from iaprune.objective import score
 from iaprune.progress import counter
 from iaprune.search.evaluate import CandidateResult
+from iaprune.search.records import FINAL_SCORES_KEY, KEEP_KEY, WARM_START_KEY, meets_budgets
 
 log = logging.getLogger(__name__)
-
-FINAL_ATTR = "final_scores"
-"""Study user attribute caching finalist scores for resume: ``"trial:seed:scorer" -> value``,
-where ``scorer`` names the evaluator's settings, so a score is never reused by another."""
 
 Scorer = Callable[..., CandidateResult]
 
@@ -61,13 +61,32 @@ class LazyScorer:
         return self.build()(keep, seed=seed)
 
 
-def meets_budgets(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` met every budget (its recorded constraint values are <= 0)."""
-    return all(c <= 0 for c in trial.user_attrs.get("constraints", []))
+@dataclass(frozen=True)
+class Selection:
+    """The finalists' choice (stored as :attr:`SearchResult.selection`, via :meth:`to_dict`).
+
+    ``chosen``: the chosen trial's number (None: the search's best trial stands, for
+    ``reason``); ``noise``: the mean difference between two scores of the contenders;
+    ``margin``: what a searched candidate had to beat (None with fewer than two
+    contenders); ``scores``: every finalist's trial, first and second score;
+    ``not_rescored``: searched finalists skipped at the time limit.
+    """
+
+    chosen: int | None
+    reason: str
+    noise: float | None
+    margin: float | None
+    final_steps: int
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    not_rescored: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, as in search.json."""
+        return asdict(self)
 
 
 def _key(trial: FrozenTrial) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(trial.user_attrs["keep"].items()))
+    return tuple(sorted(trial.user_attrs[KEEP_KEY].items()))
 
 
 def finalists(
@@ -79,14 +98,14 @@ def finalists(
     seen: set[tuple[tuple[str, int], ...]] = set()
     warm: list[FrozenTrial] = []
     for t in feasible_trials:
-        if "warm_start" in t.user_attrs and _key(t) not in seen:
+        if WARM_START_KEY in t.user_attrs and _key(t) not in seen:
             warm.append(t)
             seen.add(_key(t))
     searched: list[FrozenTrial] = []
     for t in sorted(feasible_trials, key=lambda t: (-t.values[0], t.number)):
         if len(searched) == config.rescore:
             break
-        if "warm_start" not in t.user_attrs and _key(t) not in seen:
+        if WARM_START_KEY not in t.user_attrs and _key(t) not in seen:
             searched.append(t)
             seen.add(_key(t))
     return warm, searched
@@ -101,16 +120,16 @@ def _score(
     tag: str,
 ) -> float | None:
     """Finalist score of ``trial`` with ``seed`` (cached in the study; None if it fails)."""
-    saved = dict(study.user_attrs.get(FINAL_ATTR, {}))
+    saved = dict(study.user_attrs.get(FINAL_SCORES_KEY, {}))
     key = f"{trial.number}:{seed}:{tag}"
     if key not in saved:
         try:
-            r = scorer(trial.user_attrs["keep"], seed=seed)
+            r = scorer(trial.user_attrs[KEEP_KEY], seed=seed)
         except Exception as exc:  # a finalist that fails to re-score is not chosen
             log.warning("re-scoring trial %d failed: %s", trial.number, one_line(exc))
             return None
         saved[key] = score(r.accuracy, r.ratios, r.cost.latency_ms, config.objective)[0]
-        study.set_user_attr(FINAL_ATTR, saved)
+        study.set_user_attr(FINAL_SCORES_KEY, saved)
     return float(saved[key])
 
 
@@ -122,7 +141,7 @@ def choose(
     trial_scores: bool = False,
     val_size: int = 0,
     time_limit: float | None = None,
-) -> dict[str, Any]:
+) -> Selection:
     """The final choice among the finalists (see the module docstring).
 
     ``trial_scores``: ``scorer`` is the trial evaluator itself, so a finalist's first score
@@ -132,9 +151,7 @@ def choose(
     ``time_limit``: seconds the first scores may take; a searched finalist is not
     re-scored once the time spent plus the mean time of a score so far would pass it
     (the warm starts always are; None: no limit).
-    Returns the selection record: ``chosen`` trial number (None when the search's best
-    trial stands, with the ``reason``), ``noise``, the ``margin`` to beat and the
-    ``scores`` of every finalist.
+    Returns the :class:`Selection`.
     """
     warm, searched = finalists(study, config)
     reuse = trial_scores or not config.final_steps
@@ -205,26 +222,26 @@ def choose(
         reason = (
             f"searched trial beats the best warm start by more than {told}"
             if beats
-            else f"no searched trial beats warm start {heuristic.user_attrs['warm_start']!r} "
+            else f"no searched trial beats warm start {heuristic.user_attrs[WARM_START_KEY]!r} "
             f"by more than {told}"
         )
-    return {
-        "chosen": chosen.number,
-        "reason": reason,
-        "not_rescored": cut,
-        "noise": noise,
-        "margin": margin if len(contenders) == 2 else None,
-        "final_steps": steps,
-        "scores": {
+    return Selection(
+        chosen=chosen.number,
+        reason=reason,
+        not_rescored=cut,
+        noise=noise,
+        margin=margin if len(contenders) == 2 else None,
+        final_steps=steps,
+        scores={
             str(t.number): {
                 "trial": float(t.values[0]),
                 "first": first[t.number],
                 "second": second.get(t.number),
-                "warm_start": t.user_attrs.get("warm_start"),
+                "warm_start": t.user_attrs.get(WARM_START_KEY),
             }
             for t in warm + searched
         },
-    }
+    )
 
 
 def _over(started: float, done: int, limit: float | None) -> bool:
@@ -243,13 +260,6 @@ def sampling_error(accuracy: float, n: int) -> float:
     return math.sqrt(p * (1 - p) / n)
 
 
-def _kept(reason: str, steps: int) -> dict[str, Any]:
-    """Selection record when the search's best trial stands."""
-    return {
-        "chosen": None,
-        "reason": reason,
-        "noise": None,
-        "margin": None,
-        "final_steps": steps,
-        "scores": {},
-    }
+def _kept(reason: str, steps: int) -> Selection:
+    """The selection when the search's best trial stands."""
+    return Selection(None, reason, None, None, steps)

@@ -12,6 +12,7 @@ from torch import nn
 
 from iaprune.cost import CostModel, CostReport
 from iaprune.devices import model_device
+from iaprune.inference import eval_mode
 from iaprune.pruning.surgery import Pruner
 from iaprune.train.bn_recalibrate import recalibrate_bn
 from iaprune.train.loop import evaluate
@@ -124,11 +125,8 @@ class CandidateEvaluator:
     def _teacher_logits(self) -> list[torch.Tensor]:
         if self._teacher is None:
             teacher = self.pruner.model
-            was_training = teacher.training
-            teacher.eval()
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(teacher):
                 self._teacher = [teacher(x) for x, _ in self.train_batches]
-            teacher.train(was_training)
         return self._teacher
 
     def _short_finetune(self, model: nn.Module, seed: int) -> None:

@@ -1,10 +1,11 @@
-"""A run's search, assembled from plain inputs: :class:`SearchPlan`.
+"""A run's search, assembled from plain inputs: :class:`SearchSetup`, :class:`SearchPlan`.
 
-The caller (:class:`iaprune.session.Session`) hands over the pruner of the unpruned model,
-the candidates' cost model (:func:`trial_cost`), the run's batches (:class:`ScoringData`)
-and the search settings; the plan builds the search space, the trial evaluator, the
-finalists' scorer and the warm starts, runs or joins the study and, with a projected
-latency budget, measures the chosen widths (:meth:`SearchPlan.run`).
+The caller (:class:`iaprune.session.Session`) hands over the run's settings and batches
+(:class:`SearchSetup`, :class:`ScoringData`); the setup makes the pruner of the unpruned
+model and the candidates' cost model (:func:`trial_cost`), and the plan builds the
+search space, the trial evaluator, the finalists' scorer and the warm starts, runs or
+joins the study and, with a projected latency budget, measures the chosen widths
+(:meth:`SearchPlan.run`).
 """
 
 from __future__ import annotations
@@ -16,29 +17,32 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from iaprune.config import CostConfig, SearchConfig
+from iaprune.config import CostConfig, RunConfig, SearchConfig
 from iaprune.cost import CostModel, StaticCostModel, create_cost_model
+from iaprune.cost.latency import get_backend
 from iaprune.cost.lut.policy import run_table, search_cost
+from iaprune.parallel import run_definition
 from iaprune.pruning import Pruner
 from iaprune.search.builder import Space, WarmStart, make_space, warm_starts, width_space
 from iaprune.search.choice import LazyScorer
 from iaprune.search.evaluate import CandidateEvaluator
 from iaprune.search.latency_fit import ab_measure, fit_measured, latency_key
 from iaprune.search.projection import AllocationSpace, latency_predictors
+from iaprune.search.records import SearchResult
+from iaprune.search.samplers import create_sampler
 from iaprune.search.storage import open_storage
-from iaprune.search.study import (
-    SearchResult,
-    StudyExistsError,
-    check_reachable,
-    join_search,
-    run_search,
-)
+from iaprune.search.study import StudyExistsError, join_search, run_search
+from iaprune.search.uniform import check_reachable
+from iaprune.search.workers import check_storage
 from iaprune.timing import TimingSettings
+
+if TYPE_CHECKING:
+    from iaprune.cost.lut import LatencyTable
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,15 @@ def trial_cost(
     return search_cost(table, cost, projected=projected)
 
 
+def check_search_inputs(config: RunConfig, storage: str | None, *, resume: bool) -> None:
+    """The sampler and latency backend names and, when given, the study's ``storage``."""
+    create_sampler(config.search.sampler, seed=config.search.seed)
+    get_backend(config.cost.backend)
+    if storage:
+        name = config.search.study_name
+        check_storage(storage, name, resume=resume, definition=run_definition(config))
+
+
 def check_budget(pruner: Pruner, search: SearchConfig, cost: CostConfig, round_to: int) -> None:
     """Prunable groups exist and the smallest allowed model meets every budget."""
     timed = search.objective.needs_latency  # a latency table is not built for this check
@@ -167,6 +180,77 @@ def _final_variant(
         distill=config.final_distill,
         train_batches=data.train_batches(config.final_steps),
     )
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """A run's search settings and data, from which its search assembles itself.
+
+    ``table_fallback`` is where the run keeps its latency table (None: no run directory
+    yet) and ``table_writable`` whether a missing or stale table may be built there.
+    """
+
+    search: SearchConfig
+    cost: CostConfig
+    scoring: ScoringData
+    example_input: torch.Tensor
+    round_to: int
+    table_fallback: Path | None
+    table_writable: bool
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The per-sample input shape."""
+        return tuple(int(d) for d in self.example_input.shape[1:])
+
+    def pruner(self, model: torch.nn.Module) -> Pruner:
+        """Channel groups and filter scores of the unpruned ``model``."""
+        return Pruner(
+            model,
+            self.example_input,
+            importance=self.search.importance,
+            calibration=self.scoring.batches("train", 4),
+            seed=self.search.seed,
+        )
+
+    def _table_path(self) -> Path:
+        if self.table_fallback is None:
+            raise RuntimeError("the run directory is not prepared yet")
+        return self.table_fallback
+
+    def latency_table(self, pruner: Pruner) -> LatencyTable:
+        """The run's latency table of ``pruner``'s model: reused when valid, else built."""
+        path, writable = self._table_path(), self.table_writable
+        shape, groups = self.input_shape, pruner.groups
+        return run_table(pruner.model, shape, groups, self.cost, fallback=path, writable=writable)
+
+    def trial_cost(self, pruner: Pruner) -> CostModel:
+        """Cost model of the search candidates (:func:`trial_cost`)."""
+        path, writable = self._table_path(), self.table_writable
+        shape = self.input_shape
+        return trial_cost(
+            pruner, shape, self.search, self.cost, table_fallback=path, table_writable=writable
+        )
+
+    def evaluator(self, pruner: Pruner, cost: CostModel | None = None) -> CandidateEvaluator:
+        """The trial evaluator; ``cost`` prices the candidates (default: :meth:`trial_cost`)."""
+        return make_evaluator(pruner, cost or self.trial_cost(pruner), self.scoring, self.search)
+
+    def final_evaluator(self, trial: CandidateEvaluator) -> LazyScorer | None:
+        """The finalists' scorer (:func:`final_evaluator`)."""
+        return final_evaluator(trial, self.scoring, self.search)
+
+    def plan(self, pruner: Pruner) -> SearchPlan:
+        """The search over ``pruner``'s groups with these settings."""
+        return SearchPlan.build(
+            pruner,
+            self.trial_cost(pruner),
+            self.scoring,
+            self.search,
+            input_shape=self.input_shape,
+            round_to=self.round_to,
+            timing=self.cost.timing,
+        )
 
 
 @dataclass

@@ -35,6 +35,7 @@ import optuna
 
 from iaprune.config import TIE_MODES
 from iaprune.errors import IAPruneError
+from iaprune.search.bisection import bisect
 from iaprune.search.space import SearchSpace
 from iaprune.search.widthcost import WidthCost
 
@@ -141,10 +142,7 @@ class BudgetProjection:
         full = self._at(alloc, hi)
         if self.feasible(full):
             return full
-        lo = 0.0
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self.feasible(self._at(alloc, mid)) else (lo, mid)
+        lo, hi = bisect(lambda scale: self.feasible(self._at(alloc, scale)), 0.0, hi, 40)
         keep = self._at(alloc, lo)
         if not self.feasible(keep):  # even the smallest widths miss the budget
             return self.space.smallest()
@@ -259,8 +257,7 @@ def global_allocation(scores: Mapping[str, Any], projection: BudgetProjection) -
     hi = float(max(a[0] for a in arrays.values())) + 1.0
     if projection.feasible(keep_at(lo)):
         return keep_at(lo)
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if projection.feasible(keep_at(mid)) else (mid, hi)
+    # a higher threshold removes more filters: bisect on "still over the budget"
+    lo, hi = bisect(lambda t: not projection.feasible(keep_at(t)), lo, hi, 50)
     keep = keep_at(hi)
     return keep if projection.feasible(keep) else space.smallest()

@@ -33,7 +33,7 @@ from torch import nn
 
 from iaprune.cost import count_macs, count_params
 from iaprune.devices import model_device
-from iaprune.inference import model_dtype
+from iaprune.inference import eval_mode, model_dtype
 from iaprune.pruning import ChannelGroup, Pruner
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -137,14 +137,11 @@ class WidthCost:
             positions[names[module]] = positions.get(names[module], 0) + rows
 
         handles = [m.register_forward_hook(hook) for m in model.modules() if _is_counted(m)]
-        was_training = model.training
         try:
-            model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), eval_mode(model):
                 x = torch.zeros((1, *input_shape), dtype=model_dtype(model))
                 model(x.to(model_device(model)))
         finally:
-            model.train(was_training)
             for h in handles:
                 h.remove()
         layers = []

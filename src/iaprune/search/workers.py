@@ -43,6 +43,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.errors import IAPruneError, one_line
 from iaprune.progress import counter
+from iaprune.search.records import ERROR_KEY, SURPLUS_KEY, WORKER_KEY
 from iaprune.search.storage import StorageUnavailable, lost_storage, open_storage
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def counts(trial: FrozenTrial) -> bool:
     """Whether ``trial`` uses up one of the requested trials (finished, or raised)."""
     if trial.state == TrialState.COMPLETE:
         return True
-    return trial.state == TrialState.FAIL and ERROR_ATTR in trial.user_attrs
+    return trial.state == TrialState.FAIL and ERROR_KEY in trial.user_attrs
 
 
 def _live(trial: FrozenTrial) -> bool:
@@ -85,11 +86,11 @@ def fail_orphans(study: optuna.Study) -> None:
     Trials of this version carry the ``worker`` attribute and are covered by heartbeats.
     """
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "worker" not in trial.user_attrs:
+        if WORKER_KEY not in trial.user_attrs:
             try:
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue
+                study.tell(trial.number, state=TrialState.FAIL)
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+                continue  # finished meanwhile
             log.warning("trial %d was left running by a crash: marked failed", trial.number)
 
 
@@ -97,10 +98,6 @@ def in_budget(trials: list[FrozenTrial], number: int, n_trials: int) -> bool:
     """Whether trial ``number`` fits: fewer than ``n_trials`` counted or live trials before it."""
     before = sum(1 for t in trials if t.number < number and (counts(t) or _live(t)))
     return before < n_trials
-
-
-ERROR_ATTR = "error"
-"""User attribute of a trial whose evaluation raised: the error on one line."""
 
 
 class _FailedTrialFilter(logging.Filter):
@@ -138,15 +135,15 @@ class Guarded:
     def __call__(self, trial: optuna.Trial) -> Any:
         self.number = trial.number
         if not in_budget(self.study.get_trials(deepcopy=False), trial.number, self.n_trials):
-            trial.set_user_attr("surplus", True)
+            trial.set_user_attr(SURPLUS_KEY, True)
             raise optuna.TrialPruned("surplus: the study already has its trials")
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(WORKER_KEY, worker_id())
         try:
             return self.objective(trial)
         except (StorageUnavailable, optuna.exceptions.UpdateFinishedTrialError):
             raise
         except Exception as exc:  # one bad candidate fails its trial, not the search
-            trial.set_user_attr(ERROR_ATTR, one_line(exc))
+            trial.set_user_attr(ERROR_KEY, one_line(exc))
             log.warning("trial %d failed: %s", trial.number, one_line(exc))
             log.debug("trial %d failed", trial.number, exc_info=True)
             raise
@@ -195,7 +192,7 @@ def _trial_lost(study: optuna.Study, number: int | None, exc: Exception) -> None
     if lost is not None:
         raise lost from None
     trial = next((t for t in study.get_trials(deepcopy=False) if t.number == number), None)
-    if trial is None or trial.state != TrialState.FAIL or ERROR_ATTR in trial.user_attrs:
+    if trial is None or trial.state != TrialState.FAIL or ERROR_KEY in trial.user_attrs:
         raise exc
     log.warning(
         "trial %d was failed by a heartbeat check while this worker ran it (the storage was "
@@ -309,11 +306,9 @@ def wait_ready(study: optuna.Study, *, timeout: float = 600.0, poll: float = 1.0
         time.sleep(poll)
 
 
-def differences(
-    ours: Mapping[str, Any], theirs: Mapping[str, Any], ignore: frozenset[str] = frozenset()
-) -> list[str]:
-    """``"key: theirs -> ours"`` for every flat key that differs, except ``ignore``."""
-    keys = sorted((set(ours) | set(theirs)) - ignore)
+def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
+    """``"key: theirs -> ours"`` for every flat key that differs."""
+    keys = sorted(set(ours) | set(theirs))
     return [f"{k}: {theirs.get(k)} -> {ours.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from iaprune.devices import model_device
+from iaprune.inference import train_mode
 
 
 @torch.no_grad()
@@ -27,14 +28,12 @@ def recalibrate_bn(
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average
-    was_training = model.training
-    model.train()
     device = model_device(model)
     try:
-        for x, _ in islice(batches, steps):
-            model(x.to(device))
+        with train_mode(model):
+            for x, _ in islice(batches, steps):
+                model(x.to(device))
     finally:
         for m, momentum in saved:
             m.momentum = momentum
-        model.train(was_training)
     return model

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from iaprune.devices import model_device
+from iaprune.inference import eval_mode
 from iaprune.progress import progress
 
 
@@ -57,22 +58,20 @@ def evaluate(
     model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, desc: str = "eval"
 ) -> dict[str, float]:
     """Return ``{"top1": .., "loss": ..}`` and ``"top5"`` when the model has > 10 classes."""
-    was_training = model.training
-    model.eval()
     correct1 = correct5 = 0
     loss_sum, n = 0.0, 0
     classes = 0
     device = model_device(model)
-    for x, y in progress(loader, desc=desc):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = model(x)
-        classes = logits.shape[1]
-        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-        top = logits.topk(min(5, classes), dim=1).indices
-        correct1 += (top[:, 0] == y).sum().item()
-        correct5 += (top == y[:, None]).any(1).sum().item()
-        n += len(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for x, y in progress(loader, desc=desc):
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            logits = model(x)
+            classes = logits.shape[1]
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            top = logits.topk(min(5, classes), dim=1).indices
+            correct1 += (top[:, 0] == y).sum().item()
+            correct5 += (top == y[:, None]).any(1).sum().item()
+            n += len(y)
     out = {"top1": correct1 / max(n, 1), "loss": loss_sum / max(n, 1)}
     if classes > 10:
         out["top5"] = correct5 / max(n, 1)

@@ -1,8 +1,8 @@
 """The latency lookup table: build (measure), query (predict) and its JSON form.
 
 See :mod:`iaprune.cost.lut` for what is measured and how predictions are made; this
-module orchestrates the other modules of the package (trace -> plan -> timing -> fit) and
-holds the table's data. Files are written with :meth:`LatencyTable.save` and found or
+module holds the table's data and its fitted correction; the grid is measured by
+:mod:`~iaprune.cost.lut.build`. Files are written with :meth:`LatencyTable.save` and found or
 rebuilt by :func:`iaprune.cost.lut.load_or_build`.
 """
 
@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape
-from iaprune.cost.latency import LatencyBackend, get_backend
-from iaprune.cost.lut.entry import LayerEntry, LayerKind
+from iaprune.cost.latency import LatencyBackend
+from iaprune.cost.lut.build import Method, measure_layers
+from iaprune.cost.lut.entry import LayerEntry
 from iaprune.cost.lut.fit import (
     MIN_FREE_FIT,
     Timer,
@@ -31,16 +30,12 @@ from iaprune.cost.lut.fit import (
     prune_to,
     summarize_errors,
 )
-from iaprune.cost.lut.grid import grid_ratios
-from iaprune.cost.lut.meta import FORMAT, FORMAT_VERSION, STALE_KEYS, table_meta
-from iaprune.cost.lut.plan import block_input, block_ops, build_block, plan_layer
-from iaprune.cost.lut.profile import DEFAULT_SAMPLES, profile_grid
-from iaprune.cost.lut.timing import Statistic, frozen_gc, measure_grid, statistic_of
-from iaprune.cost.lut.trace import LayerSite, in_width, out_width, trace_layers
-from iaprune.cost.macs import count_macs
+from iaprune.cost.lut.meta import FORMAT, FORMAT_VERSION, STALE_KEYS
+from iaprune.cost.lut.profile import DEFAULT_SAMPLES
+from iaprune.cost.lut.timing import Statistic, frozen_gc, statistic_of
 from iaprune.errors import IAPruneError
 from iaprune.fileio import write_atomic
-from iaprune.timing import TimingSettings, resolve_timing
+from iaprune.timing import TimingSettings
 
 if TYPE_CHECKING:
     from iaprune.pruning.groups import ChannelGroup
@@ -55,18 +50,6 @@ log = logging.getLogger(__name__)
 TABLE_TIMING = TimingSettings(repeats=20)
 """Default timing of one grid point: the :class:`~iaprune.timing.TimingSettings` defaults
 with 20 timed runs (the whole model gets at least 30)."""
-
-
-Method = Literal["auto", "standalone", "profile"]
-"""How a table's grid is timed (see :meth:`LatencyTable.build`)."""
-
-
-def _full_macs(site: LayerSite, kind: LayerKind) -> int:
-    """MACs of one call of ``site`` at full width (block built under a forked RNG)."""
-    cin = in_width(site.module)
-    with torch.random.fork_rng(devices=[]):
-        block = build_block(site, kind, cin, out_width(site.module))
-    return count_macs(block, block_input(site, cin))
 
 
 class LatencyTable:
@@ -173,108 +156,38 @@ class LatencyTable:
             IAPruneError: bad settings, unknown or unavailable backend, no layer.
         """
         start = time.perf_counter()
-        shape = check_input_shape(input_shape)
-        settings = resolve_timing(timing or TABLE_TIMING, **overrides)
-        if rounds < 1 or calibrate < 0 or samples < 1:
-            raise IAPruneError("rounds and samples must be >= 1 and calibrate >= 0")
-        if method not in ("auto", "standalone", "profile"):
-            raise IAPruneError(f"method must be 'auto', 'standalone' or 'profile', got {method!r}")
-        if statistic not in ("median", "min"):
-            raise IAPruneError(f"statistic must be 'median' or 'min', got {statistic!r}")
-        groups = list(groups)
-        ratios = grid_ratios(grid, min_ratio) if isinstance(grid, int) else [float(r) for r in grid]
-        if not ratios or any(not 0 < r <= 1 for r in ratios):
-            raise IAPruneError(f"grid ratios must be in (0, 1], got {list(ratios)}")
-        timer = get_backend(settings.backend)
-        if method == "profile" and not timer.profiles_nodes:
-            raise IAPruneError(
-                f"latency backend {settings.backend!r} cannot profile single nodes: "
-                "build the table with method 'standalone' or 'auto'"
-            )
-        meta = table_meta(timer, model, shape, groups, settings)
-        sites = trace_layers(model, shape)
-        multiple = timer.preferred_multiple
-        profiled = method == "profile" or (method == "auto" and timer.profiles_nodes)
-        plans = [plan_layer(site, groups, ratios, multiple, strict=profiled) for site in sites]
-        times = None
-        if profiled:
-            times = profile_grid(
-                timer,
-                model,
-                shape,
-                sites,
-                plans,
-                groups,
-                ratios,
-                settings,
-                multiple=multiple,
-                samples=samples,
-                statistic=statistic,
-                seed=seed,
-            )
-        used = "standalone" if times is None else "profile"
-        if times is None:
-            times = measure_grid(
-                timer,
-                model,
-                shape,
-                sites,
-                plans,
-                settings,
-                rounds=rounds,
-                statistic=statistic,
-                seed=seed,
-            )
-        layers = [
-            LayerEntry(
-                name=site.name,
-                kind=plan.kind,
-                ops=block_ops(site),
-                input_shape=site.input_shape,
-                in_full=in_width(site.module),
-                out_full=out_width(site.module),
-                out_group=plan.out_group,
-                in_groups=plan.in_groups,
-                in_fixed=plan.in_fixed,
-                in_mult=plan.in_mult,
-                in_grid=plan.in_grid,
-                out_grid=plan.out_grid,
-                ms=times.entry(k, plan),
-                calls=site.calls,
-                macs_full=_full_macs(site, plan.kind),
-            )
-            for k, (site, plan) in enumerate(zip(sites, plans, strict=True))
-        ]
-        meta.update(
-            grid=ratios,
-            warmup=settings.warmup,
-            repeats=settings.repeats,
+        m = measure_layers(
+            model,
+            input_shape,
+            groups,
+            timing or TABLE_TIMING,
+            grid=grid,
+            min_ratio=min_ratio,
             rounds=rounds,
             statistic=statistic,
             calibrate=calibrate,
             seed=seed,
-            method=used,
-            multiple=multiple,
-            points=times.points,
-            call_overhead_ms=times.overhead_ms,
-            full_spread_ms=times.full.spread_ms,
-            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            method=method,
+            samples=samples,
+            **overrides,
         )
         table = cls(
-            layers,
+            m.layers,
             offset_ms=0.0,
-            full_ms=statistic_of(times.full, statistic),
+            full_ms=m.full_ms,
             group_channels={g.name: g.channels for g in groups},
-            meta=meta,
+            meta=m.meta,
         )
         with frozen_gc():
-            table.fit(model, shape, groups, timer, settings, calibrate, min_ratio, seed, statistic)
+            table.fit(
+                model, m.shape, groups, m.timer, m.settings, calibrate, min_ratio, seed, statistic
+            )
         table.meta["build_seconds"] = round(time.perf_counter() - start, 3)
         table.built_now = True
         log.info(
             "latency table: %d layers, %d points, full %.3f ms, offset %.3f ms, scale %.3f",
-            len(layers),
-            times.points,
+            len(m.layers),
+            m.points,
             table.full_ms,
             table.offset_ms,
             table.scale,
