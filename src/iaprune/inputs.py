@@ -19,6 +19,7 @@ from iaprune.checks import check_forward, load_checkpoint, user_model_errors
 from iaprune.config import RunConfig
 from iaprune.data import DataBundle, create_dataset, make_loaders
 from iaprune.data.file_index import INDEX_FILE
+from iaprune.devices import resolve_device
 from iaprune.model_source import ModelRecipe, resolve_model
 from iaprune.rundir import RunDir
 from iaprune.train.checkpoint import load_into
@@ -30,8 +31,8 @@ class RunInputs:
     Without ``recipe`` the model is ``config.model``, the caller's own choice unless
     ``own_model`` is False (named by a run directory: a factory then needs ``trust_code``).
     The global torch RNG is seeded with the run seed first. ``data_index``: a cached file
-    listing (:mod:`iaprune.data.file_index`) to reuse while current; ``pin_memory``: for
-    CUDA.
+    listing (:mod:`iaprune.data.file_index`) to reuse while current. Training batches
+    are pinned in memory on CUDA.
     """
 
     def __init__(
@@ -42,7 +43,6 @@ class RunInputs:
         trust_code: bool = False,
         own_model: bool = True,
         data_index: Path | None = None,
-        pin_memory: bool = False,
     ) -> None:
         self.model_name, self.dataset = config.model, config.dataset
         torch.manual_seed(config.seed)
@@ -59,7 +59,7 @@ class RunInputs:
             config.finetune.batch_size,
             seed=config.seed,
             num_workers=config.data_workers,
-            pin_memory=pin_memory,
+            pin_memory=resolve_device(config.device).type == "cuda",
         )
         self.recipe = recipe or self._resolve_model(config, trust_code, own_model)
         self.input_shape = (self.bundle.in_channels, *self.bundle.input_size)

@@ -25,7 +25,7 @@ from iaprune import artefacts
 from iaprune.artefacts import finished_baseline
 from iaprune.checks import load_checkpoint, start_config
 from iaprune.config import RunConfig
-from iaprune.cost import CostModel, CostReport, measure_cost
+from iaprune.cost import CostModel
 from iaprune.cost.latency import default_round_to
 from iaprune.data.file_index import INDEX_FILE
 from iaprune.devices import resolve_device
@@ -57,12 +57,11 @@ log = logging.getLogger(__name__)
 class Session:
     """A run directory with its inputs (:class:`~iaprune.inputs.RunInputs`), stage by stage.
 
-    Models are trained, searched and fine-tuned on ``config.device``. Under torchrun
-    (``dist``), baseline and fine-tuning train data-parallel and only rank 0 writes.
-    ``recipe``, ``trust_code`` and ``own_model`` choose the model as in
+    Models train on ``config.device``; under torchrun (``dist``) data-parallel, and only
+    rank 0 writes. ``recipe``, ``trust_code``, ``own_model`` and ``data_index``: as in
     :class:`~iaprune.inputs.RunInputs`. ``table_writable`` False: a missing or stale
-    latency table at ``config.cost.table`` is an error, not rebuilt there (a path read
-    from a run directory).
+    latency table at ``config.cost.table`` is an error, not rebuilt (a path read from a
+    run directory).
     """
 
     def __init__(
@@ -87,7 +86,6 @@ class Session:
             trust_code=trust_code,
             own_model=own_model,
             data_index=data_index or (run.root / INDEX_FILE if run is not None else None),
-            pin_memory=self.device.type == "cuda",
         )
         self.bundle, self.loaders = self.inputs.bundle, self.inputs.loaders
         self.input_shape, self.example_input = self.inputs.input_shape, self.inputs.example_input
@@ -125,9 +123,9 @@ class Session:
         saved config wins except for those safe changes, and stored outputs not named
         again are used read-only (:func:`iaprune.checks.start_config`). A pickled model
         file, or a resumed run's factory, needs ``trust_code``. A new run is made
-        self-contained (:meth:`adopt_inputs`); a failed start leaves an overwritten run as
-        it was (:meth:`RunDir.starting`). The run directory stays locked by this process
-        until :func:`iaprune.rundir.release_locks`.
+        self-contained (:meth:`iaprune.inputs.RunInputs.adopt`); a failed start leaves an
+        overwritten run as it was (:meth:`RunDir.starting`). The run stays locked by this
+        process until :func:`iaprune.rundir.release_locks`.
         """
         if resume and overwrite:
             raise IAPruneError("--resume and --overwrite exclude each other")
@@ -156,8 +154,8 @@ class Session:
             run = RunDir.prepare(root, resume=resume, overwrite=overwrite)
             with run.starting():
                 session._run = run
-                if saved is None:
-                    session.adopt_inputs()
+                if saved is None:  # a new run is made self-contained
+                    session.config = session.inputs.adopt(run, session.config)
                 run.write_json_if_changed("model.json", session.inputs.recipe.to_dict())
                 run.write_json_if_changed(RUN_MARKER, session.config.stored())  # started
                 session.inputs.save_index(run)
@@ -168,18 +166,11 @@ class Session:
 
     @classmethod
     def open(cls, run_dir: str | Path, *, trust_code: bool = False, lock: bool = False) -> Session:
-        """Reopen a finished or partial run (a factory or file model needs ``trust_code``).
-
-        ``lock``: hold the run directory's lock to write it (under torchrun: rank 0, the
-        process that writes).
-        """
+        """Reopen a finished or partial run (a factory or file model needs ``trust_code``);
+        ``lock``: hold its lock to write it (under torchrun: rank 0, the one that writes)."""
         run = RunDir.existing(run_dir, lock=lock and distributed.from_env().main)
         config = RunConfig.from_dict(run.read_json("config.json"))
         return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
-
-    def adopt_inputs(self) -> None:
-        """Make a new run self-contained (:meth:`iaprune.inputs.RunInputs.adopt`)."""
-        self.config = self.inputs.adopt(self.run, self.config)
 
     # -- checks before any work -------------------------------------------------------
     def validate(self, root: Path, *, resume: bool) -> None:
@@ -191,10 +182,6 @@ class Session:
         )
         model = self.inputs.check_model(root, resume=resume, checkpoint=cfg.checkpoint)
         check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
-
-    def measure(self, model: nn.Module, *, latency: bool) -> CostReport:
-        """Costs of ``model`` on this run's input shape and timing settings."""
-        return measure_cost(model, self.input_shape, latency=latency, timing=self.config.cost)
 
     # -- stages ----------------------------------------------------------------------
     def baseline_done(self) -> dict[str, Any] | None:

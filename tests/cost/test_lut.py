@@ -31,6 +31,7 @@ from iaprune.cost.lut import (
     load_or_build,
     predicted_cost,
 )
+from iaprune.cost.lut.table import MIN_PREDICTION
 from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pruning import Pruner, find_groups
@@ -106,6 +107,17 @@ def test_prediction_is_sum_of_entries_plus_offset(table: LatencyTable, resnet_gr
         assert set(entries) == {e.name for e in table.layers}
         assert table.predict(keep) == pytest.approx(sum(entries.values()) + table.offset_ms)
         assert table.predict(keep) == pytest.approx(table.layer_sum(keep) + table.offset_ms)
+
+
+def test_a_prediction_is_never_below_the_floor(table: LatencyTable, resnet_groups) -> None:
+    """A negative offset fitted on a very fast model must not predict zero or less."""
+    smallest = {g.name: 1 for g in resnet_groups}
+    table.offset_ms, saved = -10 * table.full_ms, table.offset_ms
+    try:
+        assert table.predict(smallest) == pytest.approx(MIN_PREDICTION * table.full_ms)
+    finally:
+        table.offset_ms = saved
+    assert table.predict(smallest) > 0
 
 
 def test_full_width_predicts_measured_full_model(table: LatencyTable, resnet_groups) -> None:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from iaprune.cli._trust import add_trust_arg
+from iaprune.cost import measure_cost
 from iaprune.session import Session
 
 
@@ -27,7 +28,7 @@ def run(a: argparse.Namespace) -> int:
     session = Session.open(a.run_dir, trust_code=a.trust_code)
     model = session.finished_baseline_model() if a.baseline else session.load_pruned()
     metrics = evaluate(model, session.loaders[a.split], desc=a.split)
-    cost = session.measure(model, latency=a.latency)
+    cost = measure_cost(model, session.input_shape, latency=a.latency, timing=session.config.cost)
     out = {
         "split": a.split,
         "model": "baseline" if a.baseline else "pruned",

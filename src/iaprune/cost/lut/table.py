@@ -47,6 +47,9 @@ ERROR_BOUNDS = (5.0, 15.0)
 
 log = logging.getLogger(__name__)
 
+MIN_PREDICTION = 0.01
+"""The smallest prediction, as a fraction of the unpruned model's latency (see ``predict``)."""
+
 TABLE_TIMING = TimingSettings(repeats=20)
 """Default timing of one grid point: the :class:`~iaprune.timing.TimingSettings` defaults
 with 20 timed runs (the whole model gets at least 30)."""
@@ -313,8 +316,9 @@ class LatencyTable:
     def entries_for(self, keep: Mapping[str, int] | None = None) -> dict[str, float]:
         """``{layer: ms}``: each layer's interpolated latency times :attr:`scale`.
 
-        ``predict(keep) == sum(entries_for(keep).values()) + offset_ms``: the MACs
-        term of a calibrated table is shared out by each layer's MACs.
+        ``predict(keep) == sum(entries_for(keep).values()) + offset_ms`` (above the floor
+        :data:`MIN_PREDICTION`): the MACs term of a calibrated table is shared out by each
+        layer's MACs.
         """
         full = self._complete(keep)
         return {
@@ -326,12 +330,15 @@ class LatencyTable:
         """Predicted latency (ms per batch) when group ``g`` keeps ``keep[g]`` filters.
 
         Groups missing from ``keep`` stay at full width, so ``predict({})`` is the
-        unpruned model's measured latency. Takes microseconds.
+        unpruned model's measured latency. Never below :data:`MIN_PREDICTION` of it: a
+        negative offset fitted on noisy timings of a very fast model could otherwise
+        predict zero or less for a small candidate. Takes microseconds.
 
         Raises:
             IAPruneError: an unknown group or a keep count outside ``1..channels``.
         """
-        return sum(self.entries_for(keep).values()) + self.offset_ms
+        total = sum(self.entries_for(keep).values()) + self.offset_ms
+        return max(total, MIN_PREDICTION * self.full_ms)
 
     @property
     def points(self) -> int:
