@@ -33,16 +33,21 @@ def _torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_two_processes_match_one_and_resume_after_a_crash(tmp_path: Path) -> None:
-    from tests.train import ddp_script
+def _two_and_one(script: str, saved: str, tmp_path: Path) -> tuple[dict, dict]:
+    """What ``tests/train/SCRIPT.py`` saves as ``SAVED{world}.pt``: on 2 processes, on 1."""
+    import importlib
 
-    res = _torchrun(str(ROOT / "tests" / "train" / "ddp_script.py"), str(tmp_path), cwd=tmp_path)
+    res = _torchrun(str(ROOT / "tests" / "train" / f"{script}.py"), str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     single = tmp_path / "single"
     single.mkdir()
-    ddp_script.main(single)
-    two = torch.load(tmp_path / "world2.pt", weights_only=True)
-    one = torch.load(single / "world1.pt", weights_only=True)
+    importlib.import_module(f"tests.train.{script}").main(single)
+    two = torch.load(tmp_path / f"{saved}2.pt", weights_only=True)
+    return two, torch.load(single / f"{saved}1.pt", weights_only=True)
+
+
+def test_two_processes_match_one_and_resume_after_a_crash(tmp_path: Path) -> None:
+    two, one = _two_and_one("ddp_script", "world", tmp_path)
     for run in ("straight", "resumed"):
         for name, weight in one[run]["state"].items():  # same global batches: float noise only
             torch.testing.assert_close(two[run]["state"][name], weight, atol=1e-6, rtol=1e-5)
@@ -57,15 +62,7 @@ def test_sync_bn_makes_two_processes_train_a_batchnorm_vgg16_like_one(tmp_path: 
     """With --sync-bn (the default) BatchNorm sees the global batch: vgg16's losses and
     weights match one process to float64 rounding; without it each process normalises over
     half a batch and the losses differ by about 1e-2."""
-    from tests.train import ddp_bn_script
-
-    res = _torchrun(str(ROOT / "tests" / "train" / "ddp_bn_script.py"), str(tmp_path), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    single = tmp_path / "single"
-    single.mkdir()
-    ddp_bn_script.main(single)
-    two = torch.load(tmp_path / "bn_world2.pt", weights_only=True)
-    one = torch.load(single / "bn_world1.pt", weights_only=True)
+    two, one = _two_and_one("ddp_bn_script", "bn_world", tmp_path)
 
     def gap(run: str) -> float:
         pairs = zip(one[run]["history"], two[run]["history"], strict=True)
