@@ -8,8 +8,9 @@ The protocol (settings, seeds, methods, endpoint) is in benchmarks/README.md. Me
 * ``iaprune``: the default with ``--max-latency B`` (GP on the latency-projected space,
   warm starts uniform / torch-pruning global / knapsack, finalists, A/B re-fit);
 * ``iaprune-macs``: the default MACs-budget search, its MACs budget ``M`` starting at ``B``
-  and lowered to ``M * B / high`` until the chosen model's measured upper bound ``high``
-  meets ``B`` (at most :data:`MACS_SEARCHES` searches);
+  and lowered to ``M * T / high`` until the chosen model's measured upper bound ``high``
+  meets ``T = B * (1 - GUARD)``, the target every other method's re-fit aims at
+  (at most :data:`MACS_SEARCHES` searches);
 * ``uniform`` / ``tp-global`` / ``knapsack``: one allocation (the same share everywhere;
   torch-pruning's global L1 pruning; the latency-aware knapsack) projected onto the
   latency table's prediction, then timed A/B and re-projected like iaprune's choice.
@@ -59,6 +60,7 @@ from iaprune.search import (
     make_space,
 )
 from iaprune.search.heuristics import global_magnitude_allocation
+from iaprune.search.latency_fit import GUARD
 
 METHODS = ["iaprune", "iaprune-macs", "uniform", "tp-global", "knapsack"]
 HEURISTICS = {"uniform", "tp-global", "knapsack"}
@@ -112,8 +114,8 @@ def _choose(task: dict[str, Any], config: RunConfig) -> tuple[Session, nn.Module
 
 def _macs_search(task: dict[str, Any], config: RunConfig) -> tuple[Session, nn.Module, dict]:
     """The MACs-budget search with its budget lowered until the measured latency fits."""
-    budget = task["budget"]
-    macs = budget
+    target = task["budget"] * (1 - GUARD)
+    macs = task["budget"]
     tries = []
     for n in range(MACS_SEARCHES):
         objective = ObjectiveConfig(max_macs=min(1.0, macs))
@@ -126,9 +128,9 @@ def _macs_search(task: dict[str, Any], config: RunConfig) -> tuple[Session, nn.M
         interval = measure(result.spec.keep)
         tries.append({"max_macs": macs, "ratio": interval.value, "high": interval.high})
         log(f"{task['key']}: MACs budget {macs:.4f} -> latency {interval.value:.3f}")
-        if interval.high <= budget:
+        if interval.high <= target:
             break
-        macs *= budget / interval.high
+        macs *= target / interval.high
     chosen = {"spec": result.spec, "fit": {"macs_searches": tries}, "trials": result.trials}
     return session, base, chosen
 

@@ -30,7 +30,7 @@ from iaprune.search import (
     make_space,
     warm_starts,
 )
-from iaprune.search.latency_fit import MAX_REFITS
+from iaprune.search.latency_fit import GUARD, MAX_REFITS
 from iaprune.search.projection import BudgetProjection, Predictor
 from iaprune.search.widthcost import WidthCost
 
@@ -144,7 +144,7 @@ def test_refit_reprojects_until_the_measured_latency_meets_the_budget(vgg) -> No
     fit = fit_measured(keep, projection, "latency", measure)
     assert fit.meets and len(fit.attempts) >= 2
     assert fit.attempts[0].keep == keep and fit.final.keep == seen[-1]
-    assert fit.final.high <= 0.5 < fit.attempts[0].high
+    assert fit.final.high <= 0.5 * (1 - GUARD) < 0.5 < fit.attempts[0].high
     assert fit.final.predicted < fit.attempts[0].predicted
     record = fit.to_dict()
     assert record["meets_budget"] is True and record["measured_high"] == fit.final.high
@@ -160,11 +160,45 @@ def test_refit_stops_after_a_bounded_number_of_tries_and_says_so(vgg, caplog) ->
     assert "over the budget" in caplog.text
 
 
-def test_a_model_on_the_budget_is_measured_once(vgg) -> None:
+def test_a_model_on_the_guarded_budget_is_measured_once(vgg) -> None:
     projection = _projection(vgg, 0.5)
     keep = projection.project({g.name: 1.0 for g in vgg.groups})
-    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.49))
+    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.47))  # high 0.479
     assert fit.meets and len(fit.attempts) == 1 and fit.final.keep == keep
+    assert fit.to_dict()["target"] == pytest.approx(0.5 * (1 - GUARD))
+
+
+def test_a_model_just_under_the_budget_is_moved_into_the_guard_band(vgg) -> None:
+    # one session's upper bound of 0.4998 is not enough: the next session can put it over
+    projection = _projection(vgg, 0.5)
+    predict = projection.predictors["latency"]
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    scale = 0.49 / predict(keep)
+
+    def measure(k: Mapping[str, int]) -> Interval:
+        return _interval(scale * predict(k))
+
+    fit = fit_measured(keep, projection, "latency", measure)
+    assert fit.attempts[0].high == pytest.approx(0.4998)
+    assert len(fit.attempts) >= 2 and fit.meets
+    assert fit.final.high <= 0.5 * (1 - GUARD)
+
+
+def test_without_a_guard_band_the_budget_itself_is_the_target(vgg) -> None:
+    projection = _projection(vgg, 0.5)
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.49), guard=0.0)
+    assert fit.meets and len(fit.attempts) == 1 and fit.final.keep == keep
+
+
+def test_within_the_budget_but_not_the_guard_band_is_handed_over_with_a_warning(
+    vgg, caplog
+) -> None:
+    projection = _projection(vgg, 0.5)
+    keep = projection.project({g.name: 1.0 for g in vgg.groups})
+    fit = fit_measured(keep, projection, "latency", lambda k: _interval(0.49))  # never faster
+    assert fit.meets and fit.final.high > fit.target
+    assert "not its guard band" in caplog.text
 
 
 def test_refit_grows_a_model_that_measures_well_below_the_budget(vgg) -> None:
