@@ -34,7 +34,8 @@ from torch import nn
 
 from iaprune.config import RunConfig
 from iaprune.errors import IAPruneError
-from iaprune.resume import SAFE_CHANGES, flatten
+from iaprune.flags import LOCAL_KEYS, SAFE_CHANGES
+from iaprune.resume import flatten
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +48,6 @@ PR_SET_PDEATHSIG = 1
 """Linux ``prctl`` option: the signal a process gets when its parent ends."""
 GRACE_SECONDS = 30.0
 """How long a worker whose leader ended may take to stop after SIGTERM before it is ended."""
-
-LOCAL_KEYS = frozenset(
-    {
-        "data_root",
-        "checkpoint",
-        "download",
-        "device",
-        "data_workers",
-        "search.storage",
-        "search.study_name",
-        "search.workers",
-        "search.heartbeat",
-        "search.storage_retry",
-        "search.final_steps",
-        "search.final_distill",
-        "search.final_time",
-    }
-)
-"""Settings that may differ between the workers of one study (paths, devices, storage, and
-the final choice's settings: only the process that created the study makes it)."""
 
 
 def fingerprint(model: nn.Module) -> str:

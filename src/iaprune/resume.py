@@ -8,29 +8,7 @@ from typing import Any
 
 from iaprune.config import DEFAULT_STUDY, RunConfig, masked_url
 from iaprune.errors import IAPruneError
-
-# Settings --resume may change: they do not alter what the finished stages computed.
-SAFE_CHANGES = frozenset(
-    {
-        "download",
-        "baseline_epochs",
-        "baseline_lr",
-        "search.trials",
-        "finetune.epochs",
-        "finetune.lr",
-        "finetune.label_smoothing",
-        "finetune.sync_bn",
-        "cost.warmup",
-        "cost.repeats",
-        "device",
-        "data_workers",
-        "search.rescore",
-        "search.storage",
-        "search.workers",
-        "search.heartbeat",
-        "search.storage_retry",
-    }
-)
+from iaprune.flags import SAFE_CHANGES
 
 STORED_OUTPUTS = ("search.storage", "cost.table")
 """Paths in config.json a run writes to. A resumed run writes to them only when the command

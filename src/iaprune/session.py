@@ -5,7 +5,7 @@ The session holds what every stage of a run needs and runs one stage at a time
 bad value fails in seconds and is never saved in config.json. Each stage's artefact is
 written only when the stage is complete (:mod:`iaprune.artefacts`); training in progress
 lives in ``*.partial.pt`` and ``--resume`` continues it, refusing a changed definition of
-the run (:data:`iaprune.resume.SAFE_CHANGES`). The search assembles itself
+the run (:data:`iaprune.flags.SAFE_CHANGES`). The search assembles itself
 (:class:`iaprune.search.plan.SearchSetup`) from the settings and batches handed over.
 """
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from iaprune.config import CostConfig, FinetuneConfig, ObjectiveConfig, RunConfig, SearchConfig
+from iaprune.flags import CONFIG_PATHS
 
 
 def add_run_args(p: argparse.ArgumentParser, *, default_dir: bool = True) -> None:
@@ -340,68 +341,6 @@ def default_run_dir(a: argparse.Namespace) -> str:
         return a.run_dir
     name = a.model.replace(":", "_").replace("/", "_").replace(".", "_")
     return f"runs/{name}-{a.dataset}"
-
-
-# Which config fields (dotted paths, as in config.json) each pipeline option sets.
-CONFIG_PATHS: dict[str, tuple[str, ...]] = {
-    "model": ("model",),
-    "width_mult": ("width_mult",),
-    "checkpoint": ("checkpoint",),
-    "dataset": ("dataset",),
-    "data_root": ("data_root",),
-    "download": ("download",),
-    "val_fraction": ("val_fraction",),
-    "image_size": ("image_size",),
-    "pad_to": ("pad_to",),
-    "seed": ("seed", "search.seed"),
-    "device": ("device",),
-    "data_workers": ("data_workers",),
-    "baseline_epochs": ("baseline_epochs",),
-    "baseline_lr": ("baseline_lr",),
-    "sampler": ("search.sampler",),
-    "trials": ("search.trials",),
-    "importance": ("search.importance",),
-    "min_ratio": ("search.min_ratio",),
-    "min_keep": ("search.min_keep",),
-    "round_to": ("search.round_to",),
-    "bn_batches": ("search.bn_batches",),
-    "trial_steps": ("search.finetune_steps",),
-    "distill": ("search.distill",),
-    "space": ("search.space",),
-    "tie": ("search.tie",),
-    "warm_start": ("search.warm_start",),
-    "startup_trials": ("search.startup_trials",),
-    "rescore": ("search.rescore",),
-    "final_steps": ("search.final_steps",),
-    "final_time": ("search.final_time",),
-    "storage": ("search.storage",),
-    "study_name": ("search.study_name",),
-    "workers": ("search.workers",),
-    "heartbeat": ("search.heartbeat",),
-    "storage_retry": ("search.storage_retry",),
-    "objective": ("search.objective.kind",),
-    "pareto_cost": ("search.objective.pareto_cost",),
-    "max_macs": ("search.objective.max_macs",),
-    "max_params": ("search.objective.max_params",),
-    "max_memory": ("search.objective.max_memory",),
-    "max_latency": ("search.objective.max_latency",),
-    "max_latency_ms": ("search.objective.max_latency_ms",),
-    "w_macs": ("search.objective.w_macs",),
-    "w_params": ("search.objective.w_params",),
-    "w_memory": ("search.objective.w_memory",),
-    "w_latency": ("search.objective.w_latency",),
-    "epochs": ("finetune.epochs",),
-    "lr": ("finetune.lr",),
-    "batch_size": ("finetune.batch_size",),
-    "label_smoothing": ("finetune.label_smoothing",),
-    "sync_bn": ("finetune.sync_bn",),
-    "backend": ("cost.backend",),
-    "latency_batch": ("cost.batch_size",),
-    "threads": ("cost.threads",),
-    "repeats": ("cost.repeats",),
-    "latency": ("cost.latency",),
-    "latency_table": ("cost.table",),
-}
 
 
 def explicit_paths(a: argparse.Namespace) -> set[str] | None:
