@@ -40,5 +40,9 @@ class Registry(Generic[T]):
         """Sorted registered names."""
         return sorted(self._items)
 
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, object)`` pairs in the order they were registered."""
+        return list(self._items.items())
+
     def __contains__(self, name: object) -> bool:
         return name in self._items

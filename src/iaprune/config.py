@@ -239,8 +239,9 @@ class SearchConfig:
     the best warm start, projected onto the budget the same way
     (:mod:`iaprune.search.local`); ``"free"`` samples one keep-ratio per group in
     ``[min_ratio, 1]``. With
-    ``warm_start`` the first trials are the heuristics' allocations (uniform, and
-    torch-pruning's global magnitude pruning); ``startup_trials`` random trials follow
+    ``warm_start`` the first trials are the heuristics' allocations (uniform, torch-pruning's
+    global magnitude pruning, the cost knapsack, the one-shot global ranking and, with
+    residual streams, the inner convs pruned alone); ``startup_trials`` random trials follow
     before the GP takes over (None: a quarter of the trials, 2 to 10). The final choice
     is made among the *finalists*, the warm starts and the best ``rescore`` searched
     candidates: with two or more, each

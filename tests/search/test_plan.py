@@ -157,7 +157,8 @@ def _plan(trials: int = 3) -> SearchPlan:
 def test_a_plan_runs_its_search_with_warm_starts_inside_the_workers(tmp_path: Path) -> None:
     plan = _plan()
     assert isinstance(plan.space, AllocationSpace)
-    assert set(plan.warm_starts()) == {"uniform", "global"}
+    assert list(plan.warm_starts())[0] == "uniform"
+    assert {"uniform", "global"} <= set(plan.warm_starts())
     assert plan.evaluator.pruner is plan.pruner and plan.final_evaluator is None
     entered: list[str] = []
 

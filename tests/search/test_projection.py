@@ -354,6 +354,9 @@ def test_stage_clusters_tie_groups_of_one_stage() -> None:
         assert len(cluster_groups(space, cost, "none")) == len(pruner.groups)
 
 
+WARM_PAIR = ("uniform", "global")
+
+
 def _search(tmp_path, name: str, **kw):
     evaluator = tiny_evaluator(finetune_steps=2)
     cfg = SearchConfig(objective=ObjectiveConfig(max_macs=0.5), **kw)
@@ -367,8 +370,10 @@ def _search(tmp_path, name: str, **kw):
 def test_warm_starts_come_first_and_every_trial_is_on_the_budget(tmp_path) -> None:
     result, storage, cfg = _search(tmp_path, "a", sampler="gp", trials=8, seed=1)
     study = optuna.load_study(study_name=cfg.study_name, storage=storage)
-    assert study.trials[0].user_attrs["warm_start"] == "uniform"
-    assert [t.user_attrs.get("warm_start") for t in study.trials[2:]] == [None] * 6
+    names = [t.user_attrs.get("warm_start") for t in study.trials]
+    warm = sum(n is not None for n in names)
+    assert names[0] == "uniform" and warm >= 2
+    assert None not in names[:warm] and names[warm:] == [None] * (8 - warm)
     assert all(h["ratios"]["macs"] <= 0.5 for h in result.history)
     assert min(h["ratios"]["macs"] for h in result.history) > 0.35
     assert result.selection["chosen"] == result.best_trial
@@ -448,7 +453,7 @@ def test_resume_never_repeats_the_warm_starts(
     first = SearchConfig(trials=2, study_name=name, **settings)
     space = make_space(evaluator.pruner, (1, 8, 8), first)
     assert isinstance(space, AllocationSpace)
-    starts = warm_starts(evaluator.pruner, space)
+    starts = {n: s for n, s in warm_starts(evaluator.pruner, space).items() if n in WARM_PAIR}
     assert len(starts) == 2
     if backend == "sqlite":
         storage = f"sqlite:///{tmp_path / 'warm'}.db"

@@ -2,7 +2,12 @@
 
 from iaprune.search.builder import WarmStart, make_space, warm_starts, width_space
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
-from iaprune.search.heuristics import knapsack_allocation
+from iaprune.search.heuristics import (
+    HEURISTICS,
+    inner_allocation,
+    knapsack_allocation,
+    ranking_allocation,
+)
 from iaprune.search.latency_fit import LatencyFit, ab_measure, fit_measured, latency_key
 from iaprune.search.local import LocalSpace
 from iaprune.search.projection import AllocationSpace, BudgetProjection, latency_predictors
@@ -16,6 +21,9 @@ from iaprune.search.uniform import check_reachable, uniform_keep, uniform_ratio
 from iaprune.search.workers import work
 
 __all__ = [
+    "HEURISTICS",
+    "inner_allocation",
+    "ranking_allocation",
     "AllocationSpace",
     "LocalSpace",
     "BudgetProjection",

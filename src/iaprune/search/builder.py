@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from iaprune.config import SearchConfig
 from iaprune.pruning.surgery import Pruner
-from iaprune.search.heuristics import global_magnitude_allocation, knapsack_allocation
+from iaprune.search.heuristics import HEURISTICS
 from iaprune.search.local import LocalSpace
 from iaprune.search.projection import (
     PROJECTABLE,
@@ -86,27 +86,23 @@ class WarmStart:
 
 
 def warm_starts(pruner: Pruner, space: Space) -> dict[str, WarmStart]:
-    """The heuristics' allocations at the budget, by name: uniform, global magnitude and,
-    with a latency budget, the latency-aware knapsack.
+    """The heuristics' allocations at the budget, by name.
 
-    ``global`` is torch-pruning's global L1 pruning stepped to the budget
-    (:func:`~iaprune.search.heuristics.global_magnitude_allocation`); ``knapsack`` buys the
-    most filter importance per unit of predicted latency
-    (:func:`~iaprune.search.heuristics.knapsack_allocation`). Starts with the widths of an
-    earlier one are left out.
+    ``uniform`` (the same share everywhere) first, then every heuristic of
+    :data:`~iaprune.search.heuristics.HEURISTICS` that applies: ``global`` is torch-pruning's
+    global L1 pruning stepped to the budget; ``knapsack`` buys the most filter importance per
+    unit of projected cost (MACs, params or predicted latency); ``ranking`` is the one-shot
+    global ranking of the group-normalised filter scores; ``inner`` keeps the residual
+    streams whole and prunes the inner convs uniformly (models with residual streams only).
+    Starts with the widths of an earlier one are left out.
     """
     if not isinstance(space, AllocationSpace):
         return {}
     projection = space.projection
     uniform = space.uniform_params()
-    keeps = {
-        "uniform": space.keep_for(uniform),
-        "global": global_magnitude_allocation(pruner, projection),
-    }
-    if any(k not in PROJECTABLE for k in projection.budgets):
-        keeps["knapsack"] = knapsack_allocation(pruner.scores, projection)
-    starts = {"uniform": WarmStart(uniform, keeps.pop("uniform"))}
-    for name, keep in keeps.items():
-        if all(keep != s.keep for s in starts.values()):
+    starts = {"uniform": WarmStart(uniform, space.keep_for(uniform))}
+    for name, heuristic in HEURISTICS.items():
+        keep = heuristic(pruner, projection)
+        if keep is not None and all(keep != s.keep for s in starts.values()):
             starts[name] = WarmStart(space.params_for_keep(keep), keep)
     return starts

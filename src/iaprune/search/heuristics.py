@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import torch_pruning as tp
 from torch import nn
 
+from iaprune._registry import Registry
 from iaprune.errors import one_line
 from iaprune.pruning.surgery import Pruner
 from iaprune.search.projection import BudgetProjection, global_allocation, ranked_scores
@@ -162,3 +163,69 @@ def knapsack_allocation(scores: Mapping[str, Any], projection: BudgetProjection)
         if keep[name] >= groups[name].channels:
             open_groups.discard(name)
     return keep
+
+
+INNER_SHARE = 1e-3
+"""Relative allocation of the inner groups in :func:`inner_allocation` (the residual
+streams have 1): the projection's scale keeps the streams whole before it widens them."""
+
+
+def residual_groups(pruner: Pruner) -> set[str]:
+    """Groups whose channels are written by two or more dense convs: residual streams.
+
+    A residual addition ties the outputs of every conv that writes into it; a depthwise
+    conv (``groups == in_channels``) only follows its producer and does not count.
+    """
+    out = set()
+    for g in pruner.groups:
+        dense = [c for c in g.convs if _dense(pruner.model.get_submodule(c))]
+        if len(dense) >= 2:
+            out.add(g.name)
+    return out
+
+
+def _dense(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.conv._ConvNd) and module.groups == 1
+
+
+def inner_allocation(pruner: Pruner, projection: BudgetProjection) -> dict[str, int] | None:
+    """Keep the residual streams whole and prune the inner convs uniformly to the budget.
+
+    The inner groups share one width ratio, scaled onto the budget; when the budget does
+    not even allow the whole streams with the narrowest inner convs, the streams shrink
+    too. None when the model has no residual stream or nothing else to prune.
+    """
+    names = {g.name for g in projection.space.groups}
+    residual = residual_groups(pruner) & names
+    if not residual or not names - residual:
+        return None
+    return projection.project({n: 1.0 if n in residual else INNER_SHARE for n in names})
+
+
+def ranking_allocation(pruner: Pruner, projection: BudgetProjection) -> dict[str, int]:
+    """The one-shot global ranking of the pruner's group-normalised scores, on the budget.
+
+    Unlike torch-pruning's iterative global pruning (the ``global`` warm start), every
+    filter is ranked once (:func:`~iaprune.search.projection.global_allocation`).
+    """
+    return scale_onto_budget(global_allocation(pruner.scores, projection), projection)
+
+
+Heuristic = Callable[[Pruner, BudgetProjection], "dict[str, int] | None"]
+"""An allocation at the budget of a projection; None when it does not apply to the model."""
+
+HEURISTICS: Registry[Heuristic] = Registry("warm-start heuristic")
+"""The warm-start heuristics besides ``uniform``, by name, enqueued in registration order:
+torch-pruning's global L1 pruning, the cost-aware knapsack, the one-shot global ranking and
+the residual-streams-kept inner pruning. Register another with ``@HEURISTICS.register(name)``
+on a :data:`Heuristic`; ``tests/search/test_heuristics.py`` is its contract suite."""
+
+
+def _knapsack(pruner: Pruner, projection: BudgetProjection) -> dict[str, int]:
+    return knapsack_allocation(pruner.scores, projection)
+
+
+HEURISTICS.register("global")(global_magnitude_allocation)
+HEURISTICS.register("knapsack")(_knapsack)
+HEURISTICS.register("ranking")(ranking_allocation)
+HEURISTICS.register("inner")(inner_allocation)

@@ -6,9 +6,10 @@ the best warm start, one dimension per channel group, as trust-region Bayesian
 optimisation does (TuRBO, Eriksson et al., NeurIPS 2019; LeGR and NetAdapt make local
 moves too):
 
-* the warm starts (uniform, torch-pruning's global allocation and, with a latency budget,
-  the knapsack) are scored first (:func:`anchor_on_best`); the feasible one with the best
-  score is the **anchor** ``s`` (each group's kept share of its width);
+* the warm starts (uniform and the heuristics of
+  :data:`~iaprune.search.heuristics.HEURISTICS`) are scored first (:func:`anchor_on_best`);
+  the feasible one with the best score is the **anchor** ``s`` (each group's kept share
+  of its width);
 * a candidate is one parameter ``u_g`` in ``[-1, 1]`` per group; group ``g`` is allocated
   ``s_g * exp(radius * u_g)`` (with the default radius, between half and twice the
   anchor's share) and the allocation is projected onto the budget like every candidate
