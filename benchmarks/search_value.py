@@ -11,8 +11,10 @@ Methods:
 * ``iaprune-local``: the same with ``--space local`` (a trust region of one move per
   group around the best warm start);
 * ``tpe``: the default search with Optuna's TPE sampler (a search control);
-* ``uniform`` / ``tp-global`` / ``knapsack``: one allocation projected onto the budget
-  (the same share everywhere; torch-pruning's global L1 pruning; the MACs knapsack).
+* ``uniform`` / ``tp-global`` / ``knapsack`` / ``ranking`` / ``inner``: one allocation
+  projected onto the budget (the same share everywhere; torch-pruning's global L1 pruning;
+  the MACs knapsack; the one-shot global ranking; the residual streams kept whole and the
+  inner convs pruned uniformly, resnet56 only): the warm starts iaprune itself enqueues.
 
 Rows with the same widths and seed share one fine-tune (deterministic): ``shared_finetune``
 names the row whose fine-tune a row reuses. Results: ``OUT/rows.jsonl`` (resumable),
@@ -48,10 +50,21 @@ from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs
 from iaprune.pruning import PruningSpec, apply_spec
 from iaprune.reports import Table, markdown_table
-from iaprune.search import AllocationSpace, knapsack_allocation, make_space
-from iaprune.search.heuristics import global_magnitude_allocation
+from iaprune.search import HEURISTICS, AllocationSpace, make_space
 
-METHODS = ["iaprune", "iaprune-local", "tpe", "uniform", "tp-global", "knapsack"]
+METHODS = [
+    "iaprune",
+    "iaprune-local",
+    "tpe",
+    "uniform",
+    "tp-global",
+    "knapsack",
+    "ranking",
+    "inner",
+]
+HEURISTIC_NAMES = {"tp-global": "global", "knapsack": "knapsack", "ranking": "ranking"}
+HEURISTIC_NAMES["inner"] = "inner"
+RESIDUAL = {"resnet56"}  # models with residual streams: the only ones "inner" applies to
 SEARCHES = {"iaprune": {}, "iaprune-local": {"space": "local"}, "tpe": {"sampler": "tpe"}}
 MODELS = {"vgg16": 0.25, "resnet56": 0.375}
 BUDGETS = {"vgg16": 0.15, "resnet56": 0.25}
@@ -66,11 +79,10 @@ def _heuristic(session: Session, base: torch.nn.Module, method: str) -> PruningS
     )
     assert isinstance(space, AllocationSpace)
     if method == "uniform":
-        keep = space.keep_for(space.uniform_params())
-    elif method == "tp-global":
-        keep = global_magnitude_allocation(pruner, space.projection)
-    else:
-        keep = knapsack_allocation(pruner.scores, space.projection)
+        return pruner.spec(space.keep_for(space.uniform_params()))
+    keep = HEURISTICS.get(HEURISTIC_NAMES[method])(pruner, space.projection)
+    if keep is None:
+        raise ValueError(f"{method} does not apply to {session.config.model}")
     return pruner.spec(keep)
 
 
@@ -183,7 +195,7 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
         for seed in (int(s) for s in a.seeds.split(",")):
             for method in a.methods.split(","):
                 key = f"{model}_{budget:g}_{method}_s{seed}"
-                if key in rows:
+                if key in rows or (method == "inner" and model not in RESIDUAL):
                     continue
                 task = {"key": key, "model": model, "budget": budget, "method": method}
                 task.update(seed=seed, dir=str(a.out / "runs" / key), commit=commit)
