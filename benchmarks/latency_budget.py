@@ -45,6 +45,7 @@ from common import (
     mean_std,
     run_benchmark,
 )
+from paired import table as paired_table
 from torch import nn
 
 from iaprune import ObjectiveConfig, RunConfig, Session
@@ -331,6 +332,12 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
         env = {**machine_info("cpu"), "wall_seconds": round(seconds, 1), "args": vars(a)}
         (a.out / "latency_budget_env.json").write_text(json.dumps(env, indent=2, default=str))
     text = markdown_table(Table(headers, cells, align=("l",) * 3 + ("r",) * 7))
+    picked: dict[tuple[str, float], dict[str, dict[int, float]]] = {}
+    for r in ordered:
+        setting = picked.setdefault((r["model"], r["budget"]), {})
+        setting.setdefault(r["method"], {})[r["seed"]] = r["test_top1"]
+    text += "\n\nPaired per seed (test top-1, iaprune minus each method, 95 % t-interval):\n\n"
+    text += paired_table(picked, "iaprune")  # type: ignore[arg-type]
     (a.out / "latency_budget_results.md").write_text(text + "\n")
     print(text)
     _plot(a.out / "latency_budget.png", ordered)
