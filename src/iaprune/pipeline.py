@@ -334,7 +334,11 @@ def compare_costs(
                 static,
                 latency_ms=lat.value,
                 latency_spread_ms=lat.high - lat.low,
-                latency_env={**cmp.env, "statistic": "geometric mean of round medians"},
+                latency_env={
+                    **cmp.env,
+                    "statistic": "geometric mean of round medians",
+                    "spread": "width of the 95 % interval",
+                },
             )
         )
     ratio, pruned_ms = cmp.ratios["pruned"], cmp.latency["pruned"]

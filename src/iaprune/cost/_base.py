@@ -35,7 +35,10 @@ class CostReport:
             (see :func:`iaprune.cost.peak_activation_bytes`).
         latency_ms: median latency of one forward pass of one *batch*, in milliseconds,
             or ``None`` when latency was not measured.
-        latency_spread_ms: inter-quartile range of the repeated runs, in milliseconds.
+        latency_spread_ms: spread of the latency in milliseconds: the inter-quartile range
+            of the repeated runs (:func:`iaprune.cost.measure_cost`), or, in a run's report
+            (timed A/B against the unpruned model), the width of the 95 % interval;
+            ``latency_env["spread"]`` says which.
         latency_env: how latency was measured (backend, version, threads, device,
             batch_size, input_shape, warmup, repeats, ...); latencies are only
             comparable when their environments match.

@@ -58,7 +58,7 @@ def measure_cost(
         activation_bytes=act,
         latency_ms=result.median_ms,
         latency_spread_ms=result.spread_ms,
-        latency_env=result.env,
+        latency_env={**result.env, "spread": "inter-quartile range"},
     )
 
 
