@@ -26,11 +26,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode, model_dtype
-from iaprune.devices import model_device
+from iaprune.cost._util import check_input_shape
+from iaprune.cost.forward import trace_forward
 
 
 def _layer_macs(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> int:
@@ -61,22 +60,11 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     shape = check_input_shape(input_shape)
     total = 0
 
-    def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
+    def hook(_name: str, module: nn.Module, args: tuple[Any, ...], _kw: Any, output: Any) -> None:
         nonlocal total
-        total += _layer_macs(module, inputs, output)
+        total += _layer_macs(module, args, output)
 
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, nn.modules.conv._ConvNd | nn.Linear)
-    ]
-    x = torch.zeros((1, *shape), device=model_device(model), dtype=model_dtype(model))
-    try:
-        with eval_mode(model), torch.no_grad():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    trace_forward(model, shape, lambda m: isinstance(m, nn.modules.conv._ConvNd | nn.Linear), hook)
     return int(total)
 
 

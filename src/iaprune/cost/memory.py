@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from iaprune.cost._util import check_input_shape, eval_mode, model_dtype
-from iaprune.devices import model_device
+from iaprune.cost._util import check_input_shape
+from iaprune.cost.forward import is_leaf, trace_forward
 
 
 def _tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -69,19 +69,11 @@ def peak_activation_bytes(
         raise ValueError(f"dtype_bytes must be positive, got {dtype_bytes}")
     peak = 0
 
-    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+    def hook(_name: str, _m: nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         nonlocal peak
         peak = max(peak, _live_elements(args, kwargs, output))
 
-    leaves = [m for m in model.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in leaves]
-    x = torch.zeros((1, *shape), device=model_device(model), dtype=model_dtype(model))
-    try:
-        with eval_mode(model), torch.no_grad():
-            output = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    x, output = trace_forward(model, shape, is_leaf, hook)
     if peak == 0:  # no leaf module ran (purely functional model): whole model as one op
         peak = _live_elements(x, output)
     return int(peak * dtype_bytes)

@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from iaprune.cost import count_macs, count_params
-from iaprune.devices import model_device
-from iaprune.inference import eval_mode, model_dtype
+from iaprune.cost.forward import trace_forward
 from iaprune.pruning import ChannelGroup, Pruner
 
 _NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -130,20 +128,11 @@ class WidthCost:
     @staticmethod
     def _layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[_Layer]:
         positions: dict[str, int] = {}
-        names = {m: n for n, m in model.named_modules()}
 
-        def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
-            rows = output.numel() // _dims(module)[0]
-            positions[names[module]] = positions.get(names[module], 0) + rows
+        def hook(name: str, module: nn.Module, _args: Any, _kw: Any, output: Any) -> None:
+            positions[name] = positions.get(name, 0) + output.numel() // _dims(module)[0]
 
-        handles = [m.register_forward_hook(hook) for m in model.modules() if _is_counted(m)]
-        try:
-            with torch.no_grad(), eval_mode(model):
-                x = torch.zeros((1, *input_shape), dtype=model_dtype(model))
-                model(x.to(model_device(model)))
-        finally:
-            for h in handles:
-                h.remove()
+        trace_forward(model, input_shape, _is_counted, hook)
         layers = []
         for name, m in model.named_modules():
             if name not in positions:

@@ -8,7 +8,6 @@ deployment runtimes fuse them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -16,9 +15,8 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd as ConvNd
 
-from iaprune.devices import model_device
+from iaprune.cost.forward import is_leaf, trace_forward
 from iaprune.errors import IAPruneError
-from iaprune.inference import eval_mode, model_dtype
 
 __all__ = ["ACTIVATIONS", "ConvNd", "LayerSite", "in_width", "is_conv", "out_width", "trace_layers"]
 
@@ -69,25 +67,14 @@ def trace_layers(model: nn.Module, shape: tuple[int, ...]) -> list[LayerSite]:
     """Conv/linear calls of one forward pass, in order, with their BN and activation."""
     calls: list[_Call] = []
 
-    def hook(name: str) -> Callable[[nn.Module, tuple[Any, ...], Any], None]:
-        def record(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-            first = inputs[0] if inputs else None
-            calls.append(_Call(len(calls), name, module, first, output))
+    def record(name: str, module: nn.Module, inputs: tuple[Any, ...], _kw: Any, out: Any) -> None:
+        first = inputs[0] if inputs else None
+        calls.append(_Call(len(calls), name, module, first, out))
 
-        return record
+    def select(m: nn.Module) -> bool:
+        return is_conv(m) or isinstance(m, nn.Linear) or is_leaf(m)
 
-    handles = [
-        m.register_forward_hook(hook(name))
-        for name, m in model.named_modules()
-        if is_conv(m) or isinstance(m, nn.Linear) or not any(True for _ in m.children())
-    ]
-    x = torch.zeros((1, *shape), device=model_device(model), dtype=model_dtype(model))
-    try:
-        with eval_mode(model), torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    trace_forward(model, shape, select, record)
 
     def consumer(start: int, tensor: Any, kinds: tuple[type[nn.Module], ...]) -> _Call | None:
         for call in calls[start:]:
