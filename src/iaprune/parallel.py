@@ -5,7 +5,9 @@ for the storage mechanics). This module holds the pipeline's side of it:
 
 * :func:`run_definition` is what every worker must agree on: the run's configuration
   without settings that may differ per machine or per resume, plus a fingerprint of the
-  baseline weights (workers on other machines must search the same baseline).
+  baseline weights (workers on other machines must search the same baseline);
+  :func:`refuse_other_run` compares it with the one a study stores (a worker joining, a
+  command whose storage already holds the study).
 * :func:`local_workers` starts ``--workers N - 1`` extra ``iaprune worker RUN_DIR``
   processes next to the leader and waits for them (and stops them on failure).
 * :func:`follow_leader`, called by such a worker, ends it when its leader ends, however
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +67,48 @@ def run_definition(config: RunConfig, baseline: nn.Module | None = None) -> dict
     flat = flatten(config.to_dict())
     out = {k: v for k, v in flat.items() if k not in SAFE_CHANGES | LOCAL_KEYS}
     if baseline is not None:
-        out["baseline_sha256"] = fingerprint(baseline)
+        out[BASELINE_KEY] = fingerprint(baseline)
     return out
+
+
+def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
+    """``"key: theirs -> ours"`` for every flat key that differs."""
+    keys = sorted(set(ours) | set(theirs))
+    return [f"{k}: {theirs.get(k)} -> {ours.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
+
+
+BASELINE_KEY = "baseline_sha256"
+"""The run definition's fingerprint of the baseline weights (:func:`run_definition`)."""
+
+
+def refuse_other_run(
+    study_name: str,
+    url: str,
+    ours: Mapping[str, Any],
+    theirs: Mapping[str, Any],
+    *,
+    baseline: bool = True,
+) -> None:
+    """A one-line error unless run definitions ``ours`` and ``theirs`` (the study's) agree.
+
+    ``baseline=False`` leaves the baseline's fingerprint out (not known yet). A study whose
+    definition differs in the baseline alone gets its own message: every worker must load
+    the same weights.
+    """
+    if not baseline:
+        ours = {k: v for k, v in ours.items() if k != BASELINE_KEY}
+        theirs = {k: v for k, v in theirs.items() if k != BASELINE_KEY}
+    diff = differences(ours, theirs)
+    if diff and all(d.startswith(f"{BASELINE_KEY}:") for d in diff):
+        raise IAPruneError(
+            f"this worker's baseline differs from the one study {study_name!r} searches "
+            f"({diff[0]}); give every worker the same --checkpoint"
+        )
+    if diff:
+        raise IAPruneError(
+            f"study {study_name!r} in {url} belongs to another run ({'; '.join(diff[:5])}); "
+            "choose another --study-name or --run-dir"
+        )
 
 
 def check_joinable(run_dir: Path, storage: str | None) -> None:

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.errors import IAPruneError
 from iaprune.objective import score
+from iaprune.parallel import refuse_other_run
 from iaprune.search.builder import Space, WarmStart
 from iaprune.search.choice import Scorer, Selection, choose
 from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
@@ -52,7 +53,6 @@ from iaprune.search.workers import (
     TRIALS_ATTR,
     announce,
     create_or_join,
-    differences,
     fail_orphans,
     fail_stale,
     mark_ready,
@@ -146,17 +146,7 @@ def join_search(
     wait_ready(study, timeout=max(1.0, deadline - time.monotonic()))
     if definition is not None:
         theirs = study.user_attrs.get(DEFINITION_ATTR, {})
-        diff = differences(dict(definition), theirs)
-        if diff and all(d.startswith("baseline_sha256:") for d in diff):
-            raise IAPruneError(
-                f"this worker's baseline differs from the one study {config.study_name!r} "
-                f"searches ({diff[0]}); give every worker the same --checkpoint"
-            )
-        if diff:
-            raise IAPruneError(
-                f"study {config.study_name!r} in {store.url} belongs to another run "
-                f"({'; '.join(diff)}); choose another --study-name"
-            )
+        refuse_other_run(config.study_name, store.url, definition, theirs)
     n_trials = int(study.user_attrs.get(TRIALS_ATTR, config.trials))
     if isinstance(space, LocalSpace):
         restore_anchor(study, space)

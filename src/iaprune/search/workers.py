@@ -42,6 +42,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.parallel import refuse_other_run
 from iaprune.progress import counter
 from iaprune.search.records import ERROR_KEY, SURPLUS_KEY, WORKER_KEY
 from iaprune.search.storage import StorageUnavailable, lost_storage, open_storage
@@ -306,12 +307,6 @@ def wait_ready(study: optuna.Study, *, timeout: float = 600.0, poll: float = 1.0
         time.sleep(poll)
 
 
-def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> list[str]:
-    """``"key: theirs -> ours"`` for every flat key that differs."""
-    keys = sorted(set(ours) | set(theirs))
-    return [f"{k}: {theirs.get(k)} -> {ours.get(k)}" for k in keys if ours.get(k) != theirs.get(k)]
-
-
 def check_storage(
     url: str, study_name: str, *, resume: bool, definition: dict[str, Any] | None = None
 ) -> None:
@@ -331,11 +326,4 @@ def check_storage(
     theirs = optuna.load_study(study_name=study_name, storage=storage).user_attrs
     if definition is None or DEFINITION_ATTR not in theirs:
         raise IAPruneError(f"study {study_name!r} already exists in {url}; use --resume")
-    ours = {k: v for k, v in definition.items() if k != "baseline_sha256"}
-    stored = {k: v for k, v in theirs[DEFINITION_ATTR].items() if k != "baseline_sha256"}
-    diff = differences(ours, stored)
-    if diff:
-        raise IAPruneError(
-            f"study {study_name!r} in {url} belongs to another run ({'; '.join(diff[:5])}); "
-            "choose another --study-name or --run-dir"
-        )
+    refuse_other_run(study_name, url, definition, theirs[DEFINITION_ATTR], baseline=False)
