@@ -331,7 +331,7 @@ class _Clock:
         self.now += self.step
 
 
-@pytest.mark.parametrize(("limit", "rescored"), [(25.0, 0), (45.0, 2), (None, 3)])
+@pytest.mark.parametrize(("limit", "rescored"), [(5.0, 0), (25.0, 2), (None, 3)])
 def test_searched_finalists_stop_at_the_time_limit_warm_starts_always_run(
     tmp_path, monkeypatch: pytest.MonkeyPatch, limit: float | None, rescored: int
 ) -> None:
@@ -349,7 +349,8 @@ def test_searched_finalists_stop_at_the_time_limit_warm_starts_always_run(
         return _Scripted(evaluator, lambda k: sum(k.values()) / 1000)(keep, seed=seed)
 
     selection = choice.choose(study, scorer, cfg, time_limit=limit)
-    # 2 warm starts take 20 s; a searched one is scored while spent + mean <= limit
+    # 2 warm starts take 20 s, not counted; a searched one is scored while its own time so
+    # far plus the mean time of a score (first: the warm starts' 10 s) stays within limit
     assert selection.not_rescored == 3 - rescored
     scored = selection.scores
     assert {s["warm_start"] for s in scored.values()} >= {"uniform", "global"}

@@ -148,9 +148,10 @@ def choose(
     is its trial value and only the second, noise-measuring score is computed (with other
     calibration batches); also the case when ``config.final_steps == 0``.
     ``val_size``: validation images behind an accuracy score (0: no sampling-error floor).
-    ``time_limit``: seconds the first scores may take; a searched finalist is not
-    re-scored once the time spent plus the mean time of a score so far would pass it
-    (the warm starts always are; None: no limit).
+    ``time_limit``: seconds the searched finalists' first scores may take; a searched
+    finalist is not re-scored once the time spent on them plus the mean time of one score
+    would pass it (the first estimate is the warm starts' mean). The warm starts are always
+    scored and their time does not count (None: no limit).
     Returns the :class:`Selection`.
     """
     warm, searched = finalists(study, config)
@@ -171,10 +172,11 @@ def choose(
             steps,
             distill,
         )
-    started, cut = time.perf_counter(), 0
+    clock = _SearchedClock(time.perf_counter(), len(warm))
+    cut = 0
     with counter("finalists", len(warm) + len(searched)) as bar:
         for i, t in enumerate(warm + searched):
-            if not reuse and i >= len(warm) and _over(started, i, time_limit):
+            if not reuse and i >= len(warm) and clock.over(i - len(warm), time_limit):
                 cut = len(warm) + len(searched) - i
                 log.info(
                     "finalists: time limit %.1f s (%g x the search's time) reached; %d "
@@ -244,12 +246,27 @@ def choose(
     )
 
 
-def _over(started: float, done: int, limit: float | None) -> bool:
-    """Whether one more score (at the mean time of the ``done`` so far) would pass ``limit``."""
-    if limit is None or done == 0:
-        return False
-    spent = time.perf_counter() - started
-    return spent + spent / done > limit
+class _SearchedClock:
+    """Time spent on the searched finalists, which the warm starts' scores precede."""
+
+    def __init__(self, started: float, warm: int) -> None:
+        self.started, self.warm = started, warm
+        self.searched: float | None = None  # when the first searched finalist began
+        self.estimate = 0.0  # the warm starts' mean time per score
+
+    def over(self, done: int, limit: float | None) -> bool:
+        """Whether one more score (at the mean time so far) would pass ``limit``.
+
+        ``done``: searched finalists scored so far; the first call starts the clock.
+        """
+        now = time.perf_counter()
+        if self.searched is None:
+            self.searched = now
+            self.estimate = (now - self.started) / self.warm if self.warm else 0.0
+        if limit is None:
+            return False
+        spent = now - self.searched
+        return spent + (spent / done if done else self.estimate) > limit
 
 
 def sampling_error(accuracy: float, n: int) -> float:
