@@ -57,7 +57,12 @@ def test_every_move_lands_on_the_budget() -> None:
 def _run(tmp_path, name: str, trials: int, *, resume: bool = False, calls: list | None = None):
     space, evaluator = _space()
     cfg = SearchConfig(objective=OBJECTIVE, space="local", sampler="gp", trials=trials, seed=3)
-    starts = warm_starts(evaluator.pruner, space)  # type: ignore[attr-defined]
+    # two warm starts keep the trial count of the resume checks below exact
+    starts = {
+        n: s
+        for n, s in warm_starts(evaluator.pruner, space).items()  # type: ignore[attr-defined]
+        if n in ("uniform", "global")
+    }
 
     class Counting:
         pruner = evaluator.pruner  # type: ignore[attr-defined]
