@@ -248,3 +248,21 @@ def latency_env(threads: int) -> dict[str, Any]:
         "threads": threads,
         "command": " ".join(["python", *sys.argv]),
     }
+
+
+HEURISTIC_METHODS = {"tp-global": "global", "knapsack": "knapsack", "ranking": "ranking"}
+HEURISTIC_METHODS["inner"] = "inner"
+"""Benchmark method name -> the warm-start heuristic it runs (``iaprune.search.HEURISTICS``)."""
+
+
+def heuristic_keep(pruner: Any, space: Any, method: str) -> dict[str, int]:
+    """Widths of heuristic ``method`` (``uniform`` or :data:`HEURISTIC_METHODS`) on ``space``'s
+    budget; the same functions iaprune enqueues as warm starts."""
+    from iaprune.search import HEURISTICS
+
+    if method == "uniform":
+        return space.keep_for(space.uniform_params())
+    keep = HEURISTICS.get(HEURISTIC_METHODS[method])(pruner, space.projection)
+    if keep is None:
+        raise ValueError(f"{method} does not apply to this model")
+    return keep

@@ -39,6 +39,7 @@ from common import (
     baseline,
     baseline_config,
     commit_id,
+    heuristic_keep,
     loadavg,
     log,
     machine_info,
@@ -56,11 +57,9 @@ from iaprune.search import (
     AllocationSpace,
     ab_measure,
     fit_measured,
-    knapsack_allocation,
     latency_predictors,
     make_space,
 )
-from iaprune.search.heuristics import global_magnitude_allocation
 from iaprune.search.latency_fit import GUARD
 
 METHODS = ["iaprune", "iaprune-macs", "uniform", "tp-global", "knapsack"]
@@ -83,14 +82,7 @@ def _heuristic_keep(session: Session, base: nn.Module, method: str) -> tuple[dic
         predictors=latency_predictors(table),
     )
     assert isinstance(space, AllocationSpace)
-    projection = space.projection
-    if method == "uniform":
-        keep = space.keep_for(space.uniform_params())
-    elif method == "tp-global":
-        keep = global_magnitude_allocation(pruner, projection)
-    else:
-        keep = knapsack_allocation(pruner.scores, projection)
-    return keep, (pruner, projection)
+    return heuristic_keep(pruner, space, method), (pruner, space.projection)
 
 
 def _choose(task: dict[str, Any], config: RunConfig) -> tuple[Session, nn.Module, dict]:

@@ -39,6 +39,7 @@ from common import (
     baseline,
     baseline_config,
     commit_id,
+    heuristic_keep,
     loadavg,
     log,
     machine_info,
@@ -50,7 +51,7 @@ from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs
 from iaprune.pruning import PruningSpec, apply_spec
 from iaprune.reports import Table, markdown_table
-from iaprune.search import HEURISTICS, AllocationSpace, make_space
+from iaprune.search import AllocationSpace, make_space
 
 METHODS = [
     "iaprune",
@@ -62,8 +63,6 @@ METHODS = [
     "ranking",
     "inner",
 ]
-HEURISTIC_NAMES = {"tp-global": "global", "knapsack": "knapsack", "ranking": "ranking"}
-HEURISTIC_NAMES["inner"] = "inner"
 RESIDUAL = {"resnet56"}  # models with residual streams: the only ones "inner" applies to
 SEARCHES = {"iaprune": {}, "iaprune-local": {"space": "local"}, "tpe": {"sampler": "tpe"}}
 MODELS = {"vgg16": 0.25, "resnet56": 0.375}
@@ -78,12 +77,7 @@ def _heuristic(session: Session, base: torch.nn.Module, method: str) -> PruningS
         pruner, session.input_shape, session.config.search, round_to=session.round_to
     )
     assert isinstance(space, AllocationSpace)
-    if method == "uniform":
-        return pruner.spec(space.keep_for(space.uniform_params()))
-    keep = HEURISTICS.get(HEURISTIC_NAMES[method])(pruner, space.projection)
-    if keep is None:
-        raise ValueError(f"{method} does not apply to {session.config.model}")
-    return pruner.spec(keep)
+    return pruner.spec(heuristic_keep(pruner, space, method))
 
 
 def _choose(task: dict[str, Any], config: RunConfig) -> tuple[Session, torch.nn.Module, dict]:

@@ -112,9 +112,7 @@ def global_magnitude_allocation(pruner: Pruner, projection: BudgetProjection) ->
     Either is scaled onto the budget (:func:`scale_onto_budget`).
     """
     keep = torch_pruning_allocation(pruner, projection)
-    if keep is None:
-        keep = scale_onto_budget(global_allocation(pruner.scores, projection), projection)
-    return keep
+    return ranking_allocation(pruner, projection) if keep is None else keep
 
 
 def knapsack_allocation(scores: Mapping[str, Any], projection: BudgetProjection) -> dict[str, int]:
