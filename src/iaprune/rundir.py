@@ -46,6 +46,7 @@ from iaprune.fileio import (
     write_bytes,
     write_json,
 )
+from iaprune.formats import migrate, stamp
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,12 @@ class RunDir:
         return self.root / name
 
     def write_json(self, name: str, data: Any) -> Path:
-        """Write ``data`` as JSON atomically, as a regular file in the run directory."""
+        """Write ``data`` as JSON atomically, as a regular file in the run directory.
+
+        An object gets this iaprune's ``format_version`` (:mod:`iaprune.formats`).
+        """
+        if isinstance(data, dict):
+            data = stamp(data)
         return write_json(self.root / name, data, what="run file", inside=self.root)
 
     def write_json_if_changed(self, name: str, data: Any) -> None:
@@ -199,16 +205,21 @@ class RunDir:
         return write_bytes(self.root / name, data, what="run file", inside=self.root)
 
     def read_json(self, name: str) -> Any:
-        """Read a JSON artefact with a one-line error when missing or corrupt."""
+        """Read a JSON artefact with a one-line error when missing or corrupt.
+
+        An object is brought to this iaprune's format (:func:`iaprune.formats.migrate`) and
+        returned without its ``format_version``; one of a newer format is refused.
+        """
         path = self.root / name
         try:
-            return json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise IAPruneError(f"{path} not found: run the earlier step first") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IAPruneError(f"{path} is corrupt: {exc}") from exc
         except OSError as exc:  # a directory, unreadable, ...
             raise IAPruneError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return migrate(data, where=str(path)) if isinstance(data, dict) else data
 
     def read_dict(self, name: str) -> dict[str, Any]:
         """Read a JSON artefact that must hold an object (``[]`` is a one-line error too)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from iaprune.errors import IAPruneError
 from iaprune.fileio import write_json
+from iaprune.formats import migrate, stamp
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,19 @@ class PruningSpec:
             raise IAPruneError(f"malformed pruning spec: {exc}") from exc
 
     def save(self, path: str | Path) -> None:
-        """Write the spec as indented JSON, atomically (a link at ``path`` is replaced)."""
-        write_json(path, self.to_dict(), what="pruning spec")
+        """Write the spec as indented JSON, atomically (a link at ``path`` is replaced).
+
+        The file carries this iaprune's ``format_version`` (:mod:`iaprune.formats`).
+        """
+        write_json(path, stamp(self.to_dict()), what="pruning spec")
 
     @classmethod
     def load(cls, path: str | Path) -> PruningSpec:
-        """Read a spec written by :meth:`save`."""
+        """Read a spec written by :meth:`save` (of this or an older format)."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IAPruneError(f"cannot read pruning spec {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise IAPruneError(f"malformed pruning spec {path}: not a JSON object")
+        return cls.from_dict(migrate(data, where=f"pruning spec {path}"))
