@@ -131,3 +131,15 @@ def test_config_json_and_the_resume_diff_mask_the_password() -> None:
 def test_storage_retry_must_be_a_sane_number_of_seconds(seconds: float) -> None:
     with pytest.raises(IAPruneError, match="--storage-retry must be"):
         SearchConfig(storage_retry=seconds)
+
+
+def test_the_wrapper_covers_every_method_of_optunas_storage_contracts() -> None:
+    """Optuna's heartbeat contract is not public: an Optuna release that adds or renames a
+    method of either contract fails here, not in a user's search (``optuna<6`` is pinned)."""
+    from optuna.storages import BaseStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    for contract in (BaseStorage, BaseHeartbeat):
+        missing = sorted(set(contract.__abstractmethods__) - set(vars(RetryingStorage)))
+        assert not missing, f"RetryingStorage does not wrap {contract.__name__}.{missing}"
+    assert not RetryingStorage.__abstractmethods__

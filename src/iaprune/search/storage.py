@@ -17,6 +17,11 @@ starts is a one-line error before any work.
 A password in the URL is never printed: messages show :func:`iaprune.config.masked_url`,
 and a URL whose password is masked (read back from config.json) connects without one, so
 libpq takes it from ``PGPASSWORD`` or ``~/.pgpass``.
+
+Optuna runs heartbeats only for a storage that is an instance of its heartbeat base class,
+which Optuna does not export publicly (``optuna.storages._heartbeat.BaseHeartbeat``). The
+wrapper must inherit it, so it is the one private Optuna name iaprune imports; Optuna is
+pinned below 6 and ``tests/search/test_storage.py`` fails when either contract changes.
 """
 
 from __future__ import annotations
