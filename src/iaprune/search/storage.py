@@ -33,7 +33,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Container, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -44,9 +44,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.config import MASK, masked_url, unmasked_url
 from iaprune.errors import IAPruneError, one_line
-
-if TYPE_CHECKING:
-    from optuna.study._frozen import FrozenStudy
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +325,7 @@ class RetryingStorage(BaseStorage, BaseHeartbeat):
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
         return self._call(self._inner.get_study_system_attrs, study_id)
 
-    def get_all_studies(self) -> list[FrozenStudy]:
+    def get_all_studies(self) -> list[Any]:  # Optuna's FrozenStudy is not exported
         return self._call(self._inner.get_all_studies)
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
