@@ -114,3 +114,21 @@ def test_spec_files_round_trip_and_refuse_newer_formats(tmp_path: Path) -> None:
     path.write_text("[1, 2]")
     with pytest.raises(IAPruneError, match="not a JSON object"):
         PruningSpec.load(path)
+
+
+def test_records_read_straight_from_their_files_are_accepted(tiny_run: Path) -> None:
+    """``from_dict`` takes a file's object with its version (a script's ``json.loads``)."""
+    from iaprune.config import RunConfig
+    from iaprune.search import SearchResult
+
+    run = RunDir(tiny_run)
+    raw = {n: json.loads((tiny_run / n).read_text()) for n in ("config.json", "search.json")}
+    assert RunConfig.from_dict(raw["config.json"]) == RunConfig.from_dict(
+        run.read_dict("config.json")
+    )
+    assert SearchResult.from_dict(raw["search.json"]) == SearchResult.load(run)
+    spec = json.loads((tiny_run / "spec.json").read_text())
+    assert PruningSpec.from_dict(spec) == PruningSpec.load(tiny_run / "spec.json")
+    newer = {**raw["config.json"], FORMAT_KEY: FORMAT_VERSION + 1}
+    with pytest.raises(IAPruneError, match="newer iaprune"):
+        RunConfig.from_dict(newer)

@@ -10,6 +10,7 @@ from types import UnionType
 from typing import Any, Literal, Union
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.formats import current
 from iaprune.storage_url import MASK as MASK  # re-exported: part of the settings' API
 from iaprune.storage_url import in_memory_sqlite as in_memory_sqlite
 from iaprune.storage_url import masked_url as masked_url
@@ -404,6 +405,8 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any], *, where: str = "config.json") -> RunConfig:
         """Inverse of :meth:`to_dict`; a missing key or a wrong type is a one-line error."""
         try:
+            if isinstance(data, dict):
+                data = current(data, where=where)
             data = dict(check_types(cls, data, _REQUIRED))
             search = dict(check_types(SearchConfig, data.pop("search"), ("objective",)))
             objective = ObjectiveConfig(**check_types(ObjectiveConfig, search.pop("objective")))

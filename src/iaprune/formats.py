@@ -11,6 +11,11 @@ branch of its own:
 * a file of a *newer* format than this iaprune knows is refused with a one-line error
   that says to upgrade, instead of being misread.
 
+The ``from_dict`` constructors of the versioned records (``RunConfig``, ``SearchResult``,
+``PruningSpec``) take such a file's object as it was read too (:func:`current`): one that
+names its version is migrated, one without is taken as current, since that is what
+``to_dict`` and the run directory's readers return.
+
 The latency table has a layout and version of its own (:mod:`iaprune.cost.lut.meta`):
 a table of another version is rebuilt, not migrated, because it is a cache.
 """
@@ -22,7 +27,15 @@ from typing import Any
 
 from iaprune.errors import IAPruneError
 
-__all__ = ["FORMAT_KEY", "FORMAT_VERSION", "MIGRATIONS", "migrate", "stamp", "version_of"]
+__all__ = [
+    "FORMAT_KEY",
+    "FORMAT_VERSION",
+    "MIGRATIONS",
+    "current",
+    "migrate",
+    "stamp",
+    "version_of",
+]
 
 FORMAT_KEY = "format_version"
 """The key of the version in every versioned JSON object."""
@@ -79,3 +92,15 @@ def migrate(data: dict[str, Any], *, where: str) -> dict[str, Any]:
     for step in range(version, FORMAT_VERSION):
         body = MIGRATIONS[step](body)
     return body
+
+
+def current(data: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """``data`` given to a ``from_dict``: migrated when it names its format version.
+
+    An object without the key is taken as current (what ``to_dict`` and
+    :meth:`iaprune.rundir.RunDir.read_json` return), so a record is never migrated twice.
+
+    Raises:
+        IAPruneError: as :func:`migrate`.
+    """
+    return migrate(data, where=where) if FORMAT_KEY in data else data

@@ -9,7 +9,7 @@ from typing import Any
 
 from iaprune.errors import IAPruneError
 from iaprune.fileio import write_json
-from iaprune.formats import migrate, stamp
+from iaprune.formats import current, migrate, stamp
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class PruningSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PruningSpec:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also a spec file's object (``formats.current``)."""
+        if isinstance(data, dict):
+            data = current(data, where="pruning spec")
         try:
             return cls(
                 keep={str(k): int(v) for k, v in dict(data["keep"]).items()},

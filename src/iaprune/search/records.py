@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from iaprune.errors import IAPruneError, one_line
+from iaprune.formats import current
 from iaprune.pareto import TrialPoint
 from iaprune.pareto import pareto_front as front_of
 from iaprune.pruning.spec import PruningSpec
@@ -181,6 +182,7 @@ class SearchResult:
     def from_dict(cls, data: dict[str, Any], *, where: object = "search.json") -> SearchResult:
         """The result :meth:`to_dict` wrote; a one-line error naming ``where`` when malformed."""
         try:
+            data = current(data, where=str(where))
             return cls(**{**data, "spec": PruningSpec.from_dict(data["spec"])})
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
             raise IAPruneError(f"{where} is invalid: {one_line(exc, 200)}") from exc
