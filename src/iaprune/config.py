@@ -405,8 +405,7 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any], *, where: str = "config.json") -> RunConfig:
         """Inverse of :meth:`to_dict`; a missing key or a wrong type is a one-line error."""
         try:
-            if isinstance(data, dict):
-                data = current(data, where=where)
+            data = current(data, where=where)
             data = dict(check_types(cls, data, _REQUIRED))
             search = dict(check_types(SearchConfig, data.pop("search"), ("objective",)))
             objective = ObjectiveConfig(**check_types(ObjectiveConfig, search.pop("objective")))

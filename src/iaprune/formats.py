@@ -94,13 +94,14 @@ def migrate(data: dict[str, Any], *, where: str) -> dict[str, Any]:
     return body
 
 
-def current(data: dict[str, Any], *, where: str) -> dict[str, Any]:
-    """``data`` given to a ``from_dict``: migrated when it names its format version.
+def current(data: Any, *, where: str) -> Any:
+    """``data`` given to a ``from_dict``: migrated when it is an object naming its version.
 
     An object without the key is taken as current (what ``to_dict`` and
-    :meth:`iaprune.rundir.RunDir.read_json` return), so a record is never migrated twice.
+    :meth:`iaprune.rundir.RunDir.read_json` return), so a record is never migrated twice;
+    anything else is returned as it is, for the caller's own shape check to refuse.
 
     Raises:
         IAPruneError: as :func:`migrate`.
     """
-    return migrate(data, where=where) if FORMAT_KEY in data else data
+    return migrate(data, where=where) if isinstance(data, dict) and FORMAT_KEY in data else data

@@ -48,8 +48,7 @@ class PruningSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PruningSpec:
         """Inverse of :meth:`to_dict`; also a spec file's object (``formats.current``)."""
-        if isinstance(data, dict):
-            data = current(data, where="pruning spec")
+        data = current(data, where="pruning spec")
         try:
             return cls(
                 keep={str(k): int(v) for k, v in dict(data["keep"]).items()},
