@@ -37,6 +37,7 @@ from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs
 from iaprune.reports import Table, markdown_table
 from iaprune.search import AllocationSpace, make_space, warm_starts
+from iaprune.train import evaluate
 
 # name -> (SGD steps per trial, distillation weight)
 OPTIONS = {
@@ -45,7 +46,11 @@ OPTIONS = {
     "kd30": (30, 1.0),
     "sgd100": (100, 0.0),
     "kd100": (100, 1.0),
+    "kd50": (50, 1.0),
+    "kd200": (200, 1.0),
+    "kd400": (400, 1.0),
 }
+DEFAULT_OPTIONS = "bn,sgd30,kd30,sgd100,kd100"
 
 
 def _space(session: Session, base: torch.nn.Module) -> tuple[Any, AllocationSpace]:
@@ -57,12 +62,17 @@ def _space(session: Session, base: torch.nn.Module) -> tuple[Any, AllocationSpac
     return pruner, space
 
 
-def candidates(space: AllocationSpace, pruner: Any, n: int, seed: int) -> list[dict[str, int]]:
-    """Warm starts first (their exact widths), then ``n`` random allocations of the space."""
+def candidates(
+    space: AllocationSpace, pruner: Any, n: int, seed: int
+) -> list[tuple[str | None, dict[str, int]]]:
+    """Warm starts first (name, exact widths), then ``n`` random allocations (name None)."""
     rng = random.Random(seed)
-    out = [w.keep for w in warm_starts(pruner, space).values()]
+    out: list[tuple[str | None, dict[str, int]]]
+    out = [(name, w.keep) for name, w in warm_starts(pruner, space).items()]
     names = [space.param_name(c) for c in space.clusters]
-    out += [space.keep_for({p: rng.uniform(space.low, 1.0) for p in names}) for _ in range(n)]
+    out += [
+        (None, space.keep_for({p: rng.uniform(space.low, 1.0) for p in names})) for _ in range(n)
+    ]
     return out
 
 
@@ -84,9 +94,10 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
         scores[name] = [scorer(keep, seed=s).accuracy for s in (config.search.seed, 1000)]
         seconds[name] = (time.perf_counter() - t0) / 2
     shape = session.input_shape
-    test = task.get("test_top1")
+    test, val = task.get("test_top1"), None
     if test is None:
         pruned, _ = session.prune_and_finetune(base, pruner.spec(keep))
+        val = evaluate(pruned, session.loaders["val"], desc="validate")["top1"]
         test = session.test(pruned)["top1"]
     return {
         "key": task["key"],
@@ -95,16 +106,26 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
         "scores": scores,
         "seconds": seconds,
         "test_top1": test,
+        "val_top1": val,
+        "warm_start": task.get("warm_start"),
     }
 
 
 def summarize(rows: list[dict[str, Any]], options: list[str]) -> list[dict[str, Any]]:
-    """Rank correlations, noise and time per option."""
+    """Rank correlations, regret, noise and time per option.
+
+    Against the fine-tuned test accuracy, and (rows fine-tuned here) the fine-tuned
+    validation accuracy: the split a design choice may be taken on. ``regret_val``: the
+    best fine-tuned validation accuracy minus that of the option's top-scored candidate.
+    """
     test = [r["test_top1"] for r in rows]
+    val = [r.get("val_top1") for r in rows]
+    has_val = all(v is not None for v in val)
     out = []
     for name in options:
         first = [r["scores"][name][0] for r in rows]
         noise = sum(abs(a - b) for a, b in (r["scores"][name] for r in rows)) / len(rows)
+        top = max(range(len(rows)), key=lambda i: first[i])
         out.append(
             {
                 "option": name,
@@ -113,6 +134,9 @@ def summarize(rows: list[dict[str, Any]], options: list[str]) -> list[dict[str, 
                 "n": len(rows),
                 "kendall_tau": stats.kendalltau(first, test).statistic,
                 "spearman_rho": stats.spearmanr(first, test).statistic,
+                "kendall_tau_val": stats.kendalltau(first, val).statistic if has_val else None,
+                "spearman_rho_val": stats.spearmanr(first, val).statistic if has_val else None,
+                "regret_val": max(val) - val[top] if has_val else None,  # type: ignore[operator]
                 "noise": noise,
                 "seconds_per_trial": sum(r["seconds"][name] for r in rows) / len(rows),
             }
@@ -129,7 +153,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--budget", type=float, default=0.25)
     p.add_argument("--candidates", type=int, default=16, help="random allocations")
-    p.add_argument("--options", default=",".join(OPTIONS))
+    p.add_argument("--round-to", type=int, default=None, help="channel multiple (default: CPU's)")
+    p.add_argument("--options", default=DEFAULT_OPTIONS, help=f"of: {', '.join(OPTIONS)}")
     p.add_argument("--baseline-epochs", type=int, default=30)
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--device", default="cpu")
@@ -156,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{a.model}: baseline test top-1 {info['test_top1']:.4f}")
     cfg = pruned_config(base_cfg, weights, objective=ObjectiveConfig(max_macs=a.budget))
     cfg = replace(cfg, finetune=replace(cfg.finetune, epochs=a.finetune_epochs, lr=0.01))
+    cfg = replace(cfg, search=replace(cfg.search, round_to=a.round_to))
     probe = Session.create(a.out / "fidelity-runs" / "probe", cfg, overwrite=True)
     pruner, space = _space(probe, probe.baseline())
     keeps = candidates(space, pruner, a.candidates, seed=0)
@@ -166,12 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         {
             "key": f"{prefix}_c{i}",
             "keep": k,
+            "warm_start": name,
             "options": options,
             "config": cfg.to_dict(),
             "dir": str(a.out / "fidelity-runs" / f"c{i}"),
             "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
         }
-        for i, k in enumerate(keeps)
+        for i, (name, k) in enumerate(keeps)
         if rows.rows.get(f"{prefix}_c{i}", {}).get("keep") != k  # redo a changed candidate
     ]
     log(f"{len(todo)} candidates to score and fine-tune ({len(rows.rows)} done)")
@@ -202,10 +229,12 @@ def write_tables(
         writer = csv.DictWriter(fh, list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    headers = ("score", "steps", "KD", "Kendall τ", "Spearman ρ", "noise (val acc)", "s / trial")
+    headers = ("score", "steps", "KD", "Kendall τ", "Spearman ρ")
+    headers += ("τ (val)", "ρ (val)", "regret (val pp)", "noise (val acc)", "s / trial")
     cells = [
         (t["option"], str(t["steps"]), f"{t['distill']:g}", f"{t['kendall_tau']:.3f}")
-        + (f"{t['spearman_rho']:.3f}", f"{t['noise']:.4f}", f"{t['seconds_per_trial']:.2f}")
+        + (f"{t['spearman_rho']:.3f}", _fmt(t["kendall_tau_val"]), _fmt(t["spearman_rho_val"]))
+        + (_fmt(t["regret_val"], 100, 2), f"{t['noise']:.4f}", f"{t['seconds_per_trial']:.2f}")
         for t in table
     ]
     title = (
@@ -218,6 +247,10 @@ def write_tables(
     env = {**machine_info(a.device), "wall_seconds": time.perf_counter() - t0, "args": vars(a)}
     (a.out / f"{name}_env.json").write_text(json.dumps(env, indent=2, default=str))
     print("\n".join(lines))
+
+
+def _fmt(x: float | None, scale: float = 1.0, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{scale * x:.{digits}f}"
 
 
 def picks(a: argparse.Namespace) -> int:

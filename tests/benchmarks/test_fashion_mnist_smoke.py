@@ -120,6 +120,7 @@ def test_picks_fidelity_scores_the_allocations_the_methods_chose(
     assert 2 <= len(rows) <= len(METHODS)  # one row per distinct chosen allocation
     for row in rows:
         assert row["test_top1"] in tested  # the benchmark's own fine-tuned accuracy
+        assert row["val_top1"] is None  # not fine-tuned here
         assert set(row["scores"]) == {"bn", "sgd30"}
         assert row["macs_ratio"] <= 0.5 + 1e-9
     assert (fid / "proxy_fidelity_picks_test_vgg_0.5.md").is_file()
@@ -134,7 +135,9 @@ def test_fidelity_resumes_and_redoes_a_candidate_whose_allocation_changed(
     lines = (out / "fidelity.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     assert len(rows) >= 5 and all(set(r["scores"]) == {"bn", "sgd30"} for r in rows)
-    assert (out / "proxy_fidelity.md").is_file()
+    assert all(0 < r["val_top1"] <= 1 for r in rows)  # fine-tuned validation accuracy
+    table = (out / "proxy_fidelity.md").read_text()
+    assert "τ (val)" in table and "n/a" not in table
     stale = {**rows[0], "keep": {k: 1 for k in rows[0]["keep"]}}  # an older candidate 0
     (out / "fidelity.jsonl").write_text("\n".join([*lines, json.dumps(stale)]) + "\n")
     again = _rerun(FIDELITY, "--out", str(out), monkeypatch=monkeypatch, capsys=capsys)
