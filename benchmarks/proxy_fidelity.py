@@ -35,6 +35,7 @@ from scipy import stats
 
 from iaprune import ObjectiveConfig, RunConfig, Session
 from iaprune.cost import count_macs
+from iaprune.pruning import apply_spec
 from iaprune.reports import Table, markdown_table
 from iaprune.search import AllocationSpace, make_space, warm_starts
 from iaprune.train import evaluate
@@ -94,11 +95,15 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
         scores[name] = [scorer(keep, seed=s).accuracy for s in (config.search.seed, 1000)]
         seconds[name] = (time.perf_counter() - t0) / 2
     shape = session.input_shape
-    test, val = task.get("test_top1"), None
-    if test is None:
-        pruned, _ = session.prune_and_finetune(base, pruner.spec(keep))
-        val = evaluate(pruned, session.loaders["val"], desc="validate")["top1"]
-        test = session.test(pruned)["top1"]
+    test, val, tests, vals = task.get("test_top1"), None, None, None
+    if test is None:  # fine-tuned with every seed; the means are the ground truth
+        tests, vals = [], []
+        for seed in range(config.seed, config.seed + task.get("finetune_seeds", 1)):
+            pruned = apply_spec(base, session.example_input, pruner.spec(keep))
+            session.finetune(pruned, seed=seed)
+            vals.append(evaluate(pruned, session.loaders["val"], desc="validate")["top1"])
+            tests.append(session.test(pruned)["top1"])
+        test, val = statistics.fmean(tests), statistics.fmean(vals)
     return {
         "key": task["key"],
         "keep": keep,
@@ -107,8 +112,17 @@ def run_candidate(task: dict[str, Any]) -> dict[str, Any]:
         "seconds": seconds,
         "test_top1": test,
         "val_top1": val,
+        "test_seeds": tests,
+        "val_seeds": vals,
         "warm_start": task.get("warm_start"),
     }
+
+
+def _done(row: dict[str, Any] | None, keep: dict[str, int], options: list[str], seeds: int) -> bool:
+    """Whether ``row`` holds this candidate with every option and fine-tune seed."""
+    if row is None or row.get("keep") != keep:  # absent, or an older candidate
+        return False
+    return set(options) <= set(row["scores"]) and len(row.get("val_seeds") or []) >= seeds
 
 
 def summarize(rows: list[dict[str, Any]], options: list[str]) -> list[dict[str, Any]]:
@@ -157,6 +171,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--options", default=DEFAULT_OPTIONS, help=f"of: {', '.join(OPTIONS)}")
     p.add_argument("--baseline-epochs", type=int, default=30)
     p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument(
+        "--finetune-seeds", type=int, default=1, help="fine-tunes per candidate (mean is truth)"
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--data-root", default=None)
@@ -193,13 +210,14 @@ def main(argv: list[str] | None = None) -> int:
             "key": f"{prefix}_c{i}",
             "keep": k,
             "warm_start": name,
+            "finetune_seeds": a.finetune_seeds,
             "options": options,
             "config": cfg.to_dict(),
             "dir": str(a.out / "fidelity-runs" / f"c{i}"),
             "threads": 1 if a.jobs > 1 else torch.get_num_threads(),
         }
         for i, (name, k) in enumerate(keeps)
-        if rows.rows.get(f"{prefix}_c{i}", {}).get("keep") != k  # redo a changed candidate
+        if not _done(rows.rows.get(f"{prefix}_c{i}"), k, options, a.finetune_seeds)
     ]
     log(f"{len(todo)} candidates to score and fine-tune ({len(rows.rows)} done)")
     for row in run_pool(run_candidate, todo, a.jobs):
