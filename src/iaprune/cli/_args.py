@@ -124,7 +124,7 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         "--no-warm-start",
         dest="warm_start",
         action="store_false",
-        help="do not start the search from the uniform and global-magnitude allocations",
+        help="do not enqueue the heuristics' allocations as the first trials",
     )
     g.add_argument(
         "--startup-trials",
