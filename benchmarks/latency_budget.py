@@ -242,10 +242,9 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
     todo = []
     for model in a.models.split(","):
         width = MODELS.get(model, 0.25)
-        base_cfg = baseline_config(model, width, dataset, a.baseline_epochs, "cpu", **data)
-        # the rows' channel multiple: at the backend's (8) resnet56 x0.375 (6-channel groups)
-        # cannot reach the 50 % MACs objective every run config is checked against
-        base_cfg = replace(base_cfg, search=replace(base_cfg.search, round_to=ROUND_TO.get(model)))
+        base_cfg = baseline_config(
+            model, width, dataset, a.baseline_epochs, "cpu", ROUND_TO.get(model), **data
+        )
         weights, info = baseline(a.out / f"baseline-{model}", base_cfg)
         log(f"{model}: baseline test top-1 {info['test_top1']:.4f}")
         for budget in (float(b) for b in a.budgets.split(",")):

@@ -193,12 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     dataset = "digits" if a.smoke else "fashion-mnist"
     data = {"data_root": a.data_root} if a.data_root else {}
-    base_cfg = baseline_config(a.model, a.width, dataset, a.baseline_epochs, a.device, **data)
+    base_cfg = baseline_config(
+        a.model, a.width, dataset, a.baseline_epochs, a.device, a.round_to, **data
+    )
     weights, info = baseline(a.out / f"baseline-{a.model}", base_cfg)
     log(f"{a.model}: baseline test top-1 {info['test_top1']:.4f}")
     cfg = pruned_config(base_cfg, weights, objective=ObjectiveConfig(max_macs=a.budget))
     cfg = replace(cfg, finetune=replace(cfg.finetune, epochs=a.finetune_epochs, lr=0.01))
-    cfg = replace(cfg, search=replace(cfg.search, round_to=a.round_to))
     probe = Session.create(a.out / "fidelity-runs" / "probe", cfg, overwrite=True)
     pruner, space = _space(probe, probe.baseline())
     keeps = candidates(space, pruner, a.candidates, seed=0)

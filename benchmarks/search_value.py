@@ -132,6 +132,7 @@ def run_row(task: dict[str, Any], finetunes: Mapping[str, dict[str, Any]]) -> di
         "search_seconds": search_s,
         "total_seconds": time.perf_counter() - t0,
         "loadavg": loadavg(),
+        "threads": task["threads"],
         "commit": task["commit"],
     }
 
@@ -150,6 +151,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None)
     p.add_argument("--smoke", action="store_true", help="synthetic, tiny settings (a test)")
     p.add_argument("--report-only", action="store_true", help="write the CSV and table of OUT")
+    p.add_argument("--baselines-only", action="store_true", help="train the baselines, no row")
     a = p.parse_args(argv)
     if a.smoke:
         a.models, a.seeds = "vgg11", "0"
@@ -181,12 +183,18 @@ def tasks(a: argparse.Namespace, rows: Rows) -> list[dict[str, Any]]:
     todo = []
     for model in a.models.split(","):
         base_cfg = baseline_config(
-            model, MODELS.get(model, 0.25), dataset, a.baseline_epochs, "cpu", **data
+            model,
+            MODELS.get(model, 0.25),
+            dataset,
+            a.baseline_epochs,
+            "cpu",
+            ROUND_TO.get(model),
+            **data,
         )
         weights, info = baseline(a.out / f"baseline-{model}", base_cfg)
         log(f"{model}: baseline test top-1 {info['test_top1']:.4f}")
         budget = BUDGETS.get(model, 0.5)
-        for seed in (int(s) for s in a.seeds.split(",")):
+        for seed in () if a.baselines_only else (int(s) for s in a.seeds.split(",")):
             for method in a.methods.split(","):
                 key = f"{model}_{budget:g}_{method}_s{seed}"
                 if key in rows or (method == "inner" and model not in RESIDUAL):
@@ -213,6 +221,7 @@ FIELDS = [
     "search_seconds",
     "total_seconds",
     "loadavg",
+    "threads",
     "commit",
     "widths",
 ]
