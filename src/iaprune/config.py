@@ -250,6 +250,9 @@ class SearchConfig:
     knowledge distillation from the unpruned model (0 steps: their trial scores), and a
     heuristic is kept unless a searched candidate beats it by more than the score's noise,
     measured by scoring both once more (``rescore=0``: the best trial, no finalists).
+    ``final_rungs`` (``"STEPS:SURVIVORS,..."``, :func:`parse_rungs`) adds successive
+    halving: the best finalists continue their recovery to more steps and are scored again,
+    and the choice is made among the last rung's.
     The finalist stage spends at most ``final_time`` times the search's own time on the
     searched finalists (the warm starts and the noise scores always run; 0: no limit).
     ``finetune_steps`` SGD steps per trial, with ``distill`` weight on distillation.
@@ -283,6 +286,7 @@ class SearchConfig:
     rescore: int = 3
     distill: float = 0.0
     final_steps: int = 100
+    final_rungs: str = ""
     final_distill: float = 1.0
     final_time: float = 1.0
     workers: int = 1
@@ -304,6 +308,8 @@ class SearchConfig:
             raise IAPruneError("final_distill must be in [0, 1]")
         if self.final_steps < 0:
             raise IAPruneError("--final-steps must be >= 0")
+        if self.rungs() and self.final_steps == 0:
+            raise IAPruneError("--final-rungs continue the --final-steps recovery; set it > 0")
         if not (math.isfinite(self.final_time) and self.final_time >= 0):
             raise IAPruneError("--final-time must be a finite number >= 0")
         if self.distill > 0 and self.finetune_steps == 0:
@@ -340,6 +346,40 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
         return asdict(self)
+
+    def rungs(self) -> tuple[tuple[int, int], ...]:
+        """:attr:`final_rungs` as ``(steps, survivors)`` pairs (see :func:`parse_rungs`)."""
+        return parse_rungs(self.final_rungs, self.final_steps)
+
+
+def parse_rungs(text: str, first_steps: int) -> tuple[tuple[int, int], ...]:
+    """The finalists' later rungs from ``"STEPS:SURVIVORS,..."`` (``""``: none).
+
+    After every finalist is scored at ``first_steps`` recovery steps, each rung keeps the
+    best ``SURVIVORS`` by their latest score and continues their recovery to ``STEPS`` in
+    all (successive halving). Steps must grow from ``first_steps`` and survivors must not.
+
+    Raises:
+        IAPruneError: a malformed or inconsistent schedule, in one line.
+    """
+    rungs: list[tuple[int, int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        left, sep, right = item.partition(":")
+        if not (sep and left.strip().isdigit() and right.strip().isdigit()):
+            raise IAPruneError(f"--final-rungs takes STEPS:SURVIVORS,..., got {item!r}")
+        rungs.append((int(left), int(right)))
+    last_steps, last_survivors = first_steps, None
+    for steps, survivors in rungs:
+        if steps <= last_steps or survivors < 2:
+            raise IAPruneError(
+                f"--final-rungs: every rung needs more steps than the one before "
+                f"(--final-steps {first_steps} first) and at least two survivors (one has "
+                f"nothing to be compared with), got {steps}:{survivors}"
+            )
+        if last_survivors is not None and survivors > last_survivors:
+            raise IAPruneError("--final-rungs: a rung cannot keep more finalists than the last")
+        last_steps, last_survivors = steps, survivors
+    return tuple(rungs)
 
 
 # Keys config.json must hold (newer fields may be missing from older runs' files).

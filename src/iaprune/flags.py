@@ -56,6 +56,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("search.rescore", "rescore", resume=True),
     Flag("search.final_steps", "final_steps", local=True),
     Flag("search.final_time", "final_time", local=True),
+    Flag("search.final_rungs", "final_rungs", local=True),
     Flag("search.storage", "storage", resume=True, local=True),
     Flag("search.study_name", "study_name", local=True),
     Flag("search.workers", "workers", resume=True, local=True),

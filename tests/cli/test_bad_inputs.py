@@ -249,6 +249,8 @@ CASES = {
     "bn-batches -5": ([*NEW, "--bn-batches", "-5"], "--bn-batches"),
     "trial-steps -1": ([*NEW, "--trial-steps", "-1"], "--trial-steps"),
     "final-steps -1": ([*NEW, "--final-steps", "-1"], "--final-steps"),
+    "final-rungs before final-steps": ([*NEW, "--final-rungs", "2:2"], "more steps"),
+    "final-rungs malformed": ([*NEW, "--final-rungs", "200"], "STEPS:SURVIVORS"),
     "unknown sampler": ([*NEW, "--sampler", "nope"], "unknown sampler 'nope'"),
     "unknown importance": ([*NEW, "--importance", "nope"], "unknown importance 'nope'"),
     "unknown backend": ([*NEW, "--backend", "nope"], "nope"),

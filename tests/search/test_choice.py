@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import optuna
 import pytest
@@ -207,10 +208,10 @@ def test_a_variant_shares_data_and_baseline_but_not_the_recovery() -> None:
     assert variant.val_batches is evaluator.val_batches
     assert variant.baseline is evaluator.baseline
     keep = {g.name: max(1, g.channels // 2) for g in evaluator.pruner.groups}
-    torch.manual_seed(0)
-    trained = variant.pruner.prune(keep)
-    before = [p.detach().clone() for p in trained.parameters()]
-    variant._short_finetune(trained, seed=0)  # noqa: SLF001  the variant's recovery trains
+    before = [p.detach().clone() for p in variant.pruner.prune(keep).parameters()]
+    variant.continued(keep, 3)  # the variant's recovery trains
+    (progress,) = variant._progress.values()  # noqa: SLF001
+    trained = progress.model
     assert any(not torch.equal(a, b) for a, b in zip(before, trained.parameters(), strict=True))
     assert len(variant._teacher_logits()) == len(batches)  # noqa: SLF001  its own teacher
     assert evaluator._teacher is None  # noqa: SLF001
@@ -355,3 +356,129 @@ def test_searched_finalists_stop_at_the_time_limit_warm_starts_always_run(
     scored = selection.scores
     assert {s["warm_start"] for s in scored.values()} >= {"uniform", "global"}
     assert len(scored) == 2 + rescored
+
+
+class _Rungs(_Scripted):
+    """A scripted final evaluator with continued recoveries: ``rule(keep, steps)``."""
+
+    def __init__(self, inner: CandidateEvaluator, rule: Callable[[Mapping[str, int], int], float]):
+        super().__init__(inner, lambda keep: rule(keep, 2))
+        self.steps_rule = rule
+        self.continued_calls: list[tuple[tuple[tuple[str, int], ...], int]] = []
+        self.forgotten: list[Mapping[str, int] | None] = []
+        self.stateless_steps: list[int | None] = []
+
+    def __call__(
+        self, keep: Mapping[str, int], *, seed: int | None = None, steps: int | None = None
+    ) -> CandidateResult:
+        self.calls += 1
+        self.seeds.append(seed)
+        self.stateless_steps.append(steps)
+        real = self.inner(keep)
+        return CandidateResult(self.steps_rule(keep, steps or 2), real.cost, real.ratios)
+
+    def continued(self, keep: Mapping[str, int], steps: int) -> CandidateResult:
+        self.continued_calls.append((tuple(sorted(keep.items())), steps))
+        real = self.inner(keep)
+        return CandidateResult(self.steps_rule(keep, steps), real.cost, real.ratios)
+
+    def forget(self, keep: Mapping[str, int] | None = None) -> None:
+        self.forgotten.append(keep)
+
+
+def test_successive_halving_continues_the_best_and_chooses_at_the_last_rung(tmp_path) -> None:
+    evaluator, space, cfg, starts = _setup(trials=10, rescore=3, final_steps=2)
+    cfg = replace(cfg, final_rungs="4:3,8:2")
+    _, study = _run(tmp_path, evaluator, space, cfg, starts, name="probe")
+    warm, searched = finalists(study, cfg)
+    size = {
+        tuple(sorted(t.user_attrs["keep"].items())): sum(t.user_attrs["keep"].values())
+        for t in warm + searched
+    }
+    ranked = sorted(size, key=lambda k: -size[k])
+    assert len(set(size.values())) == 5
+    # larger is better until 8 steps, where the order of the two survivors flips
+    final = _Rungs(evaluator, lambda keep, steps: (1 if steps < 8 else -1) * sum(keep.values()))
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    selection = result.selection
+    assert tuple(sorted(result.spec.keep.items())) == ranked[1]
+    assert selection["final_steps"] == 8
+    assert [s for _, s in final.continued_calls] == [2] * 5 + [4] * 3 + [8] * 2
+    assert {k for k, s in final.continued_calls if s == 4} == set(ranked[:3])
+    assert {k for k, s in final.continued_calls if s == 8} == set(ranked[:2])
+    reached = {n: row.get("rungs", {}) for n, row in selection["scores"].items()}
+    assert sorted(len(r) for r in reached.values()) == [0, 0, 1, 2, 2]
+    assert len(final.forgotten) == 2 + 1 + 1 and final.forgotten[-1] is None  # dropped, all
+
+
+def test_the_last_rungs_contenders_get_their_noise_score_at_its_steps(tmp_path) -> None:
+    evaluator, space, cfg, starts = _setup(trials=8, rescore=2, final_steps=2)
+    cfg = replace(cfg, final_rungs="6:2")
+    _, study = _run(tmp_path, evaluator, space, cfg, starts, name="probe")
+    warm, searched = finalists(study, cfg)
+    target = dict(searched[0].user_attrs["keep"])
+    warm_keeps = [dict(t.user_attrs["keep"]) for t in warm]
+    # the best searched finalist and a warm start survive; the searched one leads
+    final = _Rungs(
+        evaluator,
+        lambda keep, steps: (
+            0.9 if dict(keep) == target else 0.7 if dict(keep) in warm_keeps else 0.5
+        ),
+    )
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    assert result.selection["final_steps"] == 6
+    assert final.seeds == [cfg.seed + 1, cfg.seed + 1]  # the noise scores, with the other seed
+    assert final.stateless_steps == [6, 6]  # at the last rung's steps
+    assert result.spec.keep == target
+
+
+@pytest.mark.parametrize(
+    ("rungs", "steps", "message"),
+    [
+        ("200", 100, "STEPS:SURVIVORS"),
+        ("50:2", 100, "more steps"),
+        ("200:1", 100, "at least two survivors"),
+        ("200:2,400:3", 100, "more finalists"),
+        ("200:2", 0, "--final-steps"),
+    ],
+)
+def test_bad_rungs_are_refused_in_one_line(rungs: str, steps: int, message: str) -> None:
+    from iaprune.errors import IAPruneError
+
+    with pytest.raises(IAPruneError, match=message):
+        SearchConfig(final_rungs=rungs, final_steps=steps)
+    assert SearchConfig(final_rungs=" 200:4, 400:2 ").rungs() == ((200, 4), (400, 2))
+
+
+def test_the_rungs_final_evaluator_continues_real_recoveries(tmp_path) -> None:
+    from iaprune.search.plan import final_evaluator
+
+    evaluator, space, cfg, starts = _setup(trials=6, rescore=1, final_steps=1)
+    cfg = replace(cfg, final_rungs="3:2", final_distill=0.5)
+    trial = tiny_evaluator(finetune_steps=1)
+    data = _Data(trial)
+    lazy = final_evaluator(trial, data, cfg)  # type: ignore[arg-type]
+    assert isinstance(lazy, LazyScorer)
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=lazy, name="real")
+    fresh = final_evaluator(trial, data, cfg).build()  # type: ignore[arg-type,union-attr]
+    assert len(fresh.train_batches) == 3
+    for n, row in result.selection["scores"].items():
+        if "rungs" in row:  # the continued score equals one recovery of all 3 steps
+            keep = next(t for t in _trials(tmp_path, cfg) if str(t.number) == n).user_attrs["keep"]
+            assert row["rungs"]["3"] == fresh(keep, steps=3).accuracy
+    assert not lazy.build()._progress  # released
+
+
+class _Data:
+    """The scoring data :func:`final_evaluator` asks for: the trial's own batches."""
+
+    def __init__(self, trial: CandidateEvaluator) -> None:
+        self.trial = trial
+
+    def train_batches(self, steps: int) -> list:
+        return [self.trial.calibration[i % 2] for i in range(steps)]
+
+
+def _trials(tmp_path, cfg):
+    storage = f"sqlite:///{tmp_path / 'real'}.db"
+    return optuna.load_study(study_name=cfg.study_name, storage=storage).trials

@@ -148,6 +148,14 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         "by the trial evaluator to measure the noise)",
     )
     g.add_argument(
+        "--final-rungs",
+        default="",
+        metavar="STEPS:N,...",
+        help="successive halving after the --final-steps scores: the best N finalists "
+        "continue their distillation to STEPS steps in all and are scored again, rung by "
+        "rung (e.g. 200:4,400:2; default: none)",
+    )
+    g.add_argument(
         "--final-time",
         type=float,
         default=1.0,
@@ -294,6 +302,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
         rescore=a.rescore,
         final_steps=a.final_steps,
         final_time=a.final_time,
+        final_rungs=a.final_rungs,
         storage=a.storage,
         workers=a.workers,
         heartbeat=a.heartbeat,

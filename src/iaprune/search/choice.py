@@ -17,6 +17,12 @@ a few images then swapped a warm start for a searched allocation that fine-tuned
 (the figures are in ``benchmarks/README.md``, "torch-pruning's own global allocation as a
 warm start, sampling-error floor"). With a single contender there is nothing to compare
 and no second score is run.
+
+With ``SearchConfig.final_rungs`` the finalists then go through successive halving: each
+rung keeps the best finalists by their latest score and continues their recovery to the
+rung's steps (:meth:`CandidateEvaluator.continued`, the same score as one recovery of all
+the steps); the contenders, their noise scores and the margin are those of the last rung.
+The time limit applies to the first scores only.
 """
 
 from __future__ import annotations
@@ -56,9 +62,20 @@ class LazyScorer:
             self._scorer = self._make()
         return self._scorer
 
-    def __call__(self, keep: Any, *, seed: int | None = None) -> CandidateResult:
-        """Score ``keep`` with the built scorer."""
-        return self.build()(keep, seed=seed)
+    def __call__(self, keep: Any, **options: Any) -> CandidateResult:
+        """Score ``keep`` with the built scorer (``seed``, ``steps``: the scorer's options)."""
+        return self.build()(keep, **options)
+
+    def continued(self, keep: Any, steps: int) -> CandidateResult:
+        """The built scorer's continued recovery of ``keep`` to ``steps`` steps."""
+        scorer: Any = self.build()
+        return scorer.continued(keep, steps)
+
+    def forget(self, keep: Any = None) -> None:
+        """Release the continued recovery of ``keep`` (None: every one; nothing when the
+        scorer was never built)."""
+        if self._scorer is not None and hasattr(self._scorer, "forget"):
+            self._scorer.forget(keep)
 
 
 @dataclass(frozen=True)
@@ -118,13 +135,24 @@ def _score(
     trial: FrozenTrial,
     seed: int,
     tag: str,
+    steps: int | None = None,
 ) -> float | None:
-    """Finalist score of ``trial`` with ``seed`` (cached in the study; None if it fails)."""
+    """Finalist score of ``trial`` with ``seed`` (cached in the study; None if it fails).
+
+    ``steps``: recovery steps of a finalist rung, continued from the trial's last rung with
+    the run's seed (None: the scorer's own steps).
+    """
     saved = dict(study.user_attrs.get(FINAL_SCORES_KEY, {}))
     key = f"{trial.number}:{seed}:{tag}"
     if key not in saved:
+        keep = trial.user_attrs[KEEP_KEY]
         try:
-            r = scorer(trial.user_attrs[KEEP_KEY], seed=seed)
+            if steps is None:
+                r = scorer(keep, seed=seed)
+            elif seed == config.seed:
+                r = scorer.continued(keep, steps)  # type: ignore[attr-defined]
+            else:
+                r = scorer(keep, seed=seed, steps=steps)
         except Exception as exc:  # a finalist that fails to re-score is not chosen
             log.warning("re-scoring trial %d failed: %s", trial.number, one_line(exc))
             return None
@@ -162,6 +190,8 @@ def choose(
     else:
         steps, distill = config.final_steps, config.final_distill
     tag = f"{'trial' if reuse else 'final'}:{steps}:{distill:g}"
+    rungs = () if reuse else config.rungs()
+    continuing = steps if rungs else None  # the first rung starts the continued recoveries
     if len(warm) + len(searched) < 2:
         return _kept(f"{len(warm) + len(searched)} finalist: nothing to compare", steps)
     first: dict[int, float] = {}
@@ -186,7 +216,11 @@ def choose(
                     cut,
                 )
                 break
-            value = t.values[0] if reuse else _score(study, scorer, config, t, config.seed, tag)
+            value = (
+                t.values[0]
+                if reuse
+                else _score(study, scorer, config, t, config.seed, tag, continuing)
+            )
             if value is not None:
                 first[t.number] = value
                 if not reuse:
@@ -196,21 +230,33 @@ def choose(
     searched = [t for t in searched if t.number in first]
     if not warm and not searched:
         return _kept("every finalist failed to re-score", steps)
+    latest = dict(first)
+    later: dict[int, dict[str, float]] = {}
+    everyone = warm + searched
+    if rungs:
+        alive, later = _halve(study, scorer, config, warm + searched, latest, distill)
+        warm = [t for t in warm if t in alive]
+        searched = [t for t in searched if t in alive]
+        steps, continuing = rungs[-1][0], rungs[-1][0]
+        tag = f"final:{steps}:{distill:g}"
+        if not warm and not searched:
+            return _kept("every finalist failed to re-score", steps)
 
     def best(trials: list[Any], scores: dict[int, float]) -> Any:
         return max(trials, key=lambda t: (scores[t.number], -t.number))
 
     # the best warm start and the best searched finalist contend; both are scored again
-    contenders = [best(ts, first) for ts in (warm, searched) if ts]
+    contenders = [best(ts, latest) for ts in (warm, searched) if ts]
     second: dict[int, float] = {}
     if len(contenders) == 2:
         with counter("finalists: noise", 2) as bar:
             for i, t in enumerate(contenders):
-                if (s := _score(study, scorer, config, t, config.seed + 1, tag)) is not None:
+                s = _score(study, scorer, config, t, config.seed + 1, tag, continuing)
+                if s is not None:
                     second[t.number] = s
                     log.info("finalist trial %d: second score %.4f", t.number, s)
                 bar.update(i + 1)
-    mean = {n: (first[n] + second[n]) / 2 if n in second else first[n] for n in first}
+    mean = {n: (latest[n] + second[n]) / 2 if n in second else latest[n] for n in latest}
     noise = sum(abs(first[n] - second[n]) for n in second) / len(second) if second else None
     chosen, reason = contenders[0], "best finalist score"
     if len(contenders) == 2:
@@ -240,10 +286,61 @@ def choose(
                 "first": first[t.number],
                 "second": second.get(t.number),
                 "warm_start": t.user_attrs.get(WARM_START_KEY),
+                **({"rungs": later[t.number]} if t.number in later else {}),
             }
-            for t in warm + searched
+            for t in everyone
         },
     )
+
+
+def _halve(
+    study: optuna.Study,
+    scorer: Scorer,
+    config: SearchConfig,
+    alive: list[FrozenTrial],
+    latest: dict[int, float],
+    distill: float,
+) -> tuple[list[FrozenTrial], dict[int, dict[str, float]]]:
+    """Successive halving over the scored finalists ``alive`` (``config.rungs()``).
+
+    Each rung keeps the best finalists by their ``latest`` score (updated in place) and
+    continues their recovery. Returns the last rung's finalists and every later score by
+    trial number and steps.
+    """
+    later: dict[int, dict[str, float]] = {}
+    try:
+        for steps, survivors in config.rungs():
+            ranked = sorted(alive, key=lambda t: (-latest[t.number], t.number))
+            alive = ranked[:survivors]
+            for t in ranked[survivors:]:
+                _forget(scorer, t.user_attrs[KEEP_KEY])
+            log.info("finalists: the best %d continue to %d steps", len(alive), steps)
+            tag = f"final:{steps}:{distill:g}"
+            scored = []
+            with counter(f"finalists: {steps} steps", len(alive)) as bar:
+                for i, t in enumerate(alive):
+                    value = _score(study, scorer, config, t, config.seed, tag, steps)
+                    if value is not None:
+                        latest[t.number] = value
+                        later.setdefault(t.number, {})[str(steps)] = value
+                        scored.append(t)
+                        log.info(
+                            "finalist trial %d: score %.4f at %d steps", t.number, value, steps
+                        )
+                    bar.update(
+                        i + 1, f"best {max(latest[t.number] for t in scored):.4f}" if scored else ""
+                    )
+            alive = scored
+    finally:
+        _forget(scorer, None)
+    return alive, later
+
+
+def _forget(scorer: Scorer, keep: Any) -> None:
+    """Release the scorer's continued recovery of ``keep`` (None: all), if it keeps any."""
+    forget = getattr(scorer, "forget", None)
+    if forget is not None:
+        forget(keep)
 
 
 class _SearchedClock:

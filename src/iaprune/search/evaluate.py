@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import cycle, islice
 
@@ -23,6 +24,17 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 def _to(batches: Sequence[Batch], device: torch.device) -> list[Batch]:
     """Materialise ``batches`` on ``device`` once (every trial reuses them)."""
     return [(x.to(device), y.to(device)) for x, y in batches]
+
+
+@dataclass
+class _Progress:
+    """A candidate part-way through its recovery (:meth:`CandidateEvaluator.continued`)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    steps: int
+    rng: dict[str, torch.Tensor]
+    cost: CostReport
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,7 @@ class CandidateEvaluator:
         self.distill = distill
         self.seed = seed
         self._teacher: list[torch.Tensor] | None = None
+        self._progress: dict[tuple[tuple[str, int], ...], _Progress] = {}
         self.baseline = self.measure(pruner.model, None)
 
     @property
@@ -98,6 +111,7 @@ class CandidateEvaluator:
         other.finetune_steps = finetune_steps
         other.distill = distill
         other._teacher = None
+        other._progress = {}
         return other
 
     def measure(self, model: nn.Module, keep: Mapping[str, int] | None) -> CostReport:
@@ -109,18 +123,69 @@ class CandidateEvaluator:
         cost = self.measure(self.pruner.prune(keep), keep)
         return cost, cost.ratio_to(self.baseline)
 
-    def __call__(self, keep: Mapping[str, int], *, seed: int | None = None) -> CandidateResult:
-        """Prune to ``keep``, adapt, and validate (``seed`` other than the default re-scores)."""
+    def __call__(
+        self, keep: Mapping[str, int], *, seed: int | None = None, steps: int | None = None
+    ) -> CandidateResult:
+        """Prune to ``keep``, adapt, and validate (``seed`` other than the default re-scores).
+
+        ``steps``: recovery steps instead of :attr:`finetune_steps`.
+        """
+        steps = self.finetune_steps if steps is None else steps
         model = self.pruner.prune(keep)
         cost = self.measure(model, keep)
         other = seed is not None and seed != self.seed
         calibration = self.recalibration if other and self.recalibration else self.calibration
         recalibrate_bn(model, calibration, steps=len(calibration))
-        if self.finetune_steps > 0 and self.train_batches:
-            self._short_finetune(model, self.seed if seed is None else seed)
+        if steps > 0 and self.train_batches:
+            seed = self.seed if seed is None else seed
+            torch.manual_seed(seed)
+            optimizer = self._optimizer(model)
+            self._train(model, optimizer, self._order(seed), 0, steps)
             recalibrate_bn(model, calibration, steps=len(calibration))
         accuracy = evaluate(model, self.val_batches, desc="validate")["top1"]
         return CandidateResult(accuracy, cost, cost.ratio_to(self.baseline))
+
+    def continued(self, keep: Mapping[str, int], steps: int) -> CandidateResult:
+        """Score ``keep`` after ``steps`` recovery steps, continuing its last recovery.
+
+        The same score as ``self(keep, steps=steps)``: a candidate scored here before keeps
+        its model, optimizer and random state, and trains only the missing steps (the
+        finalists' successive halving). Call :meth:`forget` to release the models. The
+        global random state is left as it was.
+        """
+        with _own_rng(self.pruner.model, None):
+            return self._continued(keep, steps)
+
+    def _continued(self, keep: Mapping[str, int], steps: int) -> CandidateResult:
+        key = _key(keep)
+        state = self._progress.get(key)
+        if state is None or state.steps > steps:
+            model = self.pruner.prune(keep)
+            cost = self.measure(model, keep)
+            recalibrate_bn(model, self.calibration, steps=len(self.calibration))
+            with _own_rng(model, None) as rng:
+                torch.manual_seed(self.seed)
+            state = _Progress(model, self._optimizer(model), 0, rng, cost)
+            self._progress[key] = state
+        if steps > state.steps and self.train_batches:
+            with _own_rng(state.model, state.rng) as rng:
+                self._train(
+                    state.model, state.optimizer, self._order(self.seed), state.steps, steps
+                )
+            state.rng = rng
+        state.steps = steps
+        scored = copy.deepcopy(state.model)
+        if steps > 0 and self.train_batches:
+            recalibrate_bn(scored, self.calibration, steps=len(self.calibration))
+        accuracy = evaluate(scored, self.val_batches, desc="validate")["top1"]
+        return CandidateResult(accuracy, state.cost, state.cost.ratio_to(self.baseline))
+
+    def forget(self, keep: Mapping[str, int] | None = None) -> None:
+        """Release the recovery :meth:`continued` kept for ``keep`` (None: for every one)."""
+        if keep is None:
+            self._progress.clear()
+        else:
+            self._progress.pop(_key(keep), None)
 
     def _teacher_logits(self) -> list[torch.Tensor]:
         if self._teacher is None:
@@ -129,16 +194,29 @@ class CandidateEvaluator:
                 self._teacher = [teacher(x) for x, _ in self.train_batches]
         return self._teacher
 
-    def _short_finetune(self, model: nn.Module, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
-        order = torch.randperm(len(self.train_batches), generator=gen).tolist()
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
+
+    def _order(self, seed: int) -> list[int]:
+        """The training batches' order: as given for the evaluator's seed, else shuffled."""
         if seed == self.seed:
-            order = list(range(len(self.train_batches)))
+            return list(range(len(self.train_batches)))
+        return torch.randperm(
+            len(self.train_batches), generator=torch.Generator().manual_seed(seed)
+        ).tolist()
+
+    def _train(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        order: list[int],
+        start: int,
+        stop: int,
+    ) -> None:
+        """Recovery steps ``start`` to ``stop`` (the batches of ``order`` cycle)."""
         teacher = self._teacher_logits() if self.distill > 0 else None
-        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9)
         model.train()
-        for i in islice(cycle(order), self.finetune_steps):
+        for i in islice(cycle(order), start, stop):
             x, y = self.train_batches[i]
             optimizer.zero_grad(set_to_none=True)
             logits = model(x)
@@ -150,3 +228,30 @@ class CandidateEvaluator:
                 loss = (1 - self.distill) * loss + self.distill * kd
             loss.backward()
             optimizer.step()
+
+
+def _key(keep: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((name, int(k)) for name, k in keep.items()))
+
+
+@contextmanager
+def _own_rng(
+    model: nn.Module, state: dict[str, torch.Tensor] | None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Run a block on a candidate's own random state, leaving the global one untouched.
+
+    ``state``: the state to start from (None: the current one); the yielded dict holds the
+    state at the end of the block once it exits.
+    """
+    device = model_device(model)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    end: dict[str, torch.Tensor] = {}
+    with torch.random.fork_rng(devices=cuda):
+        if state is not None:
+            torch.random.set_rng_state(state["cpu"])
+            if cuda:
+                torch.cuda.set_rng_state(state["cuda"], cuda[0])
+        yield end
+        end["cpu"] = torch.random.get_rng_state()
+        if cuda:
+            end["cuda"] = torch.cuda.get_rng_state(cuda[0])

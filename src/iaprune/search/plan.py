@@ -160,14 +160,16 @@ def make_evaluator(
 def final_evaluator(
     trial: CandidateEvaluator, data: ScoringData, config: SearchConfig
 ) -> LazyScorer | None:
-    """The finalists' scorer: ``final_steps`` recovery steps with ``final_distill``.
+    """The finalists' scorer: ``final_steps`` recovery steps with ``final_distill``
+    (continued to the steps of ``final_rungs``).
 
     Built on first use from ``trial`` (same calibration and validation batches, same
     baseline costs). None when the trial scores serve: ``final_steps`` is 0, no
-    finalists are re-scored, or the final settings equal the trial's.
+    finalists are re-scored, or the final settings equal the trial's (and there are no
+    later rungs).
     """
     same = (config.final_steps, config.final_distill) == (config.finetune_steps, config.distill)
-    if config.final_steps == 0 or not config.rescore or same:
+    if config.final_steps == 0 or not config.rescore or (same and not config.rungs()):
         return None
     return LazyScorer(partial(_final_variant, trial, data, config))
 
@@ -178,7 +180,9 @@ def _final_variant(
     return trial.variant(
         finetune_steps=config.final_steps,
         distill=config.final_distill,
-        train_batches=data.train_batches(config.final_steps),
+        train_batches=data.train_batches(
+            max([config.final_steps, *(s for s, _ in config.rungs())])
+        ),
     )
 
 

@@ -57,7 +57,9 @@ class RetainedImportanceEvaluator(CandidateEvaluator):
             self._memo[key] = super().costs(keep)
         return self._memo[key]
 
-    def __call__(self, keep: Mapping[str, int], *, seed: int | None = None) -> CandidateResult:
-        """Proxy score and (memoised) costs of ``keep``; ``seed`` is ignored."""
+    def __call__(
+        self, keep: Mapping[str, int], *, seed: int | None = None, steps: int | None = None
+    ) -> CandidateResult:
+        """Proxy score and (memoised) costs of ``keep``; ``seed`` and ``steps`` are ignored."""
         cost, ratios = self.costs(keep)
         return CandidateResult(retained_importance(self.pruner, keep), cost, ratios)
