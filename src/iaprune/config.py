@@ -253,8 +253,9 @@ class SearchConfig:
     ``final_rungs`` (``"STEPS:SURVIVORS,..."``, :func:`parse_rungs`) adds successive
     halving: the best finalists continue their recovery to more steps and are scored again,
     and the choice is made among the last rung's.
-    The finalist stage spends at most ``final_time`` times the search's own time on the
-    searched finalists (the warm starts and the noise scores always run; 0: no limit).
+    The finalists' first scores spend at most ``final_time`` times the search's own time on
+    the searched finalists (the warm starts, the later rungs and the noise scores always
+    run; 0: no limit).
     ``finetune_steps`` SGD steps per trial, with ``distill`` weight on distillation.
     ``importance`` names the filter criterion (:data:`iaprune.importance.IMPORTANCES`);
     the default ``group_l1`` is torch-pruning's group magnitude, which also counts the
@@ -308,8 +309,13 @@ class SearchConfig:
             raise IAPruneError("final_distill must be in [0, 1]")
         if self.final_steps < 0:
             raise IAPruneError("--final-steps must be >= 0")
-        if self.rungs() and self.final_steps == 0:
-            raise IAPruneError("--final-rungs continue the --final-steps recovery; set it > 0")
+        if self.rungs() and (self.final_steps == 0 or self.rescore == 0):
+            raise IAPruneError(
+                "--final-rungs continue the finalists' --final-steps recovery; "
+                "set --final-steps and --rescore > 0"
+            )
+        if self.rungs() and self.objective.multi_objective:
+            raise IAPruneError("--final-rungs: --objective pareto keeps a front, no finalists")
         if not (math.isfinite(self.final_time) and self.final_time >= 0):
             raise IAPruneError("--final-time must be a finite number >= 0")
         if self.distill > 0 and self.finetune_steps == 0:
@@ -365,7 +371,7 @@ def parse_rungs(text: str, first_steps: int) -> tuple[tuple[int, int], ...]:
     rungs: list[tuple[int, int]] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         left, sep, right = item.partition(":")
-        if not (sep and left.strip().isdigit() and right.strip().isdigit()):
+        if not (sep and left.strip().isdecimal() and right.strip().isdecimal()):
             raise IAPruneError(f"--final-rungs takes STEPS:SURVIVORS,..., got {item!r}")
         rungs.append((int(left), int(right)))
     last_steps, last_survivors = first_steps, None

@@ -361,9 +361,18 @@ def test_searched_finalists_stop_at_the_time_limit_warm_starts_always_run(
 class _Rungs(_Scripted):
     """A scripted final evaluator with continued recoveries: ``rule(keep, steps)``."""
 
-    def __init__(self, inner: CandidateEvaluator, rule: Callable[[Mapping[str, int], int], float]):
+    def __init__(
+        self,
+        inner: CandidateEvaluator,
+        rule: Callable[[Mapping[str, int], int], float],
+        *,
+        other_seed: float = 0.0,
+        fails_at: int | None = None,
+    ):
         super().__init__(inner, lambda keep: rule(keep, 2))
         self.steps_rule = rule
+        self.other_seed = other_seed  # what a score with another seed adds
+        self.fails_at = fails_at  # continued recoveries to these steps raise
         self.continued_calls: list[tuple[tuple[tuple[str, int], ...], int]] = []
         self.forgotten: list[Mapping[str, int] | None] = []
         self.stateless_steps: list[int | None] = []
@@ -375,10 +384,13 @@ class _Rungs(_Scripted):
         self.seeds.append(seed)
         self.stateless_steps.append(steps)
         real = self.inner(keep)
-        return CandidateResult(self.steps_rule(keep, steps or 2), real.cost, real.ratios)
+        value = self.steps_rule(keep, steps or 2) + self.other_seed
+        return CandidateResult(value, real.cost, real.ratios)
 
     def continued(self, keep: Mapping[str, int], steps: int) -> CandidateResult:
         self.continued_calls.append((tuple(sorted(keep.items())), steps))
+        if steps == self.fails_at:
+            raise RuntimeError("diverged")
         real = self.inner(keep)
         return CandidateResult(self.steps_rule(keep, steps), real.cost, real.ratios)
 
@@ -391,21 +403,25 @@ def test_successive_halving_continues_the_best_and_chooses_at_the_last_rung(tmp_
     cfg = replace(cfg, final_rungs="4:3,8:2")
     _, study = _run(tmp_path, evaluator, space, cfg, starts, name="probe")
     warm, searched = finalists(study, cfg)
-    size = {
-        tuple(sorted(t.user_attrs["keep"].items())): sum(t.user_attrs["keep"].values())
-        for t in warm + searched
-    }
-    ranked = sorted(size, key=lambda k: -size[k])
-    assert len(set(size.values())) == 5
-    # larger is better until 8 steps, where the order of the two survivors flips
-    final = _Rungs(evaluator, lambda keep, steps: (1 if steps < 8 else -1) * sum(keep.values()))
+    assert (len(warm), len(searched)) == (2, 3)
+    # the order of the first scores: warm, searched, warm, searched, searched
+    order = [
+        tuple(sorted(t.user_attrs["keep"].items()))
+        for t in (warm[0], searched[0], warm[1], searched[1], searched[2])
+    ]
+
+    def rule(keep: Mapping[str, int], steps: int) -> float:
+        rank = order.index(tuple(sorted(keep.items())))
+        return float(-rank if steps < 8 else rank)  # at 8 steps the survivors' order flips
+
+    final = _Rungs(evaluator, rule)
     result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
     selection = result.selection
-    assert tuple(sorted(result.spec.keep.items())) == ranked[1]
+    assert tuple(sorted(result.spec.keep.items())) == order[1]  # the searched one, at 8 steps
     assert selection["final_steps"] == 8
     assert [s for _, s in final.continued_calls] == [2] * 5 + [4] * 3 + [8] * 2
-    assert {k for k, s in final.continued_calls if s == 4} == set(ranked[:3])
-    assert {k for k, s in final.continued_calls if s == 8} == set(ranked[:2])
+    assert {k for k, s in final.continued_calls if s == 4} == set(order[:3])
+    assert {k for k, s in final.continued_calls if s == 8} == set(order[:2])
     reached = {n: row.get("rungs", {}) for n, row in selection["scores"].items()}
     assert sorted(len(r) for r in reached.values()) == [0, 0, 1, 2, 2]
     assert len(final.forgotten) == 2 + 1 + 1 and final.forgotten[-1] is None  # dropped, all
@@ -432,12 +448,86 @@ def test_the_last_rungs_contenders_get_their_noise_score_at_its_steps(tmp_path) 
     assert result.spec.keep == target
 
 
+def _rung_setup(tmp_path, rungs: str, **kw):
+    evaluator, space, cfg, starts = _setup(trials=8, rescore=2, final_steps=2, **kw)
+    cfg = replace(cfg, final_rungs=rungs)
+    _, study = _run(tmp_path, evaluator, space, cfg, starts, name="probe")
+    warm, searched = finalists(study, cfg)
+    return evaluator, space, cfg, starts, warm, searched
+
+
+def test_the_noise_compares_two_scores_at_the_last_rungs_steps(tmp_path) -> None:
+    evaluator, space, cfg, starts, warm, searched = _rung_setup(tmp_path, "6:2")
+    target = dict(searched[0].user_attrs["keep"])
+    warm_keeps = [dict(t.user_attrs["keep"]) for t in warm]
+
+    def rule(keep: Mapping[str, int], steps: int) -> float:  # every score grows with steps
+        base = 0.6 if dict(keep) == target else 0.5 if dict(keep) in warm_keeps else 0.1
+        return base + steps / 100
+
+    final = _Rungs(evaluator, rule, other_seed=0.01)
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    # 0.01 between the two seeds at 6 steps; the first scores (2 steps) would say 0.05
+    assert result.selection["noise"] == pytest.approx(0.01)
+
+
+def test_every_rung_keeps_a_warm_start_to_compare_with(tmp_path) -> None:
+    evaluator, space, cfg, starts, warm, searched = _rung_setup(tmp_path, "6:2")
+    searched_keeps = [dict(t.user_attrs["keep"]) for t in searched]
+    warm_keeps = [dict(t.user_attrs["keep"]) for t in warm]
+    # both searched finalists lead every warm start: the best warm start still goes on
+    final = _Rungs(
+        evaluator,
+        lambda keep, steps: (
+            0.9 - 0.1 * searched_keeps.index(dict(keep))
+            if dict(keep) in searched_keeps
+            else 0.5 - 0.1 * warm_keeps.index(dict(keep))
+        ),
+    )
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    at_six = [dict(k) for k, steps in final.continued_calls if steps == 6]
+    assert at_six == [searched_keeps[0], warm_keeps[0]]
+    assert result.selection["margin"] is not None  # the margin rule compared the two
+
+
+def test_a_rung_that_fails_leaves_the_decision_to_the_last_scored_rung(tmp_path) -> None:
+    evaluator, space, cfg, starts, warm, searched = _rung_setup(tmp_path, "4:2,6:2")
+    final = _Rungs(evaluator, lambda keep, steps: sum(keep.values()) / 1000 + steps, fails_at=6)
+    result, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    selection = result.selection
+    assert selection["final_steps"] == 4
+    assert final.stateless_steps == [4, 4]  # the noise scores at the steps that decided
+    assert all(set(row.get("rungs", {})) <= {"4"} for row in selection["scores"].values())
+    assert result.spec.keep == max(
+        (dict(t.user_attrs["keep"]) for t in warm + searched), key=lambda k: sum(k.values())
+    )
+
+
+def test_rung_scores_survive_resume(tmp_path) -> None:
+    evaluator, space, cfg, starts, _, _ = _rung_setup(tmp_path, "4:2")
+    final = _Rungs(evaluator, lambda keep, steps: sum(keep.values()) / 1000 + steps)
+    first, _ = _run(tmp_path, evaluator, space, cfg, starts, final=final, name="real")
+    again = _Rungs(evaluator, lambda keep, steps: 0.0)
+    second, _ = _run(tmp_path, evaluator, space, cfg, starts, final=again, name="real", resume=True)
+    assert again.calls == 0 and again.continued_calls == []
+    assert second.selection == first.selection
+
+
+def test_a_config_file_without_rungs_reads_as_none() -> None:
+    from iaprune import RunConfig
+
+    data = RunConfig().to_dict()
+    del data["search"]["final_rungs"]
+    assert RunConfig.from_dict(data).search.rungs() == ()
+
+
 @pytest.mark.parametrize(
     ("rungs", "steps", "message"),
     [
         ("200", 100, "STEPS:SURVIVORS"),
         ("50:2", 100, "more steps"),
         ("200:1", 100, "at least two survivors"),
+        ("²00:2", 100, "STEPS:SURVIVORS"),
         ("200:2,400:3", 100, "more finalists"),
         ("200:2", 0, "--final-steps"),
     ],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from torch import nn
 
+import iaprune.search.evaluate as evaluate_module
 from iaprune.cost import StaticCostModel
 from iaprune.pruning import Pruner
 from iaprune.search import CandidateEvaluator
@@ -67,8 +70,31 @@ def test_continued_recovery_equals_one_recovery_of_all_steps(distill: float) -> 
         assert torch.equal(value, direct_weights[name]), name
     assert any(not torch.equal(first[n], v) for n, v in continued_weights.items())
     assert scored.accuracy == direct.accuracy
-    # the stateless score of 7 steps is the same recovery
-    assert _evaluator(distill)(keep, steps=7).accuracy == scored.accuracy
+
+
+@pytest.mark.parametrize("distill", [0.0, 1.0])
+def test_the_scored_model_equals_the_stateless_scores(
+    distill: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model validated after 2 + 5 continued steps is the one ``__call__`` validates."""
+    validated: list[dict[str, torch.Tensor]] = []
+    real = evaluate_module.evaluate
+
+    def capture(model: nn.Module, *args: Any, **kwargs: Any) -> dict[str, float]:
+        validated.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", capture)
+    rungs = _evaluator(distill)
+    keep = _half(rungs)
+    rungs.continued(keep, 2)
+    rungs.continued(keep, 7)
+    _evaluator(distill)(keep, steps=7)
+    assert len(validated) == 3
+    continued, stateless = validated[1], validated[2]
+    assert any(not torch.equal(validated[0][k], v) for k, v in continued.items())
+    for name, value in continued.items():  # weights and recalibrated BatchNorm statistics
+        assert torch.equal(value, stateless[name]), name
 
 
 def _weights_after(

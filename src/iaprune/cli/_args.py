@@ -159,8 +159,9 @@ def add_search_args(p: argparse.ArgumentParser) -> None:
         "--final-time",
         type=float,
         default=1.0,
-        help="time limit of re-scoring the searched finalists, as a multiple of the search's "
-        "own time (default 1.0; 0: no limit); the warm starts are always re-scored",
+        help="time limit of the searched finalists' first scores, as a multiple of the "
+        "search's own time (default 1.0; 0: no limit); the warm starts, the --final-rungs "
+        "and the two noise scores always run",
     )
     g.add_argument(
         "--storage",

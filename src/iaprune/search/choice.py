@@ -85,7 +85,9 @@ class Selection:
     ``chosen``: the chosen trial's number (None: the search's best trial stands, for
     ``reason``); ``noise``: the mean difference between two scores of the contenders;
     ``margin``: what a searched candidate had to beat (None with fewer than two
-    contenders); ``scores``: every finalist's trial, first and second score;
+    contenders); ``scores``: every finalist's trial score, first score, second (noise)
+    score and, with successive halving, ``rungs``: its score at each later rung's steps
+    (the second score is then at the steps of the last rung, ``final_steps``);
     ``not_rescored``: searched finalists skipped at the time limit.
     """
 
@@ -182,6 +184,20 @@ def choose(
     scored and their time does not count (None: no limit).
     Returns the :class:`Selection`.
     """
+    try:
+        return _choose(study, scorer, config, trial_scores, val_size, time_limit)
+    finally:
+        _forget(scorer, None)  # the continued recoveries of successive halving
+
+
+def _choose(
+    study: optuna.Study,
+    scorer: Scorer,
+    config: SearchConfig,
+    trial_scores: bool,
+    val_size: int,
+    time_limit: float | None,
+) -> Selection:
     warm, searched = finalists(study, config)
     reuse = trial_scores or not config.final_steps
     if reuse:  # what the trial evaluator runs (the config's trial settings by default)
@@ -234,13 +250,11 @@ def choose(
     later: dict[int, dict[str, float]] = {}
     everyone = warm + searched
     if rungs:
-        alive, later = _halve(study, scorer, config, warm + searched, latest, distill)
-        warm = [t for t in warm if t in alive]
-        searched = [t for t in searched if t in alive]
-        steps, continuing = rungs[-1][0], rungs[-1][0]
-        tag = f"final:{steps}:{distill:g}"
-        if not warm and not searched:
-            return _kept("every finalist failed to re-score", steps)
+        alive, later, steps = _halve(study, scorer, config, warm + searched, latest, distill)
+        numbers = {t.number for t in alive}
+        warm = [t for t in warm if t.number in numbers]
+        searched = [t for t in searched if t.number in numbers]
+        continuing, tag = steps, f"final:{steps}:{distill:g}"
 
     def best(trials: list[Any], scores: dict[int, float]) -> Any:
         return max(trials, key=lambda t: (scores[t.number], -t.number))
@@ -257,7 +271,7 @@ def choose(
                     log.info("finalist trial %d: second score %.4f", t.number, s)
                 bar.update(i + 1)
     mean = {n: (latest[n] + second[n]) / 2 if n in second else latest[n] for n in latest}
-    noise = sum(abs(first[n] - second[n]) for n in second) / len(second) if second else None
+    noise = sum(abs(latest[n] - second[n]) for n in second) / len(second) if second else None
     chosen, reason = contenders[0], "best finalist score"
     if len(contenders) == 2:
         heuristic, candidate = contenders
@@ -300,40 +314,54 @@ def _halve(
     alive: list[FrozenTrial],
     latest: dict[int, float],
     distill: float,
-) -> tuple[list[FrozenTrial], dict[int, dict[str, float]]]:
+) -> tuple[list[FrozenTrial], dict[int, dict[str, float]], int]:
     """Successive halving over the scored finalists ``alive`` (``config.rungs()``).
 
-    Each rung keeps the best finalists by their ``latest`` score (updated in place) and
-    continues their recovery. Returns the last rung's finalists and every later score by
-    trial number and steps.
+    Each rung keeps the best finalists by their ``latest`` score (updated in place), the
+    best warm start and the best searched finalist always among them, and continues their
+    recovery. A rung at which every survivor fails to score ends the halving. Returns the
+    finalists of the last rung scored, every later score by trial number and steps, and
+    the steps of that rung.
     """
     later: dict[int, dict[str, float]] = {}
-    try:
-        for steps, survivors in config.rungs():
-            ranked = sorted(alive, key=lambda t: (-latest[t.number], t.number))
-            alive = ranked[:survivors]
-            for t in ranked[survivors:]:
+    reached = config.final_steps
+    for steps, survivors in config.rungs():
+        ranked = sorted(alive, key=lambda t: (-latest[t.number], t.number))
+        kept = _survivors(ranked, survivors)
+        numbers = {t.number for t in kept}
+        for t in ranked:
+            if t.number not in numbers:
                 _forget(scorer, t.user_attrs[KEEP_KEY])
-            log.info("finalists: the best %d continue to %d steps", len(alive), steps)
-            tag = f"final:{steps}:{distill:g}"
-            scored = []
-            with counter(f"finalists: {steps} steps", len(alive)) as bar:
-                for i, t in enumerate(alive):
-                    value = _score(study, scorer, config, t, config.seed, tag, steps)
-                    if value is not None:
-                        latest[t.number] = value
-                        later.setdefault(t.number, {})[str(steps)] = value
-                        scored.append(t)
-                        log.info(
-                            "finalist trial %d: score %.4f at %d steps", t.number, value, steps
-                        )
-                    bar.update(
-                        i + 1, f"best {max(latest[t.number] for t in scored):.4f}" if scored else ""
-                    )
-            alive = scored
-    finally:
-        _forget(scorer, None)
-    return alive, later
+        log.info("finalists: the best %d continue to %d steps", len(kept), steps)
+        tag = f"final:{steps}:{distill:g}"
+        scored: list[tuple[FrozenTrial, float]] = []
+        with counter(f"finalists: {steps} steps", len(kept)) as bar:
+            for i, t in enumerate(kept):
+                value = _score(study, scorer, config, t, config.seed, tag, steps)
+                if value is not None:
+                    scored.append((t, value))
+                    log.info("finalist trial %d: score %.4f at %d steps", t.number, value, steps)
+                bar.update(i + 1, f"best {max(v for _, v in scored):.4f}" if scored else "")
+        if not scored:
+            log.warning("finalists: no survivor scored at %d steps; the last rung decides", steps)
+            break
+        for t, value in scored:
+            latest[t.number] = value
+            later.setdefault(t.number, {})[str(steps)] = value
+        alive, reached = [t for t, _ in scored], steps
+    return alive, later, reached
+
+
+def _survivors(ranked: list[FrozenTrial], n: int) -> list[FrozenTrial]:
+    """The best ``n`` of ``ranked``, with the best warm start and the best searched finalist
+    among them (each replaces the last place when the best ``n`` hold none of its kind)."""
+    kept = ranked[:n]
+    for warm in (True, False):
+        if not any((WARM_START_KEY in t.user_attrs) == warm for t in kept):
+            best = next((t for t in ranked if (WARM_START_KEY in t.user_attrs) == warm), None)
+            if best is not None:
+                kept = [*kept[:-1], best]
+    return kept
 
 
 def _forget(scorer: Scorer, keep: Any) -> None:

@@ -164,9 +164,9 @@ class CandidateEvaluator:
             cost = self.measure(model, keep)
             recalibrate_bn(model, self.calibration, steps=len(self.calibration))
             with _own_rng(model, None) as rng:
-                torch.manual_seed(self.seed)
+                _seed(model, self.seed)
             state = _Progress(model, self._optimizer(model), 0, rng, cost)
-            self._progress[key] = state
+        self._progress.pop(key, None)  # kept again only once its recovery has not failed
         if steps > state.steps and self.train_batches:
             with _own_rng(state.model, state.rng) as rng:
                 self._train(
@@ -174,6 +174,7 @@ class CandidateEvaluator:
                 )
             state.rng = rng
         state.steps = steps
+        self._progress[key] = state
         scored = copy.deepcopy(state.model)
         if steps > 0 and self.train_batches:
             recalibrate_bn(scored, self.calibration, steps=len(self.calibration))
@@ -228,6 +229,15 @@ class CandidateEvaluator:
                 loss = (1 - self.distill) * loss + self.distill * kd
             loss.backward()
             optimizer.step()
+
+
+def _seed(model: nn.Module, seed: int) -> None:
+    """Seed the CPU generator and the model's GPU as ``torch.manual_seed`` would, no other."""
+    torch.default_generator.manual_seed(seed)
+    device = model_device(model)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
 
 
 def _key(keep: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
