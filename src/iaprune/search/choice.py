@@ -74,8 +74,8 @@ class LazyScorer:
     def forget(self, keep: Any = None) -> None:
         """Release the continued recovery of ``keep`` (None: every one; nothing when the
         scorer was never built)."""
-        if self._scorer is not None and hasattr(self._scorer, "forget"):
-            self._scorer.forget(keep)
+        if self._scorer is not None:
+            _forget(self._scorer, keep)
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def _choose(
         distill = getattr(scorer, "distill", config.distill)
     else:
         steps, distill = config.final_steps, config.final_distill
-    tag = f"{'trial' if reuse else 'final'}:{steps}:{distill:g}"
+    tag = _tag("trial" if reuse else "final", steps, distill)
     rungs = () if reuse else config.rungs()
     continuing = steps if rungs else None  # the first rung starts the continued recoveries
     if len(warm) + len(searched) < 2:
@@ -250,11 +250,11 @@ def _choose(
     later: dict[int, dict[str, float]] = {}
     everyone = warm + searched
     if rungs:
-        alive, later, steps = _halve(study, scorer, config, warm + searched, latest, distill)
+        alive, later, steps = _halve(study, scorer, config, rungs, warm + searched, latest, distill)
         numbers = {t.number for t in alive}
         warm = [t for t in warm if t.number in numbers]
         searched = [t for t in searched if t.number in numbers]
-        continuing, tag = steps, f"final:{steps}:{distill:g}"
+        continuing, tag = steps, _tag("final", steps, distill)
 
     def best(trials: list[Any], scores: dict[int, float]) -> Any:
         return max(trials, key=lambda t: (scores[t.number], -t.number))
@@ -311,11 +311,12 @@ def _halve(
     study: optuna.Study,
     scorer: Scorer,
     config: SearchConfig,
+    rungs: tuple[tuple[int, int], ...],
     alive: list[FrozenTrial],
     latest: dict[int, float],
     distill: float,
 ) -> tuple[list[FrozenTrial], dict[int, dict[str, float]], int]:
-    """Successive halving over the scored finalists ``alive`` (``config.rungs()``).
+    """Successive halving over the scored finalists ``alive`` (``rungs``: ``config.rungs()``).
 
     Each rung keeps the best finalists by their ``latest`` score (updated in place), the
     best warm start and the best searched finalist always among them, and continues their
@@ -325,7 +326,7 @@ def _halve(
     """
     later: dict[int, dict[str, float]] = {}
     reached = config.final_steps
-    for steps, survivors in config.rungs():
+    for steps, survivors in rungs:
         ranked = sorted(alive, key=lambda t: (-latest[t.number], t.number))
         kept = _survivors(ranked, survivors)
         numbers = {t.number for t in kept}
@@ -333,7 +334,7 @@ def _halve(
             if t.number not in numbers:
                 _forget(scorer, t.user_attrs[KEEP_KEY])
         log.info("finalists: the best %d continue to %d steps", len(kept), steps)
-        tag = f"final:{steps}:{distill:g}"
+        tag = _tag("final", steps, distill)
         scored: list[tuple[FrozenTrial, float]] = []
         with counter(f"finalists: {steps} steps", len(kept)) as bar:
             for i, t in enumerate(kept):
@@ -362,6 +363,11 @@ def _survivors(ranked: list[FrozenTrial], n: int) -> list[FrozenTrial]:
             if best is not None:
                 kept = [*kept[:-1], best]
     return kept
+
+
+def _tag(kind: str, steps: int, distill: float) -> str:
+    """The cache tag of a finalist score (``trial`` or ``final`` scorer, its recovery)."""
+    return f"{kind}:{steps}:{distill:g}"
 
 
 def _forget(scorer: Scorer, keep: Any) -> None:

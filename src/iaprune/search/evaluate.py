@@ -157,7 +157,7 @@ class CandidateEvaluator:
             return self._continued(keep, steps)
 
     def _continued(self, keep: Mapping[str, int], steps: int) -> CandidateResult:
-        key = _key(keep)
+        key = keep_key(keep)
         state = self._progress.get(key)
         if state is None or state.steps > steps:
             model = self.pruner.prune(keep)
@@ -186,7 +186,7 @@ class CandidateEvaluator:
         if keep is None:
             self._progress.clear()
         else:
-            self._progress.pop(_key(keep), None)
+            self._progress.pop(keep_key(keep), None)
 
     def _teacher_logits(self) -> list[torch.Tensor]:
         if self._teacher is None:
@@ -240,7 +240,8 @@ def _seed(model: nn.Module, seed: int) -> None:
             torch.cuda.manual_seed(seed)
 
 
-def _key(keep: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+def keep_key(keep: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """``keep`` as a hashable key: its (group, width) pairs, sorted."""
     return tuple(sorted((name, int(k)) for name, k in keep.items()))
 
 

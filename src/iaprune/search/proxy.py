@@ -18,7 +18,7 @@ import torch
 
 from iaprune.cost import CostModel, CostReport
 from iaprune.pruning.surgery import Pruner
-from iaprune.search.evaluate import CandidateEvaluator, CandidateResult
+from iaprune.search.evaluate import CandidateEvaluator, CandidateResult, keep_key
 
 __all__ = ["RetainedImportanceEvaluator", "retained_importance"]
 
@@ -51,7 +51,7 @@ class RetainedImportanceEvaluator(CandidateEvaluator):
 
     def costs(self, keep: Mapping[str, int]) -> tuple[CostReport, dict[str, float]]:
         """Costs and cost ratios of ``keep``, computed once per configuration."""
-        key = tuple(sorted((name, int(k)) for name, k in keep.items()))
+        key = keep_key(keep)
         if key not in self._memo:
             self.cost_calls += 1
             self._memo[key] = super().costs(keep)
