@@ -8,10 +8,12 @@ For every backend, batch size and model (CIFAR VGG16 / ResNet34, random weights)
    ``--calibrate`` random pruned *whole* models timed to fit the correction
    ``scale * layer sum + ms_per_gmac * GMACs + offset`` (the table's default predictor;
    its leave-one-out error is recorded as ``fit_loo``);
-2. draw ``--configs`` other random pruned configurations (keep-ratio per channel group
-   uniform in ``[--min-ratio, 1]``, seeded, rounded to ``--multiple``: by default the
+2. draw ``--configs`` other random pruned configurations (``--sizes independent``:
+   keep-ratio per channel group uniform in ``[--min-ratio, 1]``, models of about half
+   the width; ``--sizes spread``: models of every size, as the calibration models are
+   drawn, with another seed), seeded, rounded to ``--multiple`` (by default the
    backend's preferred multiple, the widths a search with the default ``--round-to``
-   proposes), prune them for real and time them all
+   proposes; the table is built on the same step), prune them for real and time them all
    *interleaved* with the unpruned model (:func:`iaprune.cost.compare_latency`); a
    configuration's measured latency is its measured ratio to the unpruned model times the
    table's full-model latency, i.e. at the machine speed the table was timed at (a
@@ -52,7 +54,7 @@ from iaprune.cost import (
     count_macs,
     get_backend,
 )
-from iaprune.cost.lut import aligned
+from iaprune.cost.lut import aligned, calibration_keeps
 from iaprune.pruning import Pruner
 
 HERE = Path(__file__).resolve().parent
@@ -82,6 +84,26 @@ def _how_timed(rows: list[dict], args: argparse.Namespace) -> str:
     )
 
 
+def variant(args: argparse.Namespace) -> str:
+    """File and key suffix of a non-default channel step or configuration sizes ("" if none)."""
+    step = f"_m{args.multiple}" if args.multiple else ""
+    return step + ("_spread" if args.sizes == "spread" else "")
+
+
+def configs(groups: list, args: argparse.Namespace, multiple: int) -> list[dict[str, int]]:
+    """The seeded random configurations of a cell (not the calibration models' seed)."""
+    if args.sizes == "spread":
+        return calibration_keeps(groups, args.configs, args.min_ratio, args.seed + 999, multiple)
+    rng = random.Random(args.seed + 1000)
+    return [
+        {
+            g.name: aligned(g.channels * rng.uniform(args.min_ratio, 1.0), g.channels, multiple)
+            for g in groups
+        }
+        for _ in range(args.configs)
+    ]
+
+
 def ape(pred: float, meas: float) -> float:
     """Absolute percentage error."""
     return abs(pred - meas) / meas * 100.0
@@ -100,7 +122,8 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
         repeats=args.table_repeats,
     )
     method = "" if args.method == "auto" else f"-{args.method}"  # auto: latency_ratio.py reads it
-    path = cache / f"{backend}{method}-{name}-w{width}-b{batch}.json"
+    multiple = args.multiple or get_backend(backend).preferred_multiple
+    path = cache / f"{backend}{method}-{name}-w{width}-b{batch}{variant(args)}.json"
     if path.is_file():
         table = LatencyTable.load(path)
     else:
@@ -115,21 +138,14 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
             method=args.method,
             seed=args.seed,
             statistic=args.statistic,
+            multiple=multiple,
         )
         table.save(path)
         log(f"  {table!r}; fit {table.fit_error()}; {table.meta['build_seconds']:.0f} s")
     base_macs = count_macs(model, SHAPE)
     plain_offset = table.full_ms - table.layer_sum({})
-    rng = random.Random(args.seed + 1000)  # not the calibration models' seed
-    multiple = args.multiple or get_backend(backend).preferred_multiple
-    keeps = [
-        {
-            g.name: aligned(g.channels * rng.uniform(args.min_ratio, 1.0), g.channels, multiple)
-            for g in pruner.groups
-        }
-        for _ in range(args.configs)
-    ]
-    if f"{backend}|{args.method}|{cell}|0" in rows:
+    keeps = configs(pruner.groups, args, multiple)
+    if f"{backend}|{args.method}{variant(args)}|{cell}|0" in rows:
         return
     pruned = {f"c{i}": pruner.prune(keep) for i, keep in enumerate(keeps)}
     settings = CompareSettings(
@@ -149,7 +165,7 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
         measured = ratio.value * table.full_ms  # at the machine speed the table was timed at
         macs_ratio = count_macs(pruned[f"c{i}"], SHAPE) / base_macs
         predicted = table.predict(keep)
-        key = f"{backend}|{args.method}|{cell}|{i}"
+        key = f"{backend}|{args.method}{variant(args)}|{cell}|{i}"
         rows.add(
             {
                 "key": key,
@@ -187,6 +203,17 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
         )
 
 
+def _how_drawn(args: argparse.Namespace) -> str:
+    """How a cell's configurations were drawn, for the markdown summary."""
+    step = f"widths rounded to {args.multiple or 'the backend multiple'}, the table's step"
+    if args.sizes == "spread":
+        return (
+            f"models of every size: typical keep-ratio stratified over [{args.min_ratio}, 1], "
+            f"each group within x1.5 of it, seed {args.seed + 999}; {step}"
+        )
+    return f"keep-ratio per group uniform in [{args.min_ratio}, 1], seed {args.seed + 1000}; {step}"
+
+
 def beyond_interval(row: dict) -> float:
     """How far (%) the prediction lies outside the measured ratio's 95 % interval (0: inside)."""
     pred = row["predicted_ms"] / row["full_ms"]
@@ -209,7 +236,7 @@ def summary(values: Sequence[float]) -> str:
 
 def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, env: dict) -> None:
     """CSV (one row per configuration) and markdown summary of one backend."""
-    suffix = "" if args.method == "auto" else f"_{args.method}"
+    suffix = ("" if args.method == "auto" else f"_{args.method}") + variant(args)
     stem = out / f"lut_error_{backend}_{args.tag or machine_tag()}{suffix}"
     fields = [
         "model",
@@ -238,8 +265,8 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
     lines = [
         f"# Latency table: prediction error on unseen pruned models ({backend})",
         "",
-        f"{args.configs} random pruned configurations per cell (keep-ratio per group uniform "
-        f"in [{args.min_ratio}, 1], seed {args.seed + 1000}), CIFAR 3x32x32, random weights, "
+        f"{args.configs} random pruned configurations per cell ({_how_drawn(args)}), "
+        "CIFAR 3x32x32, random weights, "
         f"{args.threads} thread. Measured: every configuration timed interleaved with the "
         f"unpruned model in one process (per round: the {args.statistic} of 3 runs per "
         "model; 4-10 rounds); measured "
@@ -308,6 +335,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="round the random configurations' widths to this multiple "
         "(0: the backend's preferred multiple, the search's default --round-to)",
     )
+    p.add_argument(
+        "--sizes",
+        default="independent",
+        choices=("independent", "spread"),
+        help="configurations: ratios drawn per group (models of about half the width) or "
+        "models of every size (as the table's calibration models)",
+    )
     p.add_argument("--min-ratio", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -340,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         done = [
             r
             for r in rows
-            if r["key"].startswith(f"{backend}|{args.method}|")
+            if r["key"].startswith(f"{backend}|{args.method}{variant(args)}|")
             and f"{r['model']}:{r['width_mult']}:{r['batch']}" in args.cells
         ]
         write(backend, done, args, args.out, env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import csv
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +114,22 @@ def test_lut_error_then_latency_ratio_smoke(tmp_path: Path) -> None:
     assert float(unpruned["latency_over_macs_ratio"]) == pytest.approx(1.0)
     assert all(float(r["macs_ratio"]) <= 0.5 + 1e-6 for r in rows if r["config"] != "unpruned")
     assert "[" in (out / "latency_ratio_t.md").read_text()  # intervals are reported
+
+
+def test_lut_error_on_another_step_with_models_of_every_size(tmp_path: Path) -> None:
+    """``--multiple`` builds the table on that step; ``--sizes spread`` draws every size."""
+    out = tmp_path / "res"
+    tiny = ["--grid", "2", "--calibrate", "4", "--table-repeats", "1", "--warmup", "0"]
+    cell = ["--backends", "torch", "--cells", "vgg16:0.25:1", "--configs", "4"]
+    _run(
+        "lut_error.py", *cell, *tiny, "--multiple", "4", "--sizes", "spread", "--tag", "t", out=out
+    )
+    rows = _csv(out / "lut_error_torch_t_m4_spread.csv")
+    assert len(rows) == 4
+    table = json.loads(
+        (out / ".cache" / "lut_error" / "torch-vgg16-w0.25-b1_m4_spread.json").read_text()
+    )
+    assert table["meta"]["multiple"] == 4
+    macs = sorted(float(r["macs_ratio"]) for r in rows)
+    assert macs[0] < 0.3 < macs[-1]  # small and large models, not only about half the width
+    assert "models of every size" in (out / "lut_error_torch_t_m4_spread.md").read_text()

@@ -23,6 +23,7 @@ from iaprune.search.plan import (
     final_evaluator,
     projects_latency,
     trial_cost,
+    warn_off_multiple,
 )
 from iaprune.timing import TimingSettings
 from tests.search.evaluators import tiny_evaluator
@@ -183,3 +184,24 @@ def test_a_plan_joins_a_study_that_already_exists(tmp_path: Path, caplog) -> Non
     with caplog.at_level(logging.INFO, logger="iaprune"):
         assert _plan().run(storage=storage) is None
     assert "joined study" in caplog.text and "ran 0 trials" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("objective", "round_to", "warned"),
+    [
+        (ObjectiveConfig(max_latency=0.5), 2, True),  # off onnxruntime's multiple of 16
+        (ObjectiveConfig(max_latency=0.5), 32, False),  # every width a multiple of 16
+        (ObjectiveConfig(max_latency=0.5), 16, False),
+        (ObjectiveConfig(max_macs=0.5), 2, False),  # no latency in the objective
+    ],
+)
+def test_latency_search_off_the_backends_multiple_warns(
+    caplog, objective: ObjectiveConfig, round_to: int, warned: bool
+) -> None:
+    cost = CostConfig(backend="onnxruntime")
+    with caplog.at_level(logging.WARNING, logger="iaprune.search.plan"):
+        warn_off_multiple(_config(objective=objective), cost, round_to)
+    said = [r.getMessage() for r in caplog.records]
+    assert bool(said) == warned
+    if warned:
+        assert said[0].startswith("--round-to 2 keeps widths that are not multiples of 16")

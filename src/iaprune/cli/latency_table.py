@@ -55,6 +55,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="random pruned models timed whole to fit the correction and measure its "
         "leave-one-out error (0: none; 'prune --latency predicted' uses 8)",
     )
+    t.add_argument(
+        "--round-to",
+        type=int,
+        default=None,
+        metavar="N",
+        help="channel step of the grid and the calibration models: the --round-to of the "
+        "runs that will use the table (default: the backend's: 16 for onnxruntime, 32 for "
+        "cuda, 8 otherwise); a run uses only a table on its own step",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--output",
@@ -86,6 +95,8 @@ def run(a: argparse.Namespace) -> int:
 
     if a.output:
         check_output_file(a.output, what="latency table")
+    if a.round_to is not None and a.round_to < 1:
+        raise IAPruneError(f"--round-to must be >= 1, got {a.round_to}")
 
     recipe = resolve_model(
         a.model,
@@ -110,8 +121,9 @@ def run(a: argparse.Namespace) -> int:
         "min_ratio": a.min_ratio,
         "rounds": a.rounds,
         "calibrate": a.calibrate,
+        "multiple": a.round_to,
     }
-    path = a.output or default_table_path(model, shape, timing)
+    path = a.output or default_table_path(model, shape, timing, multiple=a.round_to)
     if path is None:
         raise IAPruneError(
             "name the table file with --output FILE (or set IAPRUNE_LUT_DIR to a shared "

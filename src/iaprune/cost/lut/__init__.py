@@ -85,7 +85,7 @@ Modules, one purpose each (data flows top to bottom):
 from __future__ import annotations
 
 from iaprune.cost.lut.entry import LayerEntry, LayerKind
-from iaprune.cost.lut.fit import SCALE_BOUNDS, aligned
+from iaprune.cost.lut.fit import SCALE_BOUNDS, aligned, calibration_keeps
 from iaprune.cost.lut.grid import channel_grid, grid_ratios
 from iaprune.cost.lut.meta import (
     FORMAT,
@@ -122,6 +122,7 @@ __all__ = [
     "Statistic",
     "aligned",
     "architecture_fingerprint",
+    "calibration_keeps",
     "channel_grid",
     "default_table_path",
     "expected_meta",

@@ -66,6 +66,7 @@ def measure_layers(
     seed: int,
     method: Method,
     samples: int,
+    multiple: int | None = None,
     **overrides: Any,
 ) -> Measured:
     """Time every layer of ``model`` on its grid (arguments as :meth:`LatencyTable.build`)."""
@@ -89,7 +90,9 @@ def measure_layers(
         )
     meta = table_meta(timer, model, shape, groups, settings)
     sites = trace_layers(model, shape)
-    multiple = timer.preferred_multiple
+    multiple = timer.preferred_multiple if multiple is None else multiple
+    if multiple < 1:
+        raise IAPruneError(f"the table's channel multiple must be >= 1, got {multiple}")
     profiled = method == "profile" or (method == "auto" and timer.profiles_nodes)
     plans = [plan_layer(site, groups, ratios, multiple, strict=profiled) for site in sites]
     times = None

@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 SCALE_BOUNDS = (0.5, 2.0)
 """Accepted range of the calibration scale; a fit outside it falls back to 1."""
 
+_SPREAD = math.log(1.5)
+"""Log half-range of a calibration model's per-group ratios around its typical ratio."""
+
 
 class Timer(Protocol):
     """What fitting needs of a latency backend: :meth:`LatencyBackend.measure`."""
@@ -74,19 +77,28 @@ class Timer(Protocol):
 def calibration_keeps(
     groups: Sequence[ChannelGroup], n: int, min_ratio: float, seed: int, multiple: int = 1
 ) -> list[dict[str, int]]:
-    """``n`` seeded random configurations; each group keeps a ratio in ``[min_ratio, 1]``.
+    """``n`` seeded random configurations of every size from ``min_ratio`` to 1.
 
-    Counts of groups at least ``multiple`` wide are rounded to multiples of it (the widths
-    a search with the backend's default ``--round-to`` proposes).
+    Model ``i`` draws a typical keep-ratio ``s`` in the ``i``-th of ``n`` equal strata of
+    ``[min_ratio, 1]``, and each group keeps ``s`` times a factor in ``[1/1.5, 1.5]``
+    (clipped to ``[min_ratio, 1]``). Ratios drawn per group independently would give
+    models of about half the width only: a correction fitted on those extrapolates to
+    the small models an aggressive budget selects (measured: ONNX Runtime, resnet56,
+    every calibration model at 0.55-0.63 of the widths). Counts of groups at least
+    ``multiple`` wide are rounded to multiples of it (the widths a search with that
+    channel step proposes).
     """
     rng = random.Random(seed + 1)
-    return [
-        {
-            g.name: aligned(g.channels * rng.uniform(min_ratio, 1.0), g.channels, multiple)
-            for g in groups
-        }
-        for _ in range(n)
-    ]
+    strata = [min_ratio + (1.0 - min_ratio) * (i + rng.random()) / n for i in range(n)]
+    rng.shuffle(strata)
+    keeps = []
+    for s in strata:
+        keep = {}
+        for g in groups:
+            ratio = min(1.0, max(min_ratio, s * math.exp(rng.uniform(-_SPREAD, _SPREAD))))
+            keep[g.name] = aligned(g.channels * ratio, g.channels, multiple)
+        keeps.append(keep)
+    return keeps
 
 
 def aligned(count: float, full: int, multiple: int) -> int:

@@ -44,15 +44,18 @@ def run_table(
     *,
     fallback: Path,
     writable: bool,
+    multiple: int | None = None,
 ) -> LatencyTable:
     """The latency table of ``model`` for a run: reused when valid, else built (logged).
 
     ``fallback``: the run directory's table path, used when ``config.table`` is not set
     and there is no shared table directory. ``writable`` False: a missing or stale table
     at ``config.table`` is an error, not rebuilt there (a path read from a run directory).
+    ``multiple``: the run's channel step (``--round-to``), the step of the table's grid
+    and calibration models (default: the backend's preferred multiple).
     """
     per_point = config.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
-    shared = default_table_path(model, input_shape, per_point)
+    shared = default_table_path(model, input_shape, per_point, multiple=multiple)
     path = config.table or shared or fallback
     start = time.perf_counter()
     table = load_or_build(
@@ -63,12 +66,14 @@ def run_table(
         per_point,
         writable=writable or config.table is None,
         calibrate=TABLE_CALIBRATE,
+        multiple=multiple,
     )
     log.info(
-        "latency table %s (%s, batch %d): ready in %.1f s",
+        "latency table %s (%s, batch %d, channel step %s): ready in %.1f s",
         table.path,
         config.backend,
         config.batch_size,
+        table.meta.get("multiple"),
         time.perf_counter() - start,
     )
     return table

@@ -4,7 +4,8 @@
 the explicit path (``--output`` / ``--latency-table``); without one, to the shared table
 directory ``$IAPRUNE_LUT_DIR`` when the user has set it (:func:`default_table_path`:
 ``$IAPRUNE_LUT_DIR/<name>.json`` with ``<name>`` =
-``<architecture fingerprint>-<backend>-<CxHxW>-b<batch>-t<threads>-<device>``), the same
+``<architecture fingerprint>-<backend>-<CxHxW>-b<batch>-t<threads>-<device>``, plus
+``-m<multiple>`` for a channel step other than the backend's preferred one), the same
 name for ``iaprune latency-table`` and ``iaprune prune --latency predicted`` so a table
 built by the one is found by the other; without either, ``iaprune prune`` keeps its table
 in the run directory (``RUN_DIR/latency_table.json``) and ``iaprune latency-table`` asks
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from iaprune.cost._util import check_input_shape
+from iaprune.cost.latency import default_round_to
 from iaprune.cost.lut.meta import architecture_fingerprint, describe, expected_meta
 from iaprune.cost.lut.table import TABLE_TIMING, LatencyTable
 from iaprune.errors import IAPruneError
@@ -47,7 +49,17 @@ LUT_DIR_ENV = "IAPRUNE_LUT_DIR"
 """Environment variable that replaces the directory of :func:`default_table_path`."""
 
 _BUILD_OPTIONS = frozenset(
-    {"grid", "min_ratio", "rounds", "statistic", "calibrate", "seed", "method", "samples"}
+    {
+        "grid",
+        "min_ratio",
+        "rounds",
+        "statistic",
+        "calibrate",
+        "seed",
+        "method",
+        "samples",
+        "multiple",
+    }
 )
 _TIMING_OPTIONS = frozenset({"backend", "batch_size", "threads", "device", "warmup", "repeats"})
 
@@ -66,21 +78,26 @@ def default_table_path(
     model: nn.Module,
     input_shape: Sequence[int],
     timing: TimingSettings | None = None,
+    *,
+    multiple: int | None = None,
     **overrides: Any,
 ) -> Path | None:
     """The shared table file for ``model`` measured with ``timing``; None without a shared dir.
 
     ``$IAPRUNE_LUT_DIR/<fingerprint>-<backend>-<shape>-b<batch>-t<threads>-<device>.json``
-    (see the module docstring). ``overrides`` are individual timing fields
-    (``backend=``, ``batch_size=``, ``threads=``, ``device=``); warm-up and repeats do not
-    enter the name.
+    (see the module docstring), with ``-m<multiple>`` before ``.json`` when ``multiple``
+    (the table's channel step) is not the backend's preferred multiple. ``overrides`` are
+    individual timing fields (``backend=``, ``batch_size=``, ``threads=``, ``device=``);
+    warm-up and repeats do not enter the name.
     """
     settings = resolve_timing(timing or TABLE_TIMING, **overrides)
     shape = "x".join(str(d) for d in check_input_shape(input_shape))
     tag = "auto" if settings.threads is None else str(settings.threads)
     dev = settings.device.replace(":", "")
     fingerprint = architecture_fingerprint(model)
-    name = f"{fingerprint}-{settings.backend}-{shape}-b{settings.batch_size}-t{tag}-{dev}.json"
+    step = "" if multiple in (None, default_round_to(settings.backend)) else f"-m{multiple}"
+    name = f"{fingerprint}-{settings.backend}-{shape}-b{settings.batch_size}-t{tag}-{dev}{step}"
+    name += ".json"
     folder = table_dir()
     return None if folder is None else folder / name
 
@@ -99,8 +116,9 @@ def load_or_build(
 
     A stored table whose :data:`~iaprune.cost.lut.STALE_KEYS` meta (backend and its
     version, torch version, device, CPU, threads, batch size, input shape, dtype,
-    architecture or groups fingerprint) differs from what :meth:`LatencyTable.build`
-    would record now is never used: a :class:`LatencyTableWarning` says why, the table
+    architecture or groups fingerprint) or channel step (``multiple``, default the
+    backend's preferred one) differs from what :meth:`LatencyTable.build` would record
+    now is never used: a :class:`LatencyTableWarning` says why, the table
     is rebuilt and saved over it. A file at ``path`` that is not a readable latency
     table, or not a regular file, is never overwritten (:class:`IAPruneError`).
 
@@ -128,7 +146,8 @@ def load_or_build(
         raise IAPruneError(f"name a latency table file (or set {LUT_DIR_ENV} to share tables)")
     check_output_file(target, what="latency table")
     if target.exists():
-        want = expected_meta(model, shape, groups, full)
+        step = options.get("multiple") or default_round_to(full.backend)
+        want = {**expected_meta(model, shape, groups, full), "multiple": step}
         try:
             table = LatencyTable.load(target)
         except IAPruneError as exc:
@@ -136,6 +155,8 @@ def load_or_build(
                 f"{exc}; not overwriting it: remove it or name another table file"
             ) from exc
         stale = table.stale_reasons(want)
+        if int(table.meta.get("multiple", step)) != step:
+            stale.append("multiple")
         if not stale:
             log.info("latency table %s reused", target)
             return table
