@@ -87,6 +87,8 @@ def _how_timed(rows: list[dict], args: argparse.Namespace) -> str:
 def variant(args: argparse.Namespace) -> str:
     """File and key suffix of a non-default channel step or configuration sizes ("" if none)."""
     step = f"_m{args.multiple}" if args.multiple else ""
+    if args.table_multiple is not None:
+        step += f"_t{args.table_multiple}"
     return step + ("_spread" if args.sizes == "spread" else "")
 
 
@@ -123,6 +125,7 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     )
     method = "" if args.method == "auto" else f"-{args.method}"  # auto: latency_ratio.py reads it
     multiple = args.multiple or get_backend(backend).preferred_multiple
+    table_multiple = args.table_multiple or multiple
     path = cache / f"{backend}{method}-{name}-w{width}-b{batch}{variant(args)}.json"
     if path.is_file():
         table = LatencyTable.load(path)
@@ -138,7 +141,7 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
             method=args.method,
             seed=args.seed,
             statistic=args.statistic,
-            multiple=multiple,
+            multiple=table_multiple,
         )
         table.save(path)
         log(f"  {table!r}; fit {table.fit_error()}; {table.meta['build_seconds']:.0f} s")
@@ -205,7 +208,8 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
 
 def _how_drawn(args: argparse.Namespace) -> str:
     """How a cell's configurations were drawn, for the markdown summary."""
-    step = f"widths rounded to {args.multiple or 'the backend multiple'}, the table's step"
+    table = args.table_multiple or "the same"
+    step = f"widths rounded to {args.multiple or 'the backend multiple'}, table step {table}"
     if args.sizes == "spread":
         return (
             f"models of every size: typical keep-ratio stratified over [{args.min_ratio}, 1], "
@@ -334,6 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="round the random configurations' widths to this multiple "
         "(0: the backend's preferred multiple, the search's default --round-to)",
+    )
+    p.add_argument(
+        "--table-multiple",
+        type=int,
+        default=None,
+        help="build the table on this channel step instead of --multiple (the "
+        "configurations keep --multiple): how far a table on another step is off",
     )
     p.add_argument(
         "--sizes",
