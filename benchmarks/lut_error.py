@@ -87,7 +87,7 @@ def _how_timed(rows: list[dict], args: argparse.Namespace) -> str:
 def variant(args: argparse.Namespace) -> str:
     """File and key suffix of a non-default channel step or configuration sizes ("" if none)."""
     step = f"_m{args.multiple}" if args.multiple else ""
-    if args.table_multiple is not None:
+    if args.table_multiple:
         step += f"_t{args.table_multiple}"
     return step + ("_spread" if args.sizes == "spread" else "")
 

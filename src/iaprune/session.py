@@ -61,7 +61,8 @@ class Session:
     rank 0 writes. ``recipe``, ``trust_code``, ``own_model`` and ``data_index``: as in
     :class:`~iaprune.inputs.RunInputs`. ``table_writable`` False: a missing or stale
     latency table at ``config.cost.table`` is an error, not rebuilt (a path read from a
-    run directory).
+    run directory); ``table_keeps_step`` True (a resumed run): a stored table on another
+    channel step is kept.
     """
 
     def __init__(
@@ -73,12 +74,14 @@ class Session:
         trust_code: bool = False,
         own_model: bool = True,
         table_writable: bool = True,
+        table_keeps_step: bool = False,
         data_index: Path | None = None,
     ) -> None:
         self._run = run
         self.config = config
         self.trust_code = trust_code
         self.table_writable = table_writable
+        self.table_keeps_step = table_keeps_step
         self.dist, self.device = distributed.init(resolve_device(config.device))
         self.inputs = RunInputs(
             config,
@@ -146,6 +149,7 @@ class Session:
             own_model=saved is None or explicit is None or "model" in explicit,
             data_index=root / INDEX_FILE if saved is not None else None,
             table_writable="cost.table" not in unconfirmed,
+            table_keeps_step=saved is not None,
         )
         session.validate(root, resume=resume)
         if saved is not None and saved != config:
@@ -170,7 +174,8 @@ class Session:
         ``lock``: hold its lock to write it (under torchrun: rank 0, the one that writes)."""
         run = RunDir.existing(run_dir, lock=lock and distributed.from_env().main)
         config = RunConfig.from_dict(run.read_json("config.json"))
-        return cls(run, config, recipe=stored_recipe(run, trust_code), trust_code=trust_code)
+        recipe = stored_recipe(run, trust_code)
+        return cls(run, config, recipe=recipe, trust_code=trust_code, table_keeps_step=True)
 
     # -- checks before any work -------------------------------------------------------
     def validate(self, root: Path, *, resume: bool) -> None:
@@ -255,6 +260,7 @@ class Session:
             self.round_to,
             table,
             self.table_writable,
+            self.table_keeps_step,
         )
 
     @property

@@ -131,5 +131,5 @@ def test_lut_error_on_another_step_with_models_of_every_size(tmp_path: Path) -> 
     )
     assert table["meta"]["multiple"] == 4
     macs = sorted(float(r["macs_ratio"]) for r in rows)
-    assert macs[0] < 0.3 < macs[-1]  # small and large models, not only about half the width
+    assert macs[-1] - macs[0] > 0.3  # small and large models (the old draw: 0.25-0.30)
     assert "models of every size" in (out / "lut_error_torch_t_m4_spread.md").read_text()

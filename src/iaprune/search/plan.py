@@ -101,12 +101,13 @@ def trial_cost(
     table_fallback: Path,
     table_writable: bool,
     round_to: int | None = None,
+    keep_step: bool = False,
 ) -> CostModel:
     """Cost model of the search candidates: latency measured, predicted, or none.
 
     A predicted latency comes from the run's latency table
     (:func:`iaprune.cost.lut.policy.run_table`, ``table_fallback`` and ``table_writable``
-    as there, its channel step the run's ``round_to``), priced or not as
+    as there, its channel step the run's ``round_to``, ``keep_step`` on resume), priced or not as
     :func:`iaprune.cost.lut.policy.search_cost` decides.
     """
     if not search.objective.needs_latency:
@@ -122,6 +123,7 @@ def trial_cost(
         fallback=table_fallback,
         writable=table_writable,
         multiple=round_to,
+        keep_step=keep_step,
     )
     return search_cost(table, cost, projected=projected)
 
@@ -149,21 +151,22 @@ def check_budget(pruner: Pruner, search: SearchConfig, cost: CostConfig, round_t
 
 
 def warn_off_multiple(search: SearchConfig, cost: CostConfig, round_to: int) -> None:
-    """Warn when a latency objective is searched on widths off the backend's multiple.
+    """Warn when latency is predicted for widths off the backend's channel multiple.
 
     Between two multiples of its vector width a runtime is not linear: on ONNX Runtime
-    (resnet56 x0.375, batch 32) 18 of 24 channels cost 0.45 of the model, 16 cost 0.31 and
-    24 cost 0.48, and a table interpolating between 16 and 24 predicted 0.35. The chosen
-    model is measured, and re-projected when it misses the budget; the user is told why
-    the search's predictions may be off.
+    (resnet56 x0.375, batch 32) 16 of 24 channels in the last stage cost 0.31 of the
+    model, 18 cost 0.45 and 24 cost 0.48. A latency table interpolates between its grid
+    points, so it can be off between them; the chosen model is measured, and
+    re-projected when it misses a latency budget.
     """
     preferred = default_round_to(cost.backend)
-    if search.objective.needs_latency and round_to % preferred:
+    predicted = cost.latency == "predicted" or projects_latency(search)
+    if search.objective.needs_latency and predicted and round_to % preferred:
         log.warning(
-            "--round-to %d keeps widths that are not multiples of %d, %s's channel multiple: "
-            "such widths run at about the cost of the next multiple, which the latency table "
-            "only interpolates (measured on onnxruntime: 0.35 predicted, 0.45 measured); the "
-            "chosen model is measured and re-projected onto the budget",
+            "--round-to %d keeps widths that are not multiples of %d, %s's channel "
+            "multiple: such widths can cost about as much as the next multiple, and the "
+            "latency table predicts them by interpolation, which can be off by 10-25 %%; "
+            "the chosen model is measured",
             round_to,
             preferred,
             cost.backend,
@@ -221,7 +224,8 @@ class SearchSetup:
     """A run's search settings and data, from which its search assembles itself.
 
     ``table_fallback`` is where the run keeps its latency table (None: no run directory
-    yet) and ``table_writable`` whether a missing or stale table may be built there.
+    yet) and ``table_writable`` whether a missing or stale table may be built there;
+    ``table_keeps_step``: a resumed run keeps a stored table on another channel step.
     """
 
     search: SearchConfig
@@ -231,6 +235,7 @@ class SearchSetup:
     round_to: int
     table_fallback: Path | None
     table_writable: bool
+    table_keeps_step: bool = False
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -264,6 +269,7 @@ class SearchSetup:
             fallback=path,
             writable=writable,
             multiple=self.round_to,
+            keep_step=self.table_keeps_step,
         )
 
     def trial_cost(self, pruner: Pruner) -> CostModel:
@@ -278,6 +284,7 @@ class SearchSetup:
             table_fallback=path,
             table_writable=writable,
             round_to=self.round_to,
+            keep_step=self.table_keeps_step,
         )
 
     def evaluator(self, pruner: Pruner, cost: CostModel | None = None) -> CandidateEvaluator:

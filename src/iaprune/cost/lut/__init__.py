@@ -14,16 +14,19 @@ channel groups of :func:`iaprune.pruning.find_groups`:
   model (captured with forward hooks) and timed with a registered latency backend
   (:func:`iaprune.cost.latency.get_backend`), for every ``(in_channels, out_channels)``
   pair of a grid: by default 7 widths per dimension from 5 % of the width to the full
-  width, interior points rounded to multiples of 8, the full width always included.
+  width, interior points rounded to multiples of the table's channel step (the search's
+  ``--round-to``, by default the backend's preferred multiple), the full width always
+  included.
 * **Inside the model, where the runtime can tell.** Stand-alone blocks pay a session
   call, input copies and layout reorders that the fused graph does not. With a backend
   that has a per-node profiler (ONNX Runtime's ``enable_profiling``) the default
   (``method="auto"``) times the layers inside seeded random pruned *whole* models
   instead and attributes every executed node to its layer
-  (:mod:`~iaprune.cost.lut.profile`); grid points are then multiples of the backend's
-  preferred channel multiple (the widths a search with the default ``--round-to``
-  proposes: ONNX Runtime runs unaligned widths on slower kernels, which the table does not
-  model). ``benchmarks/lut_error.py`` measures both methods.
+  (:mod:`~iaprune.cost.lut.profile`); grid points are then multiples of the table's
+  channel step (the widths the search proposes). Runtimes are not linear between
+  multiples of their vector width (ONNX Runtime runs unaligned widths on slower kernels),
+  so a table predicts well the widths on its step and interpolates between its grid
+  points. ``benchmarks/lut_error.py`` measures both methods.
 * **Widths of a candidate.** A conv's output width is the kept count of the channel
   group whose ``convs`` contain it (unpruned if none); its input width is the sum of the
   kept counts of the groups whose ``consumers`` contain it, plus any input channels no
@@ -60,9 +63,11 @@ channel groups of :func:`iaprune.pruning.find_groups`:
 
 Tables are JSON files. :meth:`LatencyTable.meta` records what the measurements are
 valid for: backend and its version, torch version, device and CPU, threads, batch
-size, input shape, dtype and fingerprints of the architecture and of the channel
-groups. :func:`load_or_build` rebuilds (with a :class:`LatencyTableWarning`) a table
-whose meta does not match the current settings instead of silently using it.
+size, input shape, dtype, fingerprints of the architecture and of the channel
+groups, and the channel step. :func:`load_or_build` rebuilds (with a
+:class:`LatencyTableWarning`) a table whose meta does not match the current settings
+instead of silently using it; a resumed run keeps a table on another step, the one its
+earlier trials were priced with.
 Tables live at :func:`default_table_path` unless a path is given: the same default for
 ``iaprune latency-table`` and ``iaprune prune --latency predicted``.
 

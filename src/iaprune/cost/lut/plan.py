@@ -55,7 +55,7 @@ def plan_layer(
 
     ``ratios`` are the keep-ratios of the grid (:func:`~iaprune.cost.lut.grid.grid_ratios`);
     grid points below the full width are rounded to multiples of ``multiple`` (the
-    backend's preferred channel multiple, the widths a search proposes; always with
+    table's channel step, the widths a search proposes; always with
     ``strict``, else only where the grid stays fine, see
     :func:`~iaprune.cost.lut.grid.channel_grid`).
     """

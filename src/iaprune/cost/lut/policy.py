@@ -45,6 +45,7 @@ def run_table(
     fallback: Path,
     writable: bool,
     multiple: int | None = None,
+    keep_step: bool = False,
 ) -> LatencyTable:
     """The latency table of ``model`` for a run: reused when valid, else built (logged).
 
@@ -52,10 +53,15 @@ def run_table(
     and there is no shared table directory. ``writable`` False: a missing or stale table
     at ``config.table`` is an error, not rebuilt there (a path read from a run directory).
     ``multiple``: the run's channel step (``--round-to``), the step of the table's grid
-    and calibration models (default: the backend's preferred multiple).
+    and calibration models (default: the backend's preferred multiple); ``keep_step``: a
+    resumed run keeps a stored table on another step (:func:`load_or_build`).
     """
     per_point = config.timing.with_(warmup=TABLE_TIMING.warmup, repeats=TABLE_TIMING.repeats)
     shared = default_table_path(model, input_shape, per_point, multiple=multiple)
+    if keep_step and shared is not None and not shared.exists():
+        # a run started before tables had a step in their name used the plain one
+        plain = default_table_path(model, input_shape, per_point)
+        shared = plain if plain is not None and plain.exists() else shared
     path = config.table or shared or fallback
     start = time.perf_counter()
     table = load_or_build(
@@ -67,6 +73,7 @@ def run_table(
         writable=writable or config.table is None,
         calibrate=TABLE_CALIBRATE,
         multiple=multiple,
+        keep_step=keep_step,
     )
     log.info(
         "latency table %s (%s, batch %d, channel step %s): ready in %.1f s",

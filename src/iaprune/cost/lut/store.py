@@ -110,6 +110,7 @@ def load_or_build(
     timing: TimingSettings | None = None,
     *,
     writable: bool = True,
+    keep_step: bool = False,
     **settings: Any,
 ) -> LatencyTable:
     """The table stored at ``path`` if it is valid for these settings, else a new one.
@@ -131,6 +132,9 @@ def load_or_build(
         timing: as for :meth:`LatencyTable.build`.
         writable: False for a path read from a run directory: a missing or stale table
             is then an error instead of a new file there.
+        keep_step: a stored table on another channel step is reused (a resumed run
+            keeps the table its earlier trials were priced with); a missing or
+            otherwise stale one is still built on ``multiple``.
         **settings: the other keyword arguments of :meth:`LatencyTable.build` (grid,
             calibration, ...) and individual timing fields.
     """
@@ -141,12 +145,15 @@ def load_or_build(
     options = {k: v for k, v in settings.items() if k in _BUILD_OPTIONS}
     full = resolve_timing(timing or TABLE_TIMING, **overrides)
     shape = check_input_shape(input_shape)
-    target = default_table_path(model, shape, full) if path is None else Path(path).expanduser()
+    step = options.get("multiple") or default_round_to(full.backend)
+    if path is None:
+        target = default_table_path(model, shape, full, multiple=step)
+    else:
+        target = Path(path).expanduser()
     if target is None:
         raise IAPruneError(f"name a latency table file (or set {LUT_DIR_ENV} to share tables)")
     check_output_file(target, what="latency table")
     if target.exists():
-        step = options.get("multiple") or default_round_to(full.backend)
         want = {**expected_meta(model, shape, groups, full), "multiple": step}
         try:
             table = LatencyTable.load(target)
@@ -155,8 +162,16 @@ def load_or_build(
                 f"{exc}; not overwriting it: remove it or name another table file"
             ) from exc
         stale = table.stale_reasons(want)
-        if int(table.meta.get("multiple", step)) != step:
-            stale.append("multiple")
+        if table.meta.get("multiple") != step:  # tables before the step was recorded: stale
+            if not keep_step:
+                stale.append("multiple")
+            elif not stale:
+                log.info(
+                    "latency table %s is on channel step %s, not %d: kept for the resumed run",
+                    target,
+                    table.meta.get("multiple"),
+                    step,
+                )
         if not stale:
             log.info("latency table %s reused", target)
             return table

@@ -157,8 +157,8 @@ class LatencyTable:
                 Runtimes are not linear between multiples of their vector width (ONNX
                 Runtime, resnet56 at batch 32: 18 of 24 channels in the last stage
                 cost 0.45 of the model, 16 cost 0.31, 24 cost 0.48), so a table
-                predicts well only the widths on its step; a run uses a table whose
-                step divides its own (:func:`~iaprune.cost.lut.load_or_build`).
+                predicts well only the widths on its step; a new run uses only a table
+                on its own step (:func:`~iaprune.cost.lut.load_or_build`).
             **overrides: individual timing fields (``backend=``, ``batch_size=``,
                 ``threads=``, ``device=``, ``warmup=``, ``repeats=``) replacing those
                 of ``timing``.
