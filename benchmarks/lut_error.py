@@ -84,12 +84,18 @@ def _how_timed(rows: list[dict], args: argparse.Namespace) -> str:
     )
 
 
-def variant(args: argparse.Namespace) -> str:
-    """File and key suffix of a non-default channel step or configuration sizes ("" if none)."""
+def table_variant(args: argparse.Namespace) -> str:
+    """Suffix of a table on a non-default channel step ("" if none)."""
     step = f"_m{args.multiple}" if args.multiple else ""
-    if args.table_multiple:
-        step += f"_t{args.table_multiple}"
-    return step + ("_spread" if args.sizes == "spread" else "")
+    return step + (f"_t{args.table_multiple}" if args.table_multiple else "")
+
+
+def variant(args: argparse.Namespace) -> str:
+    """File and key suffix of a non-default channel step or configuration sizes ("" if none).
+
+    The configurations' sizes do not enter the table's file: both draws use one table.
+    """
+    return table_variant(args) + ("_spread" if args.sizes == "spread" else "")
 
 
 def configs(groups: list, args: argparse.Namespace, multiple: int) -> list[dict[str, int]]:
@@ -126,7 +132,7 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     method = "" if args.method == "auto" else f"-{args.method}"  # auto: latency_ratio.py reads it
     multiple = args.multiple or get_backend(backend).preferred_multiple
     table_multiple = args.table_multiple or multiple
-    path = cache / f"{backend}{method}-{name}-w{width}-b{batch}{variant(args)}.json"
+    path = cache / f"{backend}{method}-{name}-w{width}-b{batch}{table_variant(args)}.json"
     if path.is_file():
         table = LatencyTable.load(path)
     else:

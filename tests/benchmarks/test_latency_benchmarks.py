@@ -126,9 +126,7 @@ def test_lut_error_on_another_step_with_models_of_every_size(tmp_path: Path) -> 
     )
     rows = _csv(out / "lut_error_torch_t_m4_spread.csv")
     assert len(rows) == 4
-    table = json.loads(
-        (out / ".cache" / "lut_error" / "torch-vgg16-w0.25-b1_m4_spread.json").read_text()
-    )
+    table = json.loads((out / ".cache" / "lut_error" / "torch-vgg16-w0.25-b1_m4.json").read_text())
     assert table["meta"]["multiple"] == 4
     macs = sorted(float(r["macs_ratio"]) for r in rows)
     assert macs[-1] - macs[0] > 0.3  # small and large models (the old draw: 0.25-0.30)
