@@ -121,6 +121,7 @@ def test_cli_builds_on_the_step(tmp_path: Path, capsys) -> None:
     args += ["--grid", "2", "--warmup", "0", "--repeats", "1", "--calibrate", "0"]
     assert main([*args, "--round-to", "2", "--output", str(out)]) == 0
     assert LatencyTable.load(out).meta["multiple"] == 2
+    assert "channel step 2" in capsys.readouterr().out
 
 
 def _latency_run(round_to: int) -> Any:

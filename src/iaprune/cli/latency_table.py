@@ -145,7 +145,7 @@ def run(a: argparse.Namespace) -> int:
     print(f"latency table: {table.path}")
     print(
         f"entries: {len(table.layers)} layers, {table.points} measured points, "
-        f"{len(table.group_channels)} channel groups"
+        f"{len(table.group_channels)} channel groups, channel step {m.get('multiple', '?')}"
     )
     when = f"reused (built in {m['build_seconds']:.1f} s on {m.get('created')})"
     print(f"build time: {when if reused else f'{elapsed:.1f} s'}")
