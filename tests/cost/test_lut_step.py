@@ -170,3 +170,33 @@ def test_a_run_builds_its_table_on_its_step_and_a_resume_keeps_it(
         again = fresh.latency_table(model, fresh.pruner(model))
     assert again.built_now and again.meta["multiple"] == 4
     release_locks()
+
+
+def test_narrow_groups_get_points_on_both_sides_of_each_vector_block() -> None:
+    from iaprune.cost.lut import channel_grid, grid_ratios
+
+    ratios = grid_ratios(7)
+    plain = channel_grid(24, ratios, multiple=2, strict=True)
+    cornered = channel_grid(24, ratios, multiple=2, strict=True, vector=16)
+    assert 18 not in plain and {16, 18} <= set(cornered) and set(plain) <= set(cornered)
+    # nothing to add on the vector's own step, or to a group many vectors wide
+    assert channel_grid(24, ratios, multiple=16, strict=True, vector=16) == [16, 24]
+    wide = channel_grid(512, ratios, multiple=2, strict=True)
+    assert channel_grid(512, ratios, multiple=2, strict=True, vector=16) == wide
+
+
+def test_profiled_samples_and_layer_grids_share_the_corners(wide, wide_groups) -> None:
+    from iaprune.cost.lut import grid_ratios
+    from iaprune.cost.lut.plan import plan_layer
+    from iaprune.cost.lut.profile import sample_keeps
+    from iaprune.cost.lut.trace import trace_layers
+
+    ratios = grid_ratios(7)
+    sites = trace_layers(wide, SHAPE)
+    plans = [plan_layer(s, wide_groups, ratios, 2, strict=True, vector=16) for s in sites]
+    keeps = sample_keeps(wide_groups, ratios, 64, seed=0, multiple=2, vector=16)
+    for group in wide_groups:
+        if 16 < group.channels <= 32:
+            grid = {p.out_grid for p in plans if p.out_group == group.name}
+            assert all(16 in g and 18 in g for g in grid)
+            assert {16, 18} <= {k[group.name] for k in keeps}

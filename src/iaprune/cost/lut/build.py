@@ -94,7 +94,10 @@ def measure_layers(
     if multiple < 1:
         raise IAPruneError(f"the table's channel multiple must be >= 1, got {multiple}")
     profiled = method == "profile" or (method == "auto" and timer.profiles_nodes)
-    plans = [plan_layer(site, groups, ratios, multiple, strict=profiled) for site in sites]
+    vector = timer.preferred_multiple
+    plans = [
+        plan_layer(site, groups, ratios, multiple, strict=profiled, vector=vector) for site in sites
+    ]
     times = None
     if profiled:
         times = profile_grid(
@@ -107,6 +110,7 @@ def measure_layers(
             ratios,
             settings,
             multiple=multiple,
+            vector=vector,
             samples=samples,
             statistic=statistic,
             seed=seed,

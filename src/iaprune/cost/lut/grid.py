@@ -7,7 +7,10 @@ from collections.abc import Sequence
 
 from iaprune.errors import IAPruneError
 
-__all__ = ["channel_grid", "grid_ratios", "segment"]
+__all__ = ["MAX_CORNER_BLOCKS", "channel_grid", "grid_ratios", "segment"]
+
+MAX_CORNER_BLOCKS = 2
+"""Groups up to this many vector blocks wide get grid points on both sides of each block."""
 
 
 def grid_ratios(points: int, min_ratio: float = 0.05) -> list[float]:
@@ -29,6 +32,7 @@ def channel_grid(
     multiple: int = 8,
     minimum: int = 1,
     strict: bool = False,
+    vector: int = 1,
 ) -> list[int]:
     """Sorted distinct channel counts ``round(r * full)`` for ``r`` in ``ratios``, plus ``full``.
 
@@ -38,6 +42,13 @@ def channel_grid(
     they are rounded whenever ``full >= multiple`` (at least one multiple; a coarser
     grid, but only widths a search rounding to ``multiple`` proposes). Every point is
     clamped to ``[minimum, full]``.
+
+    ``vector``: the runtime's vector width (the backend's preferred multiple). When it is a
+    multiple of ``multiple`` and larger, and the group is at most
+    :data:`MAX_CORNER_BLOCKS` vectors wide, every multiple ``k * vector`` and the next
+    step ``k * vector + multiple`` are grid points too: latency jumps between them (ONNX
+    Runtime, resnet56 x0.375, batch 32: 16 of 24 channels cost 0.31 of the model, 18
+    cost 0.45), and interpolation across the jump mispredicts.
     """
     if full < 1:
         raise ValueError(f"full width must be >= 1, got {full}")
@@ -49,7 +60,17 @@ def channel_grid(
         if align and r < 1 and (strict or round(v / multiple) >= 1):
             v = multiple * max(1, round(v / multiple))
         values.add(min(full, max(minimum, int(round(v)))))
+    values |= _corners(full, multiple, vector, minimum)
     return sorted(values)
+
+
+def _corners(full: int, multiple: int, vector: int, minimum: int) -> set[int]:
+    """Both sides of every vector block of a narrow group (see :func:`channel_grid`)."""
+    step = max(multiple, 1)
+    if vector <= step or vector % step or full // vector > MAX_CORNER_BLOCKS:
+        return set()
+    edges = (k * vector + d for k in range(1, full // vector + 1) for d in (0, step))
+    return {v for v in edges if minimum <= v <= full}
 
 
 def segment(grid: Sequence[int], x: float) -> tuple[int, int, float]:

@@ -50,6 +50,7 @@ def plan_layer(
     multiple: int = 8,
     *,
     strict: bool = False,
+    vector: int = 1,
 ) -> LayerPlan:
     """How ``site``'s widths follow ``groups`` and which ``(in, out)`` widths to measure.
 
@@ -57,7 +58,9 @@ def plan_layer(
     grid points below the full width are rounded to multiples of ``multiple`` (the
     table's channel step, the widths a search proposes; always with
     ``strict``, else only where the grid stays fine, see
-    :func:`~iaprune.cost.lut.grid.channel_grid`).
+    :func:`~iaprune.cost.lut.grid.channel_grid`). ``vector``: the runtime's vector
+    width; an axis that is one group's width gets points on both sides of each vector
+    block (:func:`~iaprune.cost.lut.grid.channel_grid`).
     """
     module = site.module
     base = site.name.split("#", 1)[0]
@@ -70,8 +73,14 @@ def plan_layer(
         if variable <= 0:
             return (fixed + variable,)
         minimum = max(mult * n_groups, 1)
+        one_group = fixed == 0 and mult == 1 and n_groups == 1
         values = channel_grid(
-            variable, ratios, multiple=multiple * mult, minimum=minimum, strict=strict
+            variable,
+            ratios,
+            multiple=multiple * mult,
+            minimum=minimum,
+            strict=strict,
+            vector=vector if one_group else 1,
         )
         return tuple(fixed + v for v in values)
 

@@ -135,11 +135,13 @@ def sample_keeps(
     n: int,
     seed: int,
     multiple: int = 8,
+    vector: int = 1,
 ) -> list[dict[str, int]]:
     """``n`` seeded configurations; each group keeps one of its grid widths, at random."""
     rng = random.Random(seed + 7)
     grids = {
-        g.name: channel_grid(g.channels, ratios, multiple=multiple, strict=True) for g in groups
+        g.name: channel_grid(g.channels, ratios, multiple=multiple, strict=True, vector=vector)
+        for g in groups
     }
     return [{name: rng.choice(grid) for name, grid in grids.items()} for _ in range(n)]
 
@@ -187,6 +189,7 @@ def profile_grid(
     timing: TimingSettings,
     *,
     multiple: int,
+    vector: int = 1,
     samples: int,
     statistic: Statistic,
     seed: int,
@@ -197,7 +200,7 @@ def profile_grid(
     cannot be matched to the traced layers.
     """
     full_keep = {g.name: g.channels for g in groups}
-    keeps = sample_keeps(groups, ratios, samples, seed, multiple)
+    keeps = sample_keeps(groups, ratios, samples, seed, multiple, vector)
     pairs: list[tuple[dict[str, int], list[float], list[float]]] = []
     with torch.random.fork_rng(devices=[]):
         for keep in keeps:
