@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from common import Rows, cifar_model, latency_env, loadavg, log, machine_tag
+from common import Rows, cifar_model, latency_env, log, machine_tag
 
 from iaprune.cost import (
     CompareSettings,
@@ -224,6 +224,12 @@ def _how_drawn(args: argparse.Namespace) -> str:
     return f"keep-ratio per group uniform in [{args.min_ratio}, 1], seed {args.seed + 1000}; {step}"
 
 
+def _load_range(rows: list[dict]) -> str:
+    """``low-high`` of the load averages recorded around the cells' timing."""
+    loads = [float(r[k]) for r in rows for k in ("load_before", "load_after") if k in r]
+    return f"{min(loads):.2f}-{max(loads):.2f}" if loads else "not recorded"
+
+
 def beyond_interval(row: dict) -> float:
     """How far (%) the prediction lies outside the measured ratio's 95 % interval (0: inside)."""
     pred = row["predicted_ms"] / row["full_ms"]
@@ -312,9 +318,9 @@ def write(backend: str, rows: list[dict], args: argparse.Namespace, out: Path, e
         "## Environment",
         "",
         *[f"* {k}: {v}" for k, v in env.items()],
-        f"* load average (1/5/15 min) at the end: {loadavg()} (per row in the cache file); "
-        "another agent ran tests on the same 2 cores during the run",
-        f"* finished {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"* load average (1 min) before and after each cell's timing: {_load_range(rows)}",
+        *([f"* {args.note}"] if args.note else []),
+        f"* rendered {time.strftime('%Y-%m-%d %H:%M %Z')}",
         "",
     ]
     Path(f"{stem}.md").write_text("\n".join(lines), encoding="utf-8")
@@ -374,6 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="time limit of a cell's interleaved timing (after 4 rounds)",
     )
     p.add_argument("--tag", default=None, help="machine tag in file names")
+    p.add_argument(
+        "--note",
+        default="",
+        help="a line for the summary's environment (what else ran on the machine)",
+    )
     p.add_argument("--out", type=Path, default=HERE / "results")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
