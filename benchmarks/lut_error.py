@@ -54,7 +54,7 @@ from iaprune.cost import (
     count_macs,
     get_backend,
 )
-from iaprune.cost.lut import aligned, calibration_keeps
+from iaprune.cost.lut import CALIBRATION_DRAW, aligned, calibration_keeps
 from iaprune.pruning import Pruner
 
 HERE = Path(__file__).resolve().parent
@@ -133,9 +133,11 @@ def run_cell(backend: str, cell: str, args: argparse.Namespace, rows: Rows, cach
     multiple = args.multiple or get_backend(backend).preferred_multiple
     table_multiple = args.table_multiple or multiple
     path = cache / f"{backend}{method}-{name}-w{width}-b{batch}{table_variant(args)}.json"
-    if path.is_file():
-        table = LatencyTable.load(path)
-    else:
+    table = LatencyTable.load(path) if path.is_file() else None
+    if table is not None and table.meta.get("calibration_draw") != CALIBRATION_DRAW:
+        log(f"{backend} {cell}: the cached table drew its calibration models otherwise; rebuilding")
+        table = None
+    if table is None:
         log(f"{backend} {cell}: building table")
         table = LatencyTable.build(
             model,

@@ -72,6 +72,9 @@ def test_calibration_models_keep_the_step(wide_groups: list) -> None:
 def test_grid_is_built_on_the_given_step(wide, wide_groups) -> None:
     table = LatencyTable.build(wide, SHAPE, wide_groups, multiple=2, **SMALLEST)
     assert table.meta["multiple"] == 2
+    assert "calibration_draw" not in table.meta  # no calibration models
+    calibrated = LatencyTable.build(wide, SHAPE, wide_groups, calibrate=2, **SMALLEST)
+    assert calibrated.meta["calibration_draw"] == "sizes"
     default = LatencyTable.build(wide, SHAPE, wide_groups, **SMALLEST)
     assert default.meta["multiple"] == 8  # the torch backend's preferred multiple
 

@@ -90,7 +90,7 @@ Modules, one purpose each (data flows top to bottom):
 from __future__ import annotations
 
 from iaprune.cost.lut.entry import LayerEntry, LayerKind
-from iaprune.cost.lut.fit import SCALE_BOUNDS, aligned, calibration_keeps
+from iaprune.cost.lut.fit import CALIBRATION_DRAW, SCALE_BOUNDS, aligned, calibration_keeps
 from iaprune.cost.lut.grid import channel_grid, grid_ratios
 from iaprune.cost.lut.meta import (
     FORMAT,
@@ -112,6 +112,7 @@ from iaprune.cost.lut.table import ERROR_BOUNDS, TABLE_TIMING, LatencyTable
 from iaprune.cost.lut.timing import Statistic
 
 __all__ = [
+    "CALIBRATION_DRAW",
     "ERROR_BOUNDS",
     "FORMAT",
     "FORMAT_VERSION",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from iaprune.pruning.groups import ChannelGroup
 
 __all__ = [
+    "CALIBRATION_DRAW",
     "MIN_FREE_FIT",
     "SCALE_BOUNDS",
     "Correction",
@@ -59,6 +60,10 @@ log = logging.getLogger(__name__)
 
 SCALE_BOUNDS = (0.5, 2.0)
 """Accepted range of the calibration scale; a fit outside it falls back to 1."""
+
+CALIBRATION_DRAW = "sizes"
+"""How :func:`calibration_keeps` draws models, recorded in a table's meta: models of every
+size (tables without it drew each group's ratio independently)."""
 
 _SPREAD = math.log(1.5)
 """Log half-range of a calibration model's per-group ratios around its typical ratio."""

@@ -21,6 +21,7 @@ from iaprune.cost.latency import LatencyBackend
 from iaprune.cost.lut.build import Method, measure_layers
 from iaprune.cost.lut.entry import LayerEntry
 from iaprune.cost.lut.fit import (
+    CALIBRATION_DRAW,
     MIN_FREE_FIT,
     Timer,
     calibration_keeps,
@@ -231,6 +232,8 @@ class LatencyTable:
         full_sum = self.layer_sum({})
         multiple = int(self.meta.get("multiple", 1))
         keeps = calibration_keeps(groups, calibrate, min_ratio, seed, multiple)
+        if keeps:
+            self.meta["calibration_draw"] = CALIBRATION_DRAW
         pruned = [prune_to(model, shape, groups, keep) for keep in keeps]
         if isinstance(timer, LatencyBackend) and pruned:
             from iaprune.cost.compare import CompareSettings, compare_latency
