@@ -165,8 +165,7 @@ def warn_off_multiple(search: SearchConfig, cost: CostConfig, round_to: int) -> 
         log.warning(
             "--round-to %d keeps widths that are not multiples of %d, %s's channel "
             "multiple: such widths can cost about as much as the next multiple, and the "
-            "latency table predicts them by interpolation, which can be off by 10-25 %%; "
-            "the chosen model is measured",
+            "latency table interpolates between its grid points; the chosen model is measured",
             round_to,
             preferred,
             cost.backend,
