@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -60,3 +61,39 @@ def test_smoke_run_writes_every_required_column_and_resumes(
     finally:
         torch.set_num_threads(threads)
     assert "0 rows to run (2 done)" in capsys.readouterr().out
+
+
+def test_report_measures_each_row_against_its_own_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeds that prune different trained files: the drop is the mean of the rows' own drops."""
+    rows = []
+    for seed, (base, top1) in enumerate([(0.90, 0.88), (0.92, 0.89)]):
+        rows.append(
+            {
+                "key": f"m_0.5_uniform_s{seed}",
+                "model": "m",
+                "budget": 0.5,
+                "method": "uniform",
+                "seed": seed,
+                "batch": 32,
+                "test_top1": top1,
+                "baseline_top1": base,
+                "latency_ratio": 0.45,
+                "latency_ratio_high": 0.47,
+                "within_budget": True,
+                "macs_ratio": 0.3,
+            }
+        )
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    main = importlib.import_module(SCRIPT.stem).main
+    assert main(["--out", str(tmp_path), "--report-only"]) == 0
+    line = next(
+        ln
+        for ln in (tmp_path / "latency_budget_results.md").read_text().splitlines()
+        if ln.startswith("| m |")
+    )
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[4] == "88.50 ± 0.71"
+    assert cells[5] == "-2.50"  # (-2 - 3) / 2; the first row's baseline alone would give -1.50
