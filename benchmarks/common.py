@@ -214,6 +214,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, var**0.5
 
 
+def mean_drop(rows: list[dict[str, Any]]) -> float:
+    """Mean test top-1 change in pp, each row against its own ``baseline_top1``.
+
+    A table may prune more than one trained baseline (one retrained on a new machine).
+    """
+    return mean_std([100 * (r["test_top1"] - r["baseline_top1"]) for r in rows])[0]
+
+
 # ----------------------------------------------------------------- latency benchmarks
 def machine_tag() -> str:
     """A short file-name tag for this machine: CPU model and core count."""

@@ -37,6 +37,7 @@ from common import (
     baseline_config,
     log,
     machine_info,
+    mean_drop,
     mean_std,
     pruned_config,
     run_pool,
@@ -297,14 +298,13 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
             r for r in ordered if (r["model"], r["budget"], r["method"]) == (model, budget, method)
         ]
         acc, sd = mean_std([100 * r["test_top1"] for r in group])
-        base = 100 * group[0]["baseline_top1"]
         macs = mean_std([r["macs_ratio"] for r in group])[0]
         search = mean_std([r["search_seconds"] for r in group])[0]
         total = mean_std([r["total_seconds"] for r in group])[0]
         spread = f" ± {sd:.2f}" if len(group) > 1 else ""
         cells.append(
             (model, f"{budget:g}", method, str(len(group)), f"{acc:.2f}{spread}")
-            + (f"{acc - base:+.2f}", f"{macs:.3f}", f"{search:.0f}", f"{total:.0f}")
+            + (f"{mean_drop(group):+.2f}", f"{macs:.3f}", f"{search:.0f}", f"{total:.0f}")
         )
     if ran:  # the machine and settings of the last run that added rows
         env = {**machine_info(a.device), "wall_seconds": round(seconds, 1), "args": vars(a)}

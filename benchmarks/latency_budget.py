@@ -43,6 +43,7 @@ from common import (
     loadavg,
     log,
     machine_info,
+    mean_drop,
     mean_std,
     run_benchmark,
 )
@@ -313,12 +314,11 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
             r for r in ordered if (r["model"], r["budget"], r["method"]) == (model, budget, method)
         ]
         acc, sd = mean_std([100 * r["test_top1"] for r in group])
-        # each row against its own baseline (a table may prune more than one trained file)
-        drop = mean_std([100 * (r["test_top1"] - r["baseline_top1"]) for r in group])[0]
         spread = f" ± {sd:.2f}" if len(group) > 1 else ""
         cells.append(
             (model, f"{budget:g}", method, str(len(group)), f"{acc:.2f}{spread}")
-            + (f"{drop:+.2f}", f"{mean_std([r['latency_ratio'] for r in group])[0]:.3f}")
+            + (f"{mean_drop(group):+.2f}",)
+            + (f"{mean_std([r['latency_ratio'] for r in group])[0]:.3f}",)
             + (f"{max(r['latency_ratio_high'] for r in group):.3f}",)
             + (f"{sum(bool(r['within_budget']) for r in group)}/{len(group)}",)
             + (f"{mean_std([r['macs_ratio'] for r in group])[0]:.3f}",)

@@ -43,6 +43,7 @@ from common import (
     loadavg,
     log,
     machine_info,
+    mean_drop,
     mean_std,
     run_benchmark,
 )
@@ -243,11 +244,10 @@ def write_results(a: argparse.Namespace, rows: Rows, seconds: float, ran: int) -
     ):
         group = [r for r in ordered if (r["model"], r["method"]) == (model, method)]
         acc, sd = mean_std([100 * r["test_top1"] for r in group])
-        base = 100 * group[0]["baseline_top1"]
         warm = sum(r.get("chosen_warm_start") is not None for r in group)
         cells.append(
             (model, f"{budget:g}", method, str(len(group)), f"{acc:.2f} ± {sd:.2f}")
-            + (f"{acc - base:+.2f}", f"{mean_std([r['macs_ratio'] for r in group])[0]:.3f}")
+            + (f"{mean_drop(group):+.2f}", f"{mean_std([r['macs_ratio'] for r in group])[0]:.3f}")
             + (f"{warm}/{len(group)}" if method in SEARCHES else "",)
         )
     if ran:
