@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-SCRIPTS = ("latency_ratio.py", "lut_error.py", "common.py")
+SCRIPTS = ("latency_ratio.py", "lut_error.py", "common.py", "retime.py")
 
 
 def _iaprune_imports(path: Path) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -61,6 +62,33 @@ def test_smoke_run_writes_every_required_column_and_resumes(
     finally:
         torch.set_num_threads(threads)
     assert "0 rows to run (2 done)" in capsys.readouterr().out
+    first = json.loads((tmp_path / "rows.jsonl").read_text().splitlines()[0])
+    _retime_a_row(tmp_path, first, capsys)
+
+
+def _retime_a_row(out: Path, row: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """``retime.py`` times a finished row's widths again: refused without a spec, then timed."""
+    from iaprune import Session
+
+    retime = importlib.import_module("retime").main
+    run = out / "runs" / row["key"]
+    with pytest.raises(SystemExit) as refused:
+        retime([str(run)])
+    assert refused.value.code == 2
+    assert "no spec.json" in capsys.readouterr().err
+    session = Session.open(run)
+    keep = {k: int(v) for k, v in json.loads(row["widths"]).items()}
+    session.pruner(session.baseline()).spec(keep).save(run / "spec.json")
+    threads = torch.get_num_threads()
+    try:
+        retime([str(run), "--repeats", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "latency ratio" in ln]
+    assert len(lines) == 2
+    for line in lines:
+        value, low, high = (float(x.strip("[],")) for x in line.split()[-3:])
+        assert 0 < low <= value <= high
 
 
 def test_report_measures_each_row_against_its_own_baseline(
