@@ -129,7 +129,7 @@ def _macs_search(task: dict[str, Any], config: RunConfig) -> tuple[Session, nn.M
     return session, base, chosen
 
 
-def _time(session: Session, base: nn.Module, pruned: nn.Module) -> dict[str, Any]:
+def final_timing(session: Session, base: nn.Module, pruned: nn.Module) -> dict[str, Any]:
     """The final model timed A/B against the unpruned one on the target; its MACs ratio."""
     cmp = compare_latency(
         {"baseline": base.cpu().eval(), "pruned": pruned.cpu().eval()},
@@ -166,7 +166,7 @@ def run_row(task: dict[str, Any], finetunes: Mapping[str, dict[str, Any]]) -> di
         test = session.test(pruned)["top1"]
     else:  # the same widths and seed fine-tune to the same weights
         test = shared["test_top1"]
-    measured = {"test_top1": test, **_time(session, base, pruned)}
+    measured = {"test_top1": test, **final_timing(session, base, pruned)}
     fit = chosen.get("fit") or {}
     return {
         **{k: task[k] for k in ("key", "model", "budget", "method", "seed")},

@@ -4,8 +4,8 @@ A check for a latency-budget row whose timing may have been disturbed (for examp
 other work on the machine): each ``RUN`` is a run directory holding the search's
 ``spec.json`` and the session that chose it (its baseline weights and its timing
 settings). The chosen widths are applied to the baseline and timed A/B against it on the
-run's target, with the same settings as the final timing of ``latency_budget.py``
-(:data:`latency_budget.FINAL_TIMING_SECONDS`), ``--repeats`` times. Nothing is written:
+run's target by the final timing of ``latency_budget.py`` (:func:`latency_budget.final_timing`),
+``--repeats`` times. Nothing is written:
 the printed ratios go into benchmarks/README.md beside the row they check, which stays as
 it was measured.
 
@@ -19,29 +19,24 @@ import json
 from pathlib import Path
 
 import torch
-from latency_budget import FINAL_TIMING_SECONDS
+from latency_budget import final_timing
 
 from iaprune import Session
-from iaprune.cost import CompareSettings, compare_latency
 from iaprune.pruning import PruningSpec, apply_spec
 
 
 def retime(run: Path, repeats: int) -> list[tuple[float, float, float]]:
     """The pruned/unpruned latency ratio (value, low, high) of ``run``'s spec, ``repeats`` times."""
     session = Session.open(run)
-    base = session.baseline().cpu().eval()
+    base = session.baseline()
     spec = PruningSpec.from_dict(json.loads((run / "spec.json").read_text()))
-    pruned = apply_spec(base, session.example_input, spec).cpu().eval()
+    pruned = apply_spec(base, session.example_input, spec)
     out = []
     for _ in range(repeats):
-        cmp = compare_latency(
-            {"baseline": base, "pruned": pruned},
-            session.input_shape,
-            session.config.cost.timing,
-            CompareSettings(max_seconds=FINAL_TIMING_SECONDS),
+        timed = final_timing(session, base, pruned)
+        out.append(
+            (timed["latency_ratio"], timed["latency_ratio_low"], timed["latency_ratio_high"])
         )
-        ratio = cmp.ratios["pruned"]
-        out.append((ratio.value, ratio.low, ratio.high))
     return out
 
 
