@@ -15,7 +15,6 @@ it was measured.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ def retime(run: Path, repeats: int) -> list[tuple[float, float, float]]:
     """The pruned/unpruned latency ratio (value, low, high) of ``run``'s spec, ``repeats`` times."""
     session = Session.open(run)
     base = session.baseline()
-    spec = PruningSpec.from_dict(json.loads((run / "spec.json").read_text()))
+    spec = PruningSpec.load(run / "spec.json")
     pruned = apply_spec(base, session.example_input, spec)
     out = []
     for _ in range(repeats):
@@ -46,10 +45,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="torch threads (timing has its own)")
     args = p.parse_args(argv)
+    missing = [run for run in args.runs if not (run / "spec.json").is_file()]
+    if missing:  # every run is checked before the first is timed
+        p.error(f"{missing[0]}: no spec.json (not a finished search's run directory)")
     torch.set_num_threads(args.threads)
     for run in args.runs:
-        if not (run / "spec.json").is_file():
-            p.error(f"{run}: no spec.json (not a finished search's run directory)")
         for value, low, high in retime(run, args.repeats):
             print(f"{run}: latency ratio {value:.3f} [{low:.3f}, {high:.3f}]", flush=True)
 
