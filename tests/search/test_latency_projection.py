@@ -19,6 +19,7 @@ import torch
 from iaprune.config import ObjectiveConfig, SearchConfig
 from iaprune.cost import Interval
 from iaprune.cost.lut import LatencyTable
+from iaprune.errors import IAPruneError
 from iaprune.models import create_model
 from iaprune.pruning import Pruner
 from iaprune.search import (
@@ -30,7 +31,7 @@ from iaprune.search import (
     make_space,
     warm_starts,
 )
-from iaprune.search.latency_fit import GUARD, MAX_REFITS, SESSIONS
+from iaprune.search.latency_fit import GUARD, MAX_REFITS, SESSIONS, judge_floor
 from iaprune.search.projection import BudgetProjection, Predictor
 from iaprune.search.widthcost import WidthCost
 
@@ -306,3 +307,27 @@ def test_refit_interpolates_once_the_budget_is_bracketed(vgg) -> None:
     fit = fit_measured(keep, projection, "latency", measure, max_refits=6)
     assert fit.meets
     assert fit.final.high > 0.5 * (1 - 0.1)  # lands near the budget, not far below it
+
+
+def test_a_latency_budget_below_the_smallest_models_interval_is_refused() -> None:
+    floor = Interval(0.314, 0.308, 0.320, 0.95, 10)
+    with pytest.raises(IAPruneError) as err:
+        judge_floor("latency", 0.3, floor, "min ratio 0.05, min keep 1, round to 2")
+    message = str(err.value)
+    assert "budget latency <= 0.3 of the original is unreachable" in message
+    assert "(min ratio 0.05, min keep 1, round to 2) reaches 0.314 of the original" in message
+    assert "[0.308, 0.32]" in message and "\n" not in message
+
+
+def test_a_latency_budget_the_smallest_model_reaches_by_its_interval_is_at_the_floor(
+    caplog,
+) -> None:
+    # one timing of the smallest resnet56 x0.375 measured 0.314 against a 0.3 budget that
+    # a wider model of the same run met at 0.294: within the interval, warn and go on
+    judge_floor("latency", 0.3, Interval(0.31, 0.29, 0.33, 0.95, 10), "round to 2")
+    assert "is at this model's floor" in caplog.text and "0.31 of the original" in caplog.text
+
+
+def test_a_latency_budget_well_above_the_smallest_model_passes_silently(caplog) -> None:
+    judge_floor("latency_ms", 5.0, Interval(2.0, 1.9, 2.1, 0.95, 10), "round to 8")
+    assert caplog.text == ""

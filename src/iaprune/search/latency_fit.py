@@ -50,6 +50,7 @@ from typing import Any
 from torch import nn
 
 from iaprune.cost import CompareSettings, Interval, compare_latency
+from iaprune.errors import IAPruneError
 from iaprune.pruning.surgery import Pruner
 from iaprune.search.projection import PREDICTABLE, BudgetProjection
 from iaprune.timing import TimingSettings
@@ -75,6 +76,9 @@ check of its upper bound about 95 % of the time.
 
 FIT_TIMING_SECONDS = 10.0
 """Wall-time limit of one A/B timing of a configuration against the unpruned model."""
+
+LATENCY_BUDGETS = ("latency", "latency_ms")
+"""The budgets on measured latency: a ratio to the unpruned model, and milliseconds."""
 
 Measure = Callable[[Mapping[str, int]], Interval]
 """Times kept widths A/B; returns the latency ratio (or ms) with its interval."""
@@ -319,3 +323,60 @@ def fit_measured(
             len(attempts) - 1,
         )
     return fit
+
+
+def judge_floor(
+    key: str, budget: float, floor: Interval, widths: str, *, guard: float = GUARD
+) -> None:
+    """Refuse a latency budget the smallest allowed model clearly misses; warn at the floor.
+
+    ``floor`` is the smallest allowed model's latency (``key``: ratio or ms), timed A/B
+    against the unpruned model; ``widths`` describes the smallest allowed model. A budget
+    below the interval's lower end is refused, naming what the model reaches. One timing
+    can put a model a few per cent either way (module docstring), so a budget the interval
+    reaches is not refused; when its upper end is over the guarded target the budget is at
+    the model's floor: a warning says that the search can only choose widths near the
+    smallest and the chosen model may miss it.
+
+    Raises:
+        IAPruneError: the budget is below the interval.
+    """
+    unit = " ms" if key == "latency_ms" else " of the original"
+    reached = f"{floor.value:.4g}{unit} [{floor.low:.4g}, {floor.high:.4g}]"
+    if floor.low > budget:
+        raise IAPruneError(
+            f"budget {key} <= {budget:g}{unit} is unreachable: the smallest allowed model "
+            f"({widths}) reaches {reached}, timed A/B against the unpruned model"
+        )
+    if floor.high > budget * (1 - guard):
+        log.warning(
+            "budget %s <= %g%s is at this model's floor: the smallest allowed model (%s) "
+            "measures %s; the search can only choose widths near it, and the chosen model "
+            "may miss the budget",
+            key,
+            budget,
+            unit,
+            widths,
+            reached,
+        )
+
+
+def check_latency_floor(
+    pruner: Pruner,
+    smallest: Mapping[str, int],
+    budgets: Mapping[str, float],
+    timing: TimingSettings,
+    widths: str,
+) -> None:
+    """:func:`judge_floor` for every latency budget in ``budgets``, timing ``smallest`` A/B.
+
+    The smallest allowed model and the unpruned one run interleaved on ``timing``'s backend
+    (:func:`ab_measure`, at most :data:`FIT_TIMING_SECONDS` per budget). Two medians taken
+    one after the other, as a single cost measurement does, drift apart by more than the
+    difference that decides a budget near the floor.
+    """
+    shape = tuple(int(d) for d in pruner.example_input.shape[1:])
+    for key in LATENCY_BUDGETS:
+        if key in budgets:
+            floor = ab_measure(pruner, shape, timing, key)(smallest)
+            judge_floor(key, budgets[key], floor, widths)

@@ -31,13 +31,19 @@ from iaprune.pruning import Pruner
 from iaprune.search.builder import Space, WarmStart, make_space, warm_starts, width_space
 from iaprune.search.choice import LazyScorer
 from iaprune.search.evaluate import CandidateEvaluator
-from iaprune.search.latency_fit import ab_measure, fit_measured, latency_key
+from iaprune.search.latency_fit import (
+    LATENCY_BUDGETS,
+    ab_measure,
+    check_latency_floor,
+    fit_measured,
+    latency_key,
+)
 from iaprune.search.projection import AllocationSpace, latency_predictors
 from iaprune.search.records import SearchResult
 from iaprune.search.samplers import create_sampler
 from iaprune.search.storage import open_storage
 from iaprune.search.study import StudyExistsError, join_search, run_search
-from iaprune.search.uniform import check_reachable
+from iaprune.search.uniform import check_reachable, describe_smallest
 from iaprune.search.workers import check_storage
 from iaprune.timing import TimingSettings
 
@@ -140,14 +146,20 @@ def check_search_inputs(config: RunConfig, storage: str | None, *, resume: bool)
 def check_budget(pruner: Pruner, search: SearchConfig, cost: CostConfig, round_to: int) -> None:
     """Prunable groups exist and the smallest allowed model meets every budget.
 
-    Also warns when a latency objective is searched on widths off the backend's channel
-    multiple (:func:`warn_off_multiple`).
+    MACs, parameters and memory are counted; a latency budget is checked by timing the
+    smallest allowed model A/B against the unpruned one (no latency table is built for
+    this check) and refused only when the interval is over it
+    (:func:`iaprune.search.latency_fit.check_latency_floor`). Also warns when a latency
+    objective is searched on widths off the backend's channel multiple
+    (:func:`warn_off_multiple`).
     """
     warn_off_multiple(search, cost, round_to)
-    timed = search.objective.needs_latency  # a latency table is not built for this check
-    model = create_cost_model("measured", cost) if timed else StaticCostModel()
-    evaluator = CandidateEvaluator(pruner, model, calibration=[], val_batches=[])
-    check_reachable(evaluator, width_space(pruner, search, round_to=round_to), search)
+    space = width_space(pruner, search, round_to=round_to)
+    evaluator = CandidateEvaluator(pruner, StaticCostModel(), calibration=[], val_batches=[])
+    check_reachable(evaluator, space, search, skip=LATENCY_BUDGETS)
+    budgets = search.objective.budgets()
+    if any(key in budgets for key in LATENCY_BUDGETS):
+        check_latency_floor(pruner, space.smallest(), budgets, cost, describe_smallest(space))
 
 
 def warn_off_multiple(search: SearchConfig, cost: CostConfig, round_to: int) -> None:
