@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from iaprune.artefacts import finetune_done, finetune_record, unfinished_stage
-from iaprune.config import FinetuneConfig, RunConfig, SearchConfig
+from iaprune.config import FinetuneConfig, ObjectiveConfig, RunConfig, SearchConfig
 from iaprune.errors import IAPruneError
 from iaprune.search import SearchResult
 from iaprune.session import Session
@@ -75,3 +75,14 @@ def test_load_pruned_names_the_unfinished_stage(tmp_path) -> None:
     session.baseline()
     with pytest.raises(IAPruneError, match="its search stage is not finished"):
         session.load_pruned()
+
+
+def test_the_latency_budgets_checked_at_start_are_not_timed_again_by_the_search(
+    tmp_path: Path,
+) -> None:
+    # start times a latency budget A/B; the search is told so (SearchPlan.run's checked)
+    objective = ObjectiveConfig(max_latency_ms=1e6)
+    config = RunConfig(model="test_vgg", width_mult=1.0, search=SearchConfig(objective=objective))
+    assert Session.create(tmp_path / "a", config).checked_budgets == ("latency_ms",)
+    macs = replace(config, search=SearchConfig())
+    assert Session.create(tmp_path / "b", macs).checked_budgets == ()

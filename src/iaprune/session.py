@@ -82,6 +82,7 @@ class Session:
         self.trust_code = trust_code
         self.table_writable = table_writable
         self.table_keeps_step = table_keeps_step
+        self.checked_budgets: tuple[str, ...] = ()  # timed A/B by validate, not re-timed
         self.dist, self.device = distributed.init(resolve_device(config.device))
         self.inputs = RunInputs(
             config,
@@ -186,7 +187,7 @@ class Session:
             cfg, cfg.search.storage or (RunDir(root).storage if own_study else None), resume=resume
         )
         model = self.inputs.check_model(root, resume=resume, checkpoint=cfg.checkpoint)
-        check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
+        self.checked_budgets = check_budget(self.pruner(model), cfg.search, cfg.cost, self.round_to)
 
     # -- stages ----------------------------------------------------------------------
     def baseline_done(self) -> dict[str, Any] | None:
@@ -333,6 +334,7 @@ class Session:
             resume=resume,
             definition=run_definition(self.config, model),
             workers=workers,
+            checked=self.checked_budgets,
         )
         if result is not None:
             result.save(self.run)

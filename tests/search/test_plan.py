@@ -137,9 +137,15 @@ def test_the_final_scorer_is_built_lazily_and_only_when_it_differs() -> None:
 
 def test_an_unreachable_budget_is_refused_before_any_trial() -> None:
     pruner = tiny_evaluator().pruner
-    check_budget(pruner, _config(), CostConfig(), round_to=1)
+    assert check_budget(pruner, _config(), CostConfig(), round_to=1) == ()  # none timed
     with pytest.raises(IAPruneError):
         check_budget(pruner, _config(objective=ObjectiveConfig(max_macs=1e-6)), CostConfig(), 1)
+
+
+def test_the_latency_budgets_timed_ab_are_named_for_the_search_not_to_time_again() -> None:
+    pruner = tiny_evaluator().pruner
+    loose = _config(objective=ObjectiveConfig(max_latency_ms=1e6))
+    assert check_budget(pruner, loose, CostConfig(), round_to=1) == ("latency_ms",)
 
 
 def _plan(trials: int = 3) -> SearchPlan:

@@ -151,6 +151,21 @@ def test_unreachable_latency_budget(tmp_path) -> None:
         run_search(evaluator, space, cfg, storage=_storage(tmp_path))
 
 
+def test_a_budget_the_caller_checked_is_not_refused_by_the_search_again(tmp_path) -> None:
+    # the run's pre-check times latency budgets A/B and accepts one at the model's floor;
+    # the search's own check (one sequential timing) must not refuse it afterwards
+    evaluator, space = _latency_evaluator()
+    smallest = evaluator.costs(space.smallest())[0].latency_ms
+    cfg = _config(
+        sampler="random", trials=2, objective=ObjectiveConfig(max_latency_ms=smallest * 0.99)
+    )
+    with pytest.raises(IAPruneError, match="is unreachable"):
+        run_search(evaluator, space, cfg, storage=_storage(tmp_path, "a"))
+    with pytest.raises(IAPruneError, match=r"no trial of 2 met the budget") as err:
+        run_search(evaluator, space, cfg, storage=_storage(tmp_path, "b"), checked=("latency_ms",))
+    assert "unreachable" not in str(err.value)
+
+
 @pytest.mark.parametrize("cost", ["macs", "latency"])
 def test_pareto_front_is_non_dominated_and_contains_choice(tmp_path, cost) -> None:
     evaluator, space = _latency_evaluator()

@@ -11,7 +11,7 @@ joins the study and, with a projected latency budget, measures the chosen widths
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -143,7 +143,9 @@ def check_search_inputs(config: RunConfig, storage: str | None, *, resume: bool)
         check_storage(storage, name, resume=resume, definition=run_definition(config))
 
 
-def check_budget(pruner: Pruner, search: SearchConfig, cost: CostConfig, round_to: int) -> None:
+def check_budget(
+    pruner: Pruner, search: SearchConfig, cost: CostConfig, round_to: int
+) -> tuple[str, ...]:
     """Prunable groups exist and the smallest allowed model meets every budget.
 
     MACs, parameters and memory are counted; a latency budget is checked by timing the
@@ -151,15 +153,18 @@ def check_budget(pruner: Pruner, search: SearchConfig, cost: CostConfig, round_t
     this check) and refused only when the interval is over it
     (:func:`iaprune.search.latency_fit.check_latency_floor`). Also warns when a latency
     objective is searched on widths off the backend's channel multiple
-    (:func:`warn_off_multiple`).
+    (:func:`warn_off_multiple`). Returns the budgets timed A/B, for
+    :meth:`SearchPlan.run`'s ``checked``.
     """
     warn_off_multiple(search, cost, round_to)
     space = width_space(pruner, search, round_to=round_to)
     evaluator = CandidateEvaluator(pruner, StaticCostModel(), calibration=[], val_batches=[])
     check_reachable(evaluator, space, search, skip=LATENCY_BUDGETS)
     budgets = search.objective.budgets()
-    if any(key in budgets for key in LATENCY_BUDGETS):
+    timed = tuple(key for key in LATENCY_BUDGETS if key in budgets)
+    if timed:
         check_latency_floor(pruner, space.smallest(), budgets, cost, describe_smallest(space))
+    return timed
 
 
 def warn_off_multiple(search: SearchConfig, cost: CostConfig, round_to: int) -> None:
@@ -368,12 +373,15 @@ class SearchPlan:
         resume: bool = False,
         definition: Mapping[str, Any] | None = None,
         workers: AbstractContextManager[Any] | None = None,
+        checked: Collection[str] = (),
     ) -> SearchResult | None:
         """Run or resume the study in ``storage``; the result, latency-checked.
 
         ``workers`` runs alongside the study (the run's local worker processes). When
         the study already exists in a shared storage (the same command started on
         another machine first), this process joins it as a worker and returns None.
+        ``checked``: budgets already checked by :func:`check_budget` (see
+        :func:`iaprune.search.run_search`).
         """
         if self.config.workers > 1:  # the local workers find the storage (see join)
             open_storage(storage, heartbeat=self.config.heartbeat)
@@ -388,6 +396,7 @@ class SearchPlan:
                     warm_starts=self.warm_starts,
                     definition=definition,
                     final_evaluator=self.final_evaluator,
+                    checked=checked,
                 )
         except StudyExistsError:
             ran = self.join(storage=storage, definition=definition)

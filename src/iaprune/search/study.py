@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -164,6 +164,7 @@ def run_search(
     warm_starts: Mapping[str, WarmStart] | Callable[[], Mapping[str, WarmStart]] | None = None,
     definition: Mapping[str, Any] | None = None,
     final_evaluator: Scorer | None = None,
+    checked: Collection[str] = (),
 ) -> SearchResult:
     """Run (or resume) the search and return the best feasible configuration.
 
@@ -182,8 +183,13 @@ def run_search(
     until the study has ``config.trials`` trials and makes the final choice.
     The result's ``spec`` is complete: kept widths and the kept filter indices of
     every group.
+
+    Every budget the smallest allowed model misses is refused before the first trial,
+    except those in ``checked``: budgets the caller has already checked more carefully
+    (:func:`iaprune.search.plan.check_budget` times latency budgets A/B, where the
+    evaluator's one sequential timing could refuse a budget at the model's floor).
     """
-    check_reachable(evaluator, space, config)
+    check_reachable(evaluator, space, config, skip=checked)
     study, _ = open_study(config, storage=storage, resume=resume)
     n_trials = config.trials
     if config.sampler == "uniform":
