@@ -10,13 +10,22 @@ interval, and how many seeds the reference won, tied and lost.
 Rows come from a runs CSV (``fashion_mnist_runs.csv``: ``model, budget, method, seed,
 test_top1, source``); ``--select SOURCE_PREFIX:METHOD[,METHOD...]`` picks the rows of those
 methods whose ``source`` starts with the prefix (repeat it; a (setting, method, seed) picked
-twice is an error). Example, the CPU protocol with seeds 0-4::
+twice is an error). A CSV without a ``source`` column (``search_value_runs.csv``) is picked
+by its ``commit`` column instead. ``--best-of METHOD,...`` adds, per setting, the reference
+minus the one of those methods with the highest mean (the hardest reference, chosen by its
+mean over the picked seeds). Example, the CPU protocol with seeds 0-4::
 
     python benchmarks/paired.py --csv benchmarks/results/fashion_mnist_runs.csv \\
         --select "fashion_mnist_fill:iaprune,tpe,random" \\
         --select "fashion_mnist_ftseeds:eagleeye,uniform,tp-global,tp-isomorphic" \\
         --select "fashion_mnist_group:eagleeye" \\
         --select "fashion_mnist_seeds:iaprune,tpe,random,eagleeye,uniform,tp-global,tp-isomorphic"
+
+and the search-value endpoint (issue 25)::
+
+    python benchmarks/paired.py --csv benchmarks/results/search_value_runs.csv \
+        --select "f6bab0c:iaprune,iaprune-local,tpe,uniform,tp-global,knapsack,ranking,inner" \
+        --best-of uniform,tp-global,knapsack,ranking,inner
 """
 
 from __future__ import annotations
@@ -44,7 +53,8 @@ def select(rows: list[dict[str, str]], specs: list[str]) -> Picked:
             raise SystemExit(f"--select {spec!r}: expected SOURCE_PREFIX:METHOD[,METHOD...]")
         wanted = set(methods.split(","))
         for r in rows:
-            if r["method"] not in wanted or not r["source"].startswith(prefix):
+            source = r["source"] if "source" in r else r.get("commit", "")
+            if r["method"] not in wanted or not source.startswith(prefix):
                 continue
             setting, seed = (r["model"], float(r["budget"])), int(r["seed"])
             cell = picked[setting][r["method"]]
@@ -89,8 +99,14 @@ def means(picked: Picked) -> str:
     return "\n".join(out)
 
 
-def table(picked: Picked, reference: str) -> str:
-    """Markdown: one line per (setting, other method)."""
+def best_of(methods: dict[str, dict[int, float]], names: list[str]) -> str | None:
+    """The one of ``names`` with the highest mean in this setting (None: none picked)."""
+    present = [m for m in names if methods.get(m)]
+    return max(present, key=lambda m: statistics.fmean(methods[m].values()), default=None)
+
+
+def table(picked: Picked, reference: str, best: list[str] | None = None) -> str:
+    """Markdown: one line per (setting, other method), then the best of ``best``, if any."""
     out = [
         f"| model | budget | {reference} minus | seeds | mean pp | sd | 95 % interval | "
         "won / tied / lost |",
@@ -99,15 +115,18 @@ def table(picked: Picked, reference: str) -> str:
     for (model, budget), methods in sorted(picked.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
         if reference not in methods:
             continue
-        for m in sorted(methods):
-            if m == reference:
-                continue
+        others = [(m, m) for m in sorted(methods) if m != reference]
+        top = best_of(methods, best or [])
+        if top is not None:
+            others.append((f"best of {', '.join(best or [])} ({top})", top))
+        for label, m in others:
             p = paired(methods[reference], methods[m])
             if not p["n"]:
                 continue
             out.append(
-                f"| {model} | {budget:.0%} | {m} | {p['n']} | {p['mean']:+.2f} | {p['sd']:.2f} | "
-                f"[{p['low']:+.2f}, {p['high']:+.2f}] | {p['wins']} / {p['ties']} / {p['losses']} |"
+                f"| {model} | {budget:.0%} | {label} | {p['n']} | {p['mean']:+.2f} | "
+                f"{p['sd']:.2f} | [{p['low']:+.2f}, {p['high']:+.2f}] | "
+                f"{p['wins']} / {p['ties']} / {p['losses']} |"
             )
     return "\n".join(out)
 
@@ -117,11 +136,13 @@ def main() -> None:
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--select", action="append", required=True)
     p.add_argument("--reference", default="iaprune")
+    p.add_argument("--best-of", default="", help="comma-separated methods: also the best of them")
     a = p.parse_args()
     with a.csv.open(newline="") as f:
         rows = list(csv.DictReader(f))
     picked = select(rows, a.select)
-    print(means(picked), table(picked, a.reference), sep="\n\n")
+    best = [m for m in a.best_of.split(",") if m]
+    print(means(picked), table(picked, a.reference, best), sep="\n\n")
 
 
 if __name__ == "__main__":

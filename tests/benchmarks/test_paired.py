@@ -67,3 +67,25 @@ def test_a_malformed_selection_is_refused(tmp_path: Path, spec: str) -> None:
     out = _run(_write(tmp_path / "runs.csv", []), spec)
     assert out.returncode != 0
     assert "SOURCE_PREFIX:METHOD" in out.stderr
+
+
+def test_the_best_of_several_methods_is_the_one_with_the_highest_mean(tmp_path: Path) -> None:
+    path = tmp_path / "search_value_runs.csv"
+    with path.open("w", newline="") as f:  # search_value.py's CSV: a commit, no source
+        w = csv.writer(f)
+        w.writerow(("model", "budget", "method", "seed", "test_top1", "commit"))
+        for seed, (ours, low, high) in enumerate([(0.90, 0.88, 0.91), (0.92, 0.89, 0.90)]):
+            w.writerow(("resnet56", "0.25", "iaprune", seed, ours, "abc1234"))
+            w.writerow(("resnet56", "0.25", "uniform", seed, low, "abc1234"))
+            w.writerow(("resnet56", "0.25", "ranking", seed, high, "abc1234"))
+            w.writerow(("resnet56", "0.25", "ranking", seed, 0.10, "fff0000"))  # other commit
+    args = [sys.executable, str(SCRIPT), "--csv", str(path), "--select"]
+    args += ["abc:iaprune,uniform,ranking", "--best-of", "uniform,ranking,knapsack"]
+    out = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if "best of" in x)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # ranking's mean (90.5) beats uniform's (88.5); knapsack has no rows. -1, +2 pp: mean +0.5
+    assert cells[2] == "best of uniform, ranking, knapsack (ranking)"
+    assert cells[3:5] == ["2", "+0.50"]
+    assert cells[7] == "1 / 0 / 1"
