@@ -23,8 +23,8 @@ mean over the picked seeds). Example, the CPU protocol with seeds 0-4::
 
 and the search-value endpoint (issue 25)::
 
-    python benchmarks/paired.py --csv benchmarks/results/search_value_runs.csv \
-        --select "f6bab0c:iaprune,iaprune-local,tpe,uniform,tp-global,knapsack,ranking,inner" \
+    python benchmarks/paired.py --csv benchmarks/results/search_value_runs.csv \\
+        --select "f6bab0c:iaprune,iaprune-local,tpe,uniform,tp-global,knapsack,ranking,inner" \\
         --best-of uniform,tp-global,knapsack,ranking,inner
 """
 
